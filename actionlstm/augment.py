@@ -1,0 +1,70 @@
+"""Training-only augmentations: what the camera and the clip could have been, but weren't.
+
+Spatial augmentations act on normalised coordinates (inside `preprocess`, batched); temporal ones
+pick which frames a training window holds (`sample_training_window`). Inference uses neither.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from actionlstm.preprocess import PreprocessConfig, resample
+from actionlstm.skeleton import FLIP_INDEX
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotate_degrees: float = 15.0  # uniform in [-r, r]
+    scale_range: tuple[float, float] = (0.85, 1.15)  # independent x and y scale
+    flip_prob: float = 0.5  # mirror left/right, swapping joint sides
+    speed_range: tuple[float, float] = (0.8, 1.25)  # playback speed of the clip
+    short_crop_prob: float = 0.2  # train on a window shorter than full, as the live buffer fills
+
+
+class SpatialAugment:
+    """Random rotation, anisotropic scale and left/right flip of a batch of normalised skeletons."""
+
+    def __init__(self, cfg: AugmentConfig, rng: np.random.Generator):
+        self.cfg = cfg
+        self.rng = rng
+
+    def __call__(self, coords: np.ndarray, score: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batch = coords.shape[0]
+        angle = np.deg2rad(self.rng.uniform(-self.cfg.rotate_degrees, self.cfg.rotate_degrees, batch))
+        scale = self.rng.uniform(*self.cfg.scale_range, size=(batch, 2))
+        flip = self.rng.random(batch) < self.cfg.flip_prob
+
+        cos, sin = np.cos(angle), np.sin(angle)
+        matrix = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # [B, 2, 2]
+        matrix = matrix * scale[:, :, None]
+        matrix[flip, :, 0] *= -1  # x -> -x before rotating
+
+        coords = np.einsum("bij,btkj->btki", matrix, coords).astype(np.float32)
+        if flip.any():
+            coords[flip] = coords[flip][:, :, FLIP_INDEX]
+            score = score.copy()
+            score[flip] = score[flip][:, :, FLIP_INDEX]
+            valid = valid.copy()
+            valid[flip] = valid[flip][:, :, FLIP_INDEX]
+        coords = np.where(valid[..., None], coords, 0.0)
+        return coords, score, valid
+
+
+def sample_training_window(
+    keypoint: np.ndarray,
+    score: np.ndarray,
+    pre: PreprocessConfig,
+    aug: AugmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A random temporal crop of one clip at a random playback speed, at most `pre.window` frames."""
+    speed = rng.uniform(*aug.speed_range)
+    if abs(speed - 1.0) > 1e-3 and len(keypoint) > 1:
+        timestamps = np.arange(len(keypoint)) / (pre.fps * speed)
+        keypoint, score = resample(keypoint, score, timestamps, pre.fps)
+    frames = len(keypoint)
+    length = min(frames, pre.window)
+    if rng.random() < aug.short_crop_prob and length > pre.min_frames:
+        length = int(rng.integers(pre.min_frames, length + 1))
+    start = int(rng.integers(0, frames - length + 1))
+    return keypoint[start : start + length], score[start : start + length]

@@ -1,0 +1,234 @@
+"""The `actionlstm` command: train, evaluate and predict on skeleton pickles; run the live pipeline; demo."""
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from actionlstm import console
+from actionlstm.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Skeleton-based action recognition: train on a UCF101-format pickle, run live on video.",
+)
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Skeleton pickle in the PYSKL / MMAction2 format.")]
+SplitOpt = Annotated[int, typer.Option("--split", help="Official split N: trains on trainN, tests on testN.")]
+TrainSplitOpt = Annotated[Optional[str], typer.Option("--train-split", help="Training split name (overrides --split).")]
+TestSplitOpt = Annotated[Optional[str], typer.Option("--test-split", help="Test split name (overrides --split).")]
+LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, in label order.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train`.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Re-parse the pickle instead of using the cached arrays.")]
+
+
+def class_names_for(dataset, labels_file: Optional[Path]) -> list[str]:
+    """Names from `--labels`, else UCF101's for 101 classes, else `class_N`; every label must have one."""
+    from actionlstm.labels import default_class_names, read_label_file
+
+    if labels_file is None:
+        return default_class_names(dataset.num_classes)
+    names = read_label_file(labels_file)
+    too_big = dataset.labels >= len(names)
+    if too_big.any():
+        i = int(too_big.argmax())
+        raise UserError(
+            f"clip '{dataset.frame_dirs[i]}' has label {dataset.labels[i]}, out of range for the {len(names)} classes in {labels_file}"
+        )
+    return names
+
+
+def check_writable_folder(path: Path) -> None:
+    """Fail before hours of work, not after, when the output folder can't be written."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".actionlstm-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def _print_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    split: SplitOpt = 1,
+    train_split: TrainSplitOpt = None,
+    labels: LabelsOpt = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 20,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate of the one-cycle schedule.")] = 3e-3,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint.")] = Path("checkpoints/action_lstm_ucf101.pth"),
+    device: DeviceOpt = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run that writes to --out.")] = False,
+    no_cache: NoCacheOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Train ActionLSTM on the training split; the best epoch on a held-out validation part is kept."""
+    from actionlstm.dataset import load_dataset
+    from actionlstm.inference import resolve_device
+    from actionlstm.train import TrainConfig, train as run_training
+
+    dev = resolve_device(device)
+    check_writable_folder(out)
+    dataset = load_dataset(data, use_cache=not no_cache)
+    names = class_names_for(dataset, labels)
+    indices = dataset.split_indices(train_split or f"train{split}")
+    if len(indices) == 0:
+        raise UserError(f"split '{train_split or f'train{split}'}' names no clip that is in the annotations")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    console.err.print(f"training on {len(indices)} clips, {len(names)} classes, device {dev}")
+    summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume)
+    result = {
+        "checkpoint": str(out),
+        "best_epoch": summary["best_epoch"],
+        "val_top1": summary["val_top1"],
+        "train_clips": summary["train_clips"],
+        "val_clips": summary["val_clips"],
+        "seconds": round(summary["seconds"], 1),
+        "curves_png": str(out.with_suffix(".curves.png")),
+    }
+    if json_output:
+        _print_json(result)
+    else:
+        console.out.print(
+            f"saved [bold]{out}[/] (best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}, "
+            f"{summary['seconds']:.0f} s); curves in {result['curves_png']}"
+        )
+
+
+def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], device: str, no_cache: bool):
+    from actionlstm.checkpoint import load_checkpoint
+    from actionlstm.dataset import load_dataset
+    from actionlstm.evaluate import check_compatible
+    from actionlstm.inference import resolve_device
+
+    dev = resolve_device(device)
+    clf = load_checkpoint(checkpoint, dev)
+    dataset = load_dataset(data, use_cache=not no_cache)
+    names = class_names_for(dataset, labels)
+    check_compatible(clf, dataset, names)
+    if labels is not None:
+        clf.class_names = names
+    return clf, dataset, dev
+
+
+@app.command()
+def evaluate(
+    data: DataOpt,
+    checkpoint: CheckpointOpt,
+    split: SplitOpt = 1,
+    test_split: TestSplitOpt = None,
+    train_split: TrainSplitOpt = None,
+    labels: LabelsOpt = None,
+    device: DeviceOpt = "auto",
+    report_dir: Annotated[Optional[Path], typer.Option(help="Where the confusion matrix and per-class CSV go (default: next to the checkpoint).")] = None,
+    no_cache: NoCacheOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Top-1, Top-5 and mean class accuracy on the test split, with a confusion matrix PNG and a per-class CSV."""
+    from actionlstm.evaluate import evaluate as run_evaluation
+
+    clf, dataset, dev = _load_for_inference(data, checkpoint, labels, device, no_cache)
+    name = test_split or f"test{split}"
+    indices = dataset.split_indices(name)
+    if len(indices) == 0:
+        raise UserError(f"split '{name}' names no clip that is in the annotations")
+    folder = report_dir or checkpoint.parent
+    check_writable_folder(folder / "x")
+    metrics = run_evaluation(clf, dataset, indices, dev, folder, f"{checkpoint.stem}.{name}")
+    metrics["split"] = name
+    if json_output:
+        _print_json(metrics)
+    else:
+        console.out.print(
+            f"{name}: top-1 [bold]{metrics['top1']:.2%}[/]  top-5 {metrics['top5']:.2%}  "
+            f"mean class {metrics['mean_class_acc']:.2%}  ({metrics['n']} clips)"
+        )
+        console.out.print(f"confusion matrix: {metrics['confusion_matrix_png']}\nper-class CSV:    {metrics['per_class_csv']}")
+
+
+@app.command()
+def predict(
+    data: DataOpt,
+    checkpoint: CheckpointOpt,
+    idx: Annotated[Optional[int], typer.Option("--idx", help="Index of the clip within the test split.")] = None,
+    frame_dir: Annotated[Optional[str], typer.Option("--frame-dir", help="Pick the clip by name instead.")] = None,
+    split: SplitOpt = 1,
+    test_split: TestSplitOpt = None,
+    train_split: TrainSplitOpt = None,
+    labels: LabelsOpt = None,
+    device: DeviceOpt = "auto",
+    no_cache: NoCacheOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Top-5 actions (with probabilities) for one test clip, and its true label."""
+    from actionlstm.evaluate import predict_clip
+
+    if (idx is None) == (frame_dir is None):
+        raise UserError("give exactly one of --idx N or --frame-dir NAME")
+    clf, dataset, dev = _load_for_inference(data, checkpoint, labels, device, no_cache)
+    if frame_dir is not None:
+        index = dataset.index_of(frame_dir)
+    else:
+        name = test_split or f"test{split}"
+        members = dataset.split_indices(name)
+        if not 0 <= idx < len(members):
+            raise UserError(f"--idx {idx} is out of range: split '{name}' has {len(members)} clips (0..{len(members) - 1})")
+        index = int(members[idx])
+    result = predict_clip(clf, dataset, index, dev)
+    if json_output:
+        _print_json(result)
+        return
+    console.out.print(f"[bold]{result['frame_dir']}[/] ({result['frames']} frames), true label: [bold]{result['label']}[/]")
+    for rank, item in enumerate(result["top5"], 1):
+        mark = "  <- true" if item["label"] == result["label"] else ""
+        console.out.print(f"  {rank}. {item['label']:<28} {item['prob']:6.1%}{mark}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Argument(help="Where to write the sample pickle.")],
+    classes: Annotated[int, typer.Option(min=2, help="Number of action classes.")] = 6,
+    clips_per_class: Annotated[int, typer.Option(min=3)] = 30,
+    min_frames: Annotated[int, typer.Option(min=2)] = 40,
+    max_frames: Annotated[int, typer.Option(min=2)] = 200,
+    seed: int = 0,
+) -> None:
+    """Write a learnable sample pickle in the UCF101 skeleton format (and its class names, one per line)."""
+    from actionlstm.synthetic import write_sample_pickle
+
+    if max_frames < min_frames:
+        raise UserError("--max-frames must be at least --min-frames")
+    check_writable_folder(out)
+    names = write_sample_pickle(out, num_classes=classes, clips_per_class=clips_per_class, frames=(min_frames, max_frames), seed=seed)
+    labels_file = out.with_suffix(".classes.txt")
+    labels_file.write_text("\n".join(names) + "\n", encoding="utf-8")
+    console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except UserError as exc:
+        console.err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,222 @@
+"""A skeleton pickle parsed once into flat arrays: one main-person sequence per clip.
+
+The real `ucf101_2d.pkl` holds ~13k annotations of float16 arrays; turning them into contiguous
+float32 arrays takes a while, so the result is cached (as a plain .npz, never a pickle) keyed by the
+file's path, size and modification time. Epochs then slice arrays instead of walking Python objects.
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from actionlstm.errors import UserError
+from actionlstm.pickle_io import load_pickle
+from actionlstm.preprocess import select_main_person
+from actionlstm.skeleton import NUM_JOINTS
+
+CACHE_VERSION = 1
+_GROUP = re.compile(r"_g(\d+)_")
+
+
+@dataclass
+class SkeletonDataset:
+    frame_dirs: np.ndarray  # [N] str
+    labels: np.ndarray  # [N] int64
+    offsets: np.ndarray  # [N + 1] int64: clip i is frames offsets[i]:offsets[i+1]
+    keypoint: np.ndarray  # [sum T, 17, 2] float32, pixels
+    score: np.ndarray  # [sum T, 17] float32
+    img_shapes: np.ndarray  # [N, 2] int64 (height, width)
+    splits: dict[str, np.ndarray]  # split name -> clip indices
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def clip(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self.offsets[index], self.offsets[index + 1]
+        return self.keypoint[start:stop], self.score[start:stop]
+
+    def num_frames(self, index: int) -> int:
+        return int(self.offsets[index + 1] - self.offsets[index])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def split_indices(self, name: str) -> np.ndarray:
+        if name not in self.splits:
+            known = ", ".join(sorted(self.splits)) or "none"
+            raise UserError(f"split '{name}' is not in the data (splits: {known})")
+        return self.splits[name]
+
+    def index_of(self, frame_dir: str) -> int:
+        hits = np.flatnonzero(self.frame_dirs == frame_dir)
+        if len(hits) == 0:
+            raise UserError(f"no clip named '{frame_dir}' in the data")
+        return int(hits[0])
+
+
+def group_of(frame_dir: str) -> str:
+    """UCF101 names clips `v_<Class>_gXX_cYY`: clips of one group share actor and scene."""
+    match = _GROUP.search(frame_dir)
+    return match.group(1) if match else frame_dir
+
+
+def _check_annotation(ann: object, position: int) -> dict:
+    if not isinstance(ann, dict):
+        raise UserError(f"annotation {position} is a {type(ann).__name__}, expected a dict")
+    for key in ("frame_dir", "label", "keypoint"):
+        if key not in ann:
+            raise UserError(f"annotation {position} has no '{key}'")
+    return ann
+
+
+def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    keypoint = np.asarray(ann["keypoint"])
+    if keypoint.ndim != 4 or keypoint.shape[2] != NUM_JOINTS or keypoint.shape[3] not in (2, 3):
+        raise UserError(
+            f"clip '{name}': keypoint has shape {tuple(keypoint.shape)}, expected M x T x {NUM_JOINTS} x 2"
+        )
+    if not np.issubdtype(keypoint.dtype, np.number):
+        raise UserError(f"clip '{name}': keypoint holds {keypoint.dtype}, expected numbers")
+    if "keypoint_score" in ann:
+        score = np.asarray(ann["keypoint_score"])
+        if score.shape != keypoint.shape[:3] or not np.issubdtype(score.dtype, np.number):
+            raise UserError(
+                f"clip '{name}': keypoint_score has shape {tuple(score.shape)}, expected {tuple(keypoint.shape[:3])}"
+            )
+    elif keypoint.shape[3] == 3:
+        score = keypoint[..., 2]
+    else:
+        raise UserError(f"clip '{name}' has no keypoint_score")
+    total = ann.get("total_frames", keypoint.shape[1])
+    return select_main_person(keypoint[..., :2], score, int(total))
+
+
+def _label_of(ann: dict, name: str) -> int:
+    label = ann["label"]
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise UserError(f"clip '{name}': label {label!r} is not an integer")
+    if label < 0:
+        raise UserError(f"clip '{name}': label {label} is negative")
+    return int(label)
+
+
+def parse_annotations(data: object) -> SkeletonDataset:
+    """Validate a loaded pickle and flatten it; every problem names the clip it was found in."""
+    if not isinstance(data, dict):
+        raise UserError(f"expected a dict with 'split' and 'annotations' at the top level, got a {type(data).__name__}")
+    for key in ("split", "annotations"):
+        if key not in data:
+            raise UserError(f"the pickle has no '{key}' entry (keys: {', '.join(map(str, data))})")
+    split, annotations = data["split"], data["annotations"]
+    if not isinstance(split, dict):
+        raise UserError(f"'split' is a {type(split).__name__}, expected a dict of name -> clip names")
+    if not isinstance(annotations, list) or not annotations:
+        raise UserError("'annotations' must be a non-empty list")
+
+    names, labels, shapes, keypoints, scores = [], [], [], [], []
+    for position, ann in enumerate(annotations):
+        ann = _check_annotation(ann, position)
+        name = str(ann["frame_dir"])
+        kp, sc = _clip_arrays(ann, name)
+        labels.append(_label_of(ann, name))
+        names.append(name)
+        shapes.append(tuple(int(v) for v in ann.get("img_shape", (0, 0))[:2]))
+        keypoints.append(kp)
+        scores.append(sc)
+
+    frame_dirs = np.array(names)
+    lookup = {name: i for i, name in enumerate(names)}
+    splits = {}
+    for split_name, members in split.items():
+        indices = [lookup[str(m)] for m in members if str(m) in lookup]
+        splits[str(split_name)] = np.asarray(indices, np.int64)
+    lengths = np.array([len(k) for k in keypoints], np.int64)
+    return SkeletonDataset(
+        frame_dirs=frame_dirs,
+        labels=np.asarray(labels, np.int64),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        keypoint=np.concatenate(keypoints).astype(np.float32),
+        score=np.concatenate(scores).astype(np.float32),
+        img_shapes=np.asarray(shapes, np.int64).reshape(-1, 2),
+        splits=splits,
+    )
+
+
+def _cache_path(path: Path) -> Path:
+    stat = path.stat()
+    key = f"{CACHE_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    root = Path(os.environ.get("ACTIONLSTM_CACHE_DIR", Path.home() / ".cache" / "actionlstm"))
+    return root / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def _save_cache(dataset: SkeletonDataset, cache: Path) -> None:
+    """Best effort: a read-only cache folder only costs the next run a re-parse."""
+    arrays = {f"split/{name}": idx for name, idx in dataset.splits.items()}
+    arrays.update(
+        frame_dirs=dataset.frame_dirs, labels=dataset.labels, offsets=dataset.offsets,
+        keypoint=dataset.keypoint, score=dataset.score, img_shapes=dataset.img_shapes,
+    )
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+
+
+def _load_cache(cache: Path) -> SkeletonDataset | None:
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            splits = {k.removeprefix("split/"): z[k] for k in z.files if k.startswith("split/")}
+            return SkeletonDataset(
+                frame_dirs=z["frame_dirs"], labels=z["labels"], offsets=z["offsets"], keypoint=z["keypoint"],
+                score=z["score"], img_shapes=z["img_shapes"], splits=splits,
+            )
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def load_dataset(path: Path, use_cache: bool = True) -> SkeletonDataset:
+    """Parse a PYSKL / MMAction2 skeleton pickle (or reuse its cached arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    cache = _cache_path(path)
+    if use_cache and cache.exists():
+        dataset = _load_cache(cache)
+        if dataset is not None:
+            return dataset
+    dataset = parse_annotations(load_pickle(path))
+    if use_cache:
+        _save_cache(dataset, cache)
+    return dataset
+
+
+def resolve_splits(dataset: SkeletonDataset, split: int, train_split: str | None, test_split: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """`--split N` means `trainN` / `testN`; explicit names win. Both must exist and be non-empty."""
+    train = dataset.split_indices(train_split or f"train{split}")
+    test = dataset.split_indices(test_split or f"test{split}")
+    for name, indices in ((train_split or f"train{split}", train), (test_split or f"test{split}", test)):
+        if len(indices) == 0:
+            raise UserError(f"split '{name}' names no clip that is in the annotations")
+    return train, test
+
+
+def holdout_by_group(dataset: SkeletonDataset, indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split training clips into train / validation by UCF101 group, so one actor's clips never
+    sit on both sides; names without a group are held out clip by clip."""
+    groups = np.array([group_of(str(dataset.frame_dirs[i])) for i in indices])
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    count = max(1, int(round(len(unique) * fraction))) if len(unique) > 1 else 0
+    held = set(rng.choice(unique, size=count, replace=False).tolist()) if count else set()
+    is_val = np.array([g in held for g in groups], bool)
+    return indices[~is_val], indices[is_val]

@@ -1,0 +1,53 @@
+"""Evaluation on a test split and Top-5 prediction for single clips."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from actionlstm import console
+
+from actionlstm.checkpoint import Classifier
+from actionlstm.dataset import SkeletonDataset
+from actionlstm.errors import UserError
+from actionlstm.inference import clip_windows, predict_clips
+from actionlstm.reports import classification_metrics, confusion_matrix, plot_confusion_matrix, write_per_class_csv
+
+
+def check_compatible(clf: Classifier, dataset: SkeletonDataset, class_names: list[str]) -> None:
+    """The checkpoint must predict as many classes as the data (and labels file) define."""
+    if clf.model.cfg.num_classes != len(class_names):
+        raise UserError(
+            f"the checkpoint predicts {clf.model.cfg.num_classes} classes but the data has {len(class_names)}"
+        )
+
+
+def evaluate(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, device: torch.device, report_dir: Path, name: str) -> dict:
+    """Metrics over the clips in `indices`, plus `<name>.confusion.png` and `<name>.per_class.csv` in `report_dir`."""
+    total = sum(len(clip_windows(dataset, int(i), clf.preprocess)) for i in indices)
+    with Progress(transient=True, console=console.err) as progress:
+        task = progress.add_task("evaluating", total=total)
+        probs = predict_clips(clf.model, clf.preprocess, dataset, indices, device, on_batch=lambda n: progress.advance(task, n))
+    labels = dataset.labels[indices]
+    metrics = classification_metrics(probs, labels)
+    matrix = confusion_matrix(probs.argmax(-1), labels, len(clf.class_names))
+    confusion_png = report_dir / f"{name}.confusion.png"
+    per_class_csv = report_dir / f"{name}.per_class.csv"
+    plot_confusion_matrix(matrix, clf.class_names, confusion_png, f"{name}: top-1 {metrics['top1']:.1%} on {metrics['n']} clips")
+    write_per_class_csv(matrix, probs, labels, clf.class_names, per_class_csv)
+    return {**metrics, "confusion_matrix_png": str(confusion_png), "per_class_csv": str(per_class_csv)}
+
+
+def predict_clip(clf: Classifier, dataset: SkeletonDataset, index: int, device: torch.device, k: int = 5) -> dict:
+    """Top-k classes with probabilities for one clip, and its true label."""
+    probs = predict_clips(clf.model, clf.preprocess, dataset, np.array([index]), device)[0]
+    order = np.argsort(-probs)[:k]
+    label = int(dataset.labels[index])
+    return {
+        "frame_dir": str(dataset.frame_dirs[index]),
+        "label": clf.class_names[label],
+        "label_index": label,
+        "frames": dataset.num_frames(index),
+        "top5": [{"label": clf.class_names[int(c)], "prob": float(probs[c])} for c in order],
+    }

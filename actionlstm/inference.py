@@ -1,0 +1,77 @@
+"""Windows in, class probabilities out: the inference path shared by evaluate, predict and the live pipeline."""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from actionlstm.dataset import SkeletonDataset
+from actionlstm.errors import UserError
+from actionlstm.model import ActionLSTM
+from actionlstm.preprocess import PreprocessConfig, eval_window_starts, preprocess, stack_windows
+
+Window = tuple[np.ndarray, np.ndarray]  # keypoint [T, 17, 2] pixels, score [T, 17]
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` takes CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available")
+    return device
+
+
+def model_input(windows: list[Window], pre: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly what the model sees for these windows: features [B, W, F] and lengths [B]."""
+    keypoint, score, lengths = stack_windows(windows, pre.window)
+    return preprocess(keypoint, score, lengths, pre), lengths
+
+
+@torch.inference_mode()
+def predict_windows(model: ActionLSTM, pre: PreprocessConfig, windows: list[Window], device: torch.device) -> np.ndarray:
+    """Softmax probabilities [B, C] for a batch of windows, in one forward pass."""
+    x, lengths = model_input(windows, pre)
+    logits = model(torch.from_numpy(x).to(device), torch.from_numpy(np.maximum(lengths, 1)).to(device))
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def clip_windows(dataset: SkeletonDataset, index: int, pre: PreprocessConfig) -> list[Window]:
+    """The windows that cover clip `index` (one for clips up to the window length)."""
+    keypoint, score = dataset.clip(index)
+    return [(keypoint[s : s + pre.window], score[s : s + pre.window]) for s in eval_window_starts(len(keypoint), pre.window)]
+
+
+def predict_clips(
+    model: ActionLSTM,
+    pre: PreprocessConfig,
+    dataset: SkeletonDataset,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_windows: int = 256,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Clip-level probabilities [N, C]: the mean over the windows that cover each clip."""
+    was_training = model.training
+    model.eval()
+    owners: list[int] = []
+    windows: list[Window] = []
+    for row, index in enumerate(indices):
+        for window in clip_windows(dataset, int(index), pre):
+            owners.append(row)
+            windows.append(window)
+    sums = np.zeros((len(indices), model.cfg.num_classes), np.float64)
+    counts = np.zeros(len(indices), np.int64)
+    for start in range(0, len(windows), batch_windows):
+        probs = predict_windows(model, pre, windows[start : start + batch_windows], device)
+        rows = np.asarray(owners[start : start + batch_windows])
+        np.add.at(sums, rows, probs)
+        np.add.at(counts, rows, 1)
+        if on_batch is not None:
+            on_batch(len(probs))
+    model.train(was_training)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)

@@ -1,0 +1,181 @@
+"""Skeleton transforms shared by training, evaluation and the live pipeline.
+
+A sequence enters as it is stored in a UCF101 skeleton pickle: pixel coordinates `[T, 17, 2]` and
+scores `[T, 17]` of one person. Frame sampling differs by use (training crops at random, evaluation
+covers the whole clip, the live buffer takes its newest frames, resampled to the training rate), but
+every window reaches the model through `preprocess`, the one function that turns skeletons into
+model inputs. Its parameters live in `PreprocessConfig`, which is saved inside each checkpoint.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from actionlstm.skeleton import NUM_JOINTS, PARENTS
+
+# Per joint: normalised x, y; bone x, y; velocity x, y; score.
+FEATURES_PER_JOINT = 7
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    window: int = 120  # frames the model sees at once
+    fps: float = 25.0  # the frame rate of the training clips; live windows are resampled to it
+    score_threshold: float = 0.05  # a joint scored at or below this counts as missing
+    min_frames: int = 25  # the shortest window the live classifier predicts on (1 s at 25 fps)
+
+    @property
+    def num_features(self) -> int:
+        return NUM_JOINTS * FEATURES_PER_JOINT
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PreprocessConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# An augmentation takes normalised coordinates [B, W, J, 2], scores and the validity mask
+# (both [B, W, J]) and returns all three; only training passes one.
+Augment = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def select_main_person(keypoint: np.ndarray, score: np.ndarray, total_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the person of an `M x T` annotation whose keypoint scores sum highest.
+
+    The live pipeline ranks its tracks the same way: the person seen longest and most clearly.
+    M == 0 (nobody detected) gives `total_frames` empty frames, at least one.
+    """
+    if keypoint.shape[0] == 0:
+        frames = max(int(total_frames), 1)
+        return np.zeros((frames, NUM_JOINTS, 2), np.float32), np.zeros((frames, NUM_JOINTS), np.float32)
+    totals = np.nansum(score.astype(np.float64), axis=(1, 2))
+    main = int(np.argmax(totals))
+    return keypoint[main].astype(np.float32), score[main].astype(np.float32)
+
+
+def resample(
+    keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, fps: float, window: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample frames taken at `timestamps` (seconds) to `fps`, ending at the newest frame.
+
+    Joints are interpolated linearly between the two neighbouring frames and count as missing where
+    either neighbour misses them. A target time that falls on a frame (within 1 us) takes that frame
+    unchanged, so a 25 fps sequence resampled to 25 fps is returned exactly as it came.
+    `window` keeps only the newest frames.
+    """
+    timestamps = np.asarray(timestamps, np.float64)
+    span_frames = int(np.floor((timestamps[-1] - timestamps[0]) * fps + 1e-6)) + 1
+    count = span_frames if window is None else min(window, span_frames)
+    targets = timestamps[-1] - np.arange(count - 1, -1, -1) / fps
+    left = np.clip(np.searchsorted(timestamps, targets + 1e-6, side="right") - 1, 0, len(timestamps) - 1)
+    right = np.minimum(left + 1, len(timestamps) - 1)
+    gap = timestamps[right] - timestamps[left]
+    offset = targets - timestamps[left]
+    exact = (offset <= 1e-6) | (gap <= 0)
+    w = np.where(exact, 0.0, offset / np.where(gap > 0, gap, 1.0)).astype(np.float32)[:, None]
+
+    valid = np.isfinite(keypoint).all(-1) & np.isfinite(score) & (score > 0)
+    both = valid[left] & valid[right]
+    blend_kp = (1 - w[..., None]) * keypoint[left] + w[..., None] * keypoint[right]
+    blend_sc = (1 - w) * score[left] + w * score[right]
+    kp = np.where(exact[:, None, None], keypoint[left], np.where(both[..., None], blend_kp, 0.0))
+    sc = np.where(exact[:, None], score[left], np.where(both, blend_sc, 0.0))
+    return kp.astype(np.float32), sc.astype(np.float32)
+
+
+def eval_window_starts(num_frames: int, window: int, max_windows: int = 5) -> list[int]:
+    """Start frames of windows that together cover a clip: one for short clips, else evenly spaced
+    from the first frame to the last (the final window always ends on the clip's last frame)."""
+    if num_frames <= window:
+        return [0]
+    count = min(max_windows, int(np.ceil(num_frames / window)))
+    count = max(count, 2)
+    return sorted({int(round(s)) for s in np.linspace(0, num_frames - window, count)})
+
+
+def stack_windows(windows: list[tuple[np.ndarray, np.ndarray]], window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left-align windows of up to `window` frames into zero-padded arrays plus their lengths."""
+    batch = len(windows)
+    keypoint = np.zeros((batch, window, NUM_JOINTS, 2), np.float32)
+    score = np.zeros((batch, window, NUM_JOINTS), np.float32)
+    lengths = np.zeros(batch, np.int64)
+    for i, (kp, sc) in enumerate(windows):
+        n = min(len(kp), window)
+        keypoint[i, :n] = kp[:n]
+        score[i, :n] = sc[:n]
+        lengths[i] = n
+    return keypoint, score, lengths
+
+
+def _valid_joints(keypoint: np.ndarray, score: np.ndarray, lengths: np.ndarray, threshold: float) -> np.ndarray:
+    """A joint is usable when it lies inside the window, its coordinates are finite and its score
+    passes the threshold; NaN coordinates and empty frames (all zeros) become missing joints."""
+    in_window = np.arange(keypoint.shape[1])[None, :] < lengths[:, None]
+    finite = np.isfinite(keypoint).all(-1) & np.isfinite(score)
+    return in_window[..., None] & finite & (np.nan_to_num(score) > threshold)
+
+
+def normalize(keypoint: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Body-centred, scale-normalised coordinates, one frame of reference per window.
+
+    The centre is the mean of all valid joints in the window and the unit is the median over frames
+    of the skeleton's larger side, so the camera's framing and resolution drop out while the
+    person's own movement across the window (a walk, a jump) stays visible.
+    """
+    batch = keypoint.shape[0]
+    mask = valid[..., None]
+    kp = np.where(mask, keypoint, 0.0)
+    count = valid.sum(axis=(1, 2))
+    centre = kp.sum(axis=(1, 2)) / np.maximum(count, 1)[:, None]
+
+    low = np.where(mask, keypoint, np.inf).min(axis=2)
+    high = np.where(mask, keypoint, -np.inf).max(axis=2)
+    frame_ok = valid.sum(axis=2) >= 2
+    extent = np.where(frame_ok, (high - low).max(axis=-1), np.inf)
+    extent.sort(axis=1)
+    ok_frames = frame_ok.sum(axis=1)
+    median = extent[np.arange(batch), np.maximum((ok_frames - 1) // 2, 0)]
+    scale = np.where((ok_frames > 0) & (median > 0) & np.isfinite(median), median, 1.0)
+
+    coords = (kp - centre[:, None, None, :]) / scale[:, None, None, None]
+    return np.where(mask, coords, 0.0).astype(np.float32)
+
+
+def joint_features(coords: np.ndarray, score: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
+    """Per frame and joint: position, bone (joint minus parent), velocity (per second) and score."""
+    parents = np.asarray(PARENTS)
+    bone_ok = valid & valid[:, :, parents]
+    bone = np.where(bone_ok[..., None], coords - coords[:, :, parents], 0.0)
+    velocity = np.zeros_like(coords)
+    moving_ok = valid[:, 1:] & valid[:, :-1]
+    velocity[:, 1:] = np.where(moving_ok[..., None], (coords[:, 1:] - coords[:, :-1]) * fps, 0.0)
+    score = np.where(valid, score, 0.0)[..., None]
+    batch, frames = coords.shape[:2]
+    return np.concatenate([coords, bone, velocity, score], axis=-1).reshape(batch, frames, -1).astype(np.float32)
+
+
+def preprocess(
+    keypoint: np.ndarray,
+    score: np.ndarray,
+    lengths: np.ndarray,
+    cfg: PreprocessConfig,
+    augment: Augment | None = None,
+) -> np.ndarray:
+    """The one path from skeleton windows to model inputs, used by training and live inference.
+
+    keypoint [B, W, 17, 2] pixels, score [B, W, 17], lengths [B]: windows at `cfg.fps`, left-aligned,
+    zero beyond their length (see `stack_windows`). Returns float32 [B, W, cfg.num_features]; frames
+    past a window's length are zero and the model masks them.
+    """
+    keypoint = np.asarray(keypoint, np.float32)
+    score = np.asarray(score, np.float32)
+    valid = _valid_joints(keypoint, score, lengths, cfg.score_threshold)
+    coords = normalize(keypoint, valid)
+    if augment is not None:
+        coords, score, valid = augment(coords, score, valid)
+    return joint_features(coords, score, valid, cfg.fps)

@@ -1,0 +1,161 @@
+"""Training: random augmented windows of the training split, model selection on a held-out part of it.
+
+The test split is never looked at here. Every epoch ends by writing a resume state next to the output
+(`<out>.resume.pth`); the checkpoint itself is written once, at the end, from the epoch that scored
+best on validation, so an interrupted or failed run never touches an existing checkpoint.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from actionlstm import console
+from torch import nn
+
+from actionlstm.augment import AugmentConfig, SpatialAugment, sample_training_window
+from actionlstm.checkpoint import atomic_torch_save, read_torch_file, save_checkpoint
+from actionlstm.dataset import SkeletonDataset, holdout_by_group
+from actionlstm.errors import UserError
+from actionlstm.inference import predict_clips
+from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.preprocess import PreprocessConfig, preprocess, stack_windows
+from actionlstm.reports import plot_training_curves
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    val_fraction: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+def resume_path(out: Path) -> Path:
+    return out.with_name(out.name + ".resume.pth")
+
+
+def make_batch(
+    dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, spatial: SpatialAugment, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    windows = [sample_training_window(*dataset.clip(int(i)), pre, aug, rng) for i in indices]
+    keypoint, score, lengths = stack_windows(windows, pre.window)
+    x = preprocess(keypoint, score, lengths, pre, augment=spatial)
+    return torch.from_numpy(x), torch.from_numpy(np.maximum(lengths, 1)), torch.from_numpy(dataset.labels[indices])
+
+
+def train(
+    dataset: SkeletonDataset,
+    train_indices: np.ndarray,
+    class_names: list[str],
+    out: Path,
+    device: torch.device,
+    cfg: TrainConfig,
+    pre: PreprocessConfig | None = None,
+    aug: AugmentConfig | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train, write the best checkpoint to `out` and its training curves next to it; return a summary."""
+    pre = pre or PreprocessConfig()
+    aug = aug or AugmentConfig()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    fit_indices, val_indices = holdout_by_group(dataset, train_indices, cfg.val_fraction, cfg.seed)
+    if len(fit_indices) == 0:
+        raise UserError("the training split is too small to hold out a validation part")
+
+    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=len(class_names))).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(fit_indices) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    history: list[dict] = []
+    best = {"val_top1": -1.0, "epoch": 0, "state_dict": None}
+    start_epoch = 0
+
+    state_file = resume_path(out)
+    if resume:
+        state = read_torch_file(state_file, "resume state")
+        if state.get("num_classes") != len(class_names) or state.get("train_config") != asdict(cfg):
+            raise UserError(f"{state_file} belongs to a run with other settings or data; start afresh without --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"]
+
+    spatial = SpatialAugment(aug, rng)
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  val {task.fields[val]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    started = time.perf_counter()
+    with Progress(*columns, console=console.err) as progress:
+        for epoch in range(start_epoch, cfg.epochs):
+            task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
+            model.train()
+            order = rng.permutation(fit_indices)
+            loss_sum, correct, seen = 0.0, 0, 0
+            epoch_start = time.perf_counter()
+            for step in range(steps_per_epoch):
+                x, lengths, y = make_batch(dataset, order[step * cfg.batch_size : (step + 1) * cfg.batch_size], pre, aug, spatial, rng)
+                x, lengths, y = x.to(device), lengths.to(device), y.to(device)
+                logits = model(x, lengths)
+                loss = criterion(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                loss_sum += loss.item() * len(y)
+                correct += int((logits.argmax(-1) == y).sum())
+                seen += len(y)
+                progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+            epoch_seconds = time.perf_counter() - epoch_start
+
+            val_top1 = float("nan")
+            if len(val_indices):
+                probs = predict_clips(model, pre, dataset, val_indices, device)
+                val_top1 = float((probs.argmax(-1) == dataset.labels[val_indices]).mean())
+            progress.update(task, val=f"{val_top1:.1%}")
+            history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1, "seconds": epoch_seconds})
+            # Without a validation part the last epoch is kept.
+            score = val_top1 if len(val_indices) else float(epoch)
+            if score > best["val_top1"]:
+                best = {"val_top1": score, "epoch": epoch + 1, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            atomic_torch_save(
+                {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "history": history, "best": best, "epoch": epoch + 1,
+                    "num_classes": len(class_names), "train_config": asdict(cfg),
+                },
+                state_file,
+            )
+
+    model.load_state_dict(best["state_dict"])
+    summary = {
+        "epochs": cfg.epochs,
+        "best_epoch": best["epoch"],
+        "val_top1": history[best["epoch"] - 1]["val_top1"],
+        "train_clips": int(len(fit_indices)),
+        "val_clips": int(len(val_indices)),
+        "seconds": time.perf_counter() - started,
+        "train_config": asdict(cfg),
+        "augment": asdict(aug),
+        "history": history,
+    }
+    save_checkpoint(out, model, class_names, pre, summary)
+    plot_training_curves(history, out.with_suffix(".curves.png"))
+    state_file.unlink(missing_ok=True)
+    return summary
