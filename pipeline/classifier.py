@@ -1,0 +1,59 @@
+"""The classifier runtime: every ready buffer of a frame in one batched forward pass, smoothed over time."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from actionlstm.checkpoint import Classifier
+from actionlstm.inference import predict_windows
+from pipeline.buffers import TrackBuffers
+
+
+@dataclass
+class Label:
+    label: str
+    prob: float
+
+
+class ActionRuntime:
+    """Classifies tracked persons continuously.
+
+    A person is classified once their buffer spans `min_seconds` (default: the checkpoint's
+    `min_frames` at its frame rate, 1 s for UCF101 models); every `stride` frames all ready persons
+    go through the model together. Probabilities are smoothed with an exponential moving average
+    (`smoothing` is the weight of the past, 0 turns it off), so labels don't flicker.
+    """
+
+    def __init__(self, clf: Classifier, device: torch.device, stride: int = 1, smoothing: float = 0.6, min_seconds: float | None = None, top_k: int = 5):
+        if stride < 1:
+            raise ValueError("stride must be >= 1")
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError("smoothing must be in [0, 1)")
+        self.clf = clf
+        self.device = device
+        self.stride = stride
+        self.smoothing = smoothing
+        self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
+        self.top_k = top_k
+        self.probs: dict[int, np.ndarray] = {}
+        self._calls = 0
+
+    def update(self, buffers: TrackBuffers) -> dict[int, list[Label]]:
+        """Top-k labels of every person that has a prediction (classifies on stride frames)."""
+        for track_id in [t for t in self.probs if t not in buffers]:
+            del self.probs[track_id]
+        if self._calls % self.stride == 0:
+            ready = [b for b in buffers.buffers.values() if b.span() >= self.min_seconds - 1e-6]
+            if ready:
+                windows = [b.window(self.clf.preprocess) for b in ready]
+                probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
+                for buffer, p in zip(ready, probs):
+                    previous = self.probs.get(buffer.track_id)
+                    self.probs[buffer.track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
+        self._calls += 1
+        return {track_id: self.top(p) for track_id, p in self.probs.items()}
+
+    def top(self, probs: np.ndarray) -> list[Label]:
+        order = np.argsort(-probs)[: self.top_k]
+        return [Label(self.clf.class_names[int(c)], float(probs[c])) for c in order]

@@ -1,0 +1,106 @@
+"""The streaming predictor: frames in, one `FrameResult` per frame out (poses, labels, overlay, timings).
+
+    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device)
+    for result in pipeline.stream(open_source("video.mp4")):
+        ...  # result.image is annotated; result.persons hold ids, boxes and Top-5
+"""
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from actionlstm.checkpoint import Classifier
+from pipeline.buffers import TrackBuffers
+from pipeline.classifier import ActionRuntime, Label
+from pipeline.overlay import Overlay
+from pipeline.pose import PoseEstimator, Poses
+from pipeline.sources import FrameSource
+
+# Live sources may deliver faster than they report; buffers are sized for at least this rate.
+LIVE_FPS_CEILING = 60.0
+
+
+@dataclass
+class PersonResult:
+    track_id: int
+    box: list[float]
+    top5: list[Label] | None  # None until the person's buffer spans the minimum window
+
+    def to_json(self) -> dict:
+        record = {"id": self.track_id, "box": [round(v, 1) for v in self.box]}
+        if self.top5 is not None:
+            record["top5"] = [{"label": l.label, "prob": round(l.prob, 4)} for l in self.top5]
+        return record
+
+
+@dataclass
+class FrameResult:
+    index: int
+    timestamp: float
+    image: np.ndarray  # annotated in place when the pipeline draws
+    persons: list[PersonResult]
+    fps: float  # processing rate, smoothed
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
+
+    def to_json(self) -> dict:
+        return {"frame": self.index, "time": round(self.timestamp, 4), "persons": [p.to_json() for p in self.persons]}
+
+
+class ActionPipeline:
+    def __init__(
+        self,
+        clf: Classifier,
+        pose: PoseEstimator,
+        device: torch.device,
+        stride: int = 1,
+        smoothing: float = 0.6,
+        min_seconds: float | None = None,
+        draw: bool = True,
+        note: str = "",
+    ):
+        self.clf = clf
+        self.pose = pose
+        self.device = device
+        self.stride = stride
+        self.smoothing = smoothing
+        self.min_seconds = min_seconds
+        self.overlay = Overlay() if draw else None
+        self.note = note
+
+    def stream(self, source: FrameSource) -> Iterator[FrameResult]:
+        rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
+        width, height = source.size
+        buffers = TrackBuffers(self.clf.preprocess, rate, (height, width))
+        runtime = ActionRuntime(self.clf, self.device, self.stride, self.smoothing, self.min_seconds)
+        fps = math.nan
+        last = time.perf_counter()
+        frames = iter(source)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                return
+            t1 = time.perf_counter()
+            poses: Poses = self.pose(frame.image)
+            t2 = time.perf_counter()
+            buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+            labels = runtime.update(buffers)
+            t3 = time.perf_counter()
+            now = time.perf_counter()
+            rate_now = 1.0 / max(now - last, 1e-6)
+            fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
+            last = now
+            if self.overlay is not None:
+                self.overlay.draw(frame.image, poses, labels, fps, self.note)
+            t4 = time.perf_counter()
+            persons = [
+                PersonResult(int(track_id), poses.boxes[i].tolist(), labels.get(int(track_id)))
+                for i, track_id in enumerate(poses.track_ids)
+                if track_id >= 0
+            ]
+            timings = {"decode": t1 - t0, "pose": t2 - t1, "classify": t3 - t2, "overlay": t4 - t3}
+            yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)

@@ -1,0 +1,208 @@
+"""Frame sources: video files frame by frame, live cameras and streams newest-frame-first.
+
+A file is read in order and no frame is skipped; its timestamps come from its frame rate. A live
+source (camera, URL, or a file played at its real rate with `realtime=True`) is read by a capture
+thread that keeps only the newest frame, so however slow the consumer is, it always gets the latest
+picture and latency never builds up; the frames it never saw are counted as dropped.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from actionlstm.errors import UserError
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source (capture count for live sources)
+    timestamp: float  # seconds: file position for files, capture time for live sources
+    image: np.ndarray  # BGR
+
+
+class FrameSource:
+    """Common interface: iterate frames, `close()`, `fps`, `size`, `frame_count` (None if unknown)."""
+
+    fps: float
+    size: tuple[int, int]  # width, height
+    frame_count: int | None
+    is_live: bool
+    skipped: int = 0  # unreadable frames in a file
+    dropped: int = 0  # live frames replaced by a newer one before being read
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_capture(spec: str | int) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(spec)
+    if not capture.isOpened():
+        capture.release()
+        return None
+    return capture
+
+
+def _geometry(capture: cv2.VideoCapture) -> tuple[float, tuple[int, int]]:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    return (fps if 0 < fps < 1000 else 30.0), size
+
+
+class VideoFileSource(FrameSource):
+    """Every frame of a file, in order. Frames that fail to decode are skipped and counted."""
+
+    is_live = False
+
+    def __init__(self, path: Path, max_consecutive_failures: int = 25):
+        self.path = Path(path)
+        self.capture = _open_capture(str(self.path))
+        if self.capture is None:
+            raise UserError(f"cannot read video file {self.path} (not a video OpenCV can decode)")
+        self.fps, self.size = _geometry(self.capture)
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 else None
+        self.max_consecutive_failures = max_consecutive_failures
+        ok, first = self.capture.read()
+        if not ok:
+            self.capture.release()
+            raise UserError(f"cannot read video file {self.path} (no decodable frame)")
+        self._first = first
+        self.size = (first.shape[1], first.shape[0])
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        image, self._first = self._first, None
+        failures = 0  # reads failed since the last good frame; only counted once a good frame follows
+        while True:
+            if image is not None:
+                self.skipped += failures
+                index += failures
+                failures = 0
+                yield Frame(index, index / self.fps, image)
+                index += 1
+            else:
+                failures += 1
+                at_end = self.frame_count is None or index + failures > self.frame_count
+                if at_end or failures >= self.max_consecutive_failures:
+                    return
+            ok, image = self.capture.read()
+            image = image if ok else None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class LiveSource(FrameSource):
+    """A capture thread that keeps only the newest frame; `__iter__` waits for a newer one.
+
+    When the device stops delivering, the thread reopens it for up to `reconnect_seconds`, then
+    the source ends (iteration stops) instead of hanging.
+    """
+
+    is_live = True
+    frame_count = None
+
+    def __init__(self, spec: str | int, reconnect_seconds: float = 5.0, realtime_file: bool = False):
+        self.spec = spec
+        self.capture = _open_capture(spec)
+        if self.capture is None:
+            what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
+            raise UserError(f"cannot open {what}")
+        self.fps, self.size = _geometry(self.capture)
+        self.reconnect_seconds = reconnect_seconds
+        self.realtime_file = realtime_file  # pace a file at its frame rate, as a camera would deliver it
+        self._latest: Frame | None = None
+        self._consumed = -1
+        self._ended = False
+        self._stop = threading.Event()
+        self._ready = threading.Condition()
+        self.captured = 0
+        self._thread = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
+        self._thread.start()
+
+    def _reopen(self) -> bool:
+        if self.realtime_file:
+            return False  # a file that ended has ended
+        deadline = time.monotonic() + self.reconnect_seconds
+        while time.monotonic() < deadline and not self._stop.is_set():
+            self.capture.release()
+            capture = _open_capture(self.spec)
+            if capture is not None:
+                self.capture = capture
+                return True
+            self._stop.wait(0.5)
+        return False
+
+    def _capture_loop(self) -> None:
+        start = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = self.capture.read()
+            if not ok:
+                if self._reopen():
+                    continue
+                break
+            now = time.monotonic()
+            if self.realtime_file:
+                due = start + self.captured / self.fps
+                if due > now:
+                    self._stop.wait(due - now)
+                now = time.monotonic()
+            with self._ready:
+                if self._latest is not None and self._latest.index > self._consumed:
+                    self.dropped += 1
+                self._latest = Frame(self.captured, now, image)
+                self.captured += 1
+                self._ready.notify_all()
+        with self._ready:
+            self._ended = True
+            self._ready.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            with self._ready:
+                while not self._ended and (self._latest is None or self._latest.index <= self._consumed):
+                    self._ready.wait(0.5)
+                if self._latest is None or self._latest.index <= self._consumed:
+                    return
+                frame = self._latest
+                self._consumed = frame.index
+            yield frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.capture.release()
+
+
+def open_source(spec: str, realtime: bool = False) -> FrameSource:
+    """`0`, `1`... open a camera; an existing path opens a file; `scheme://...` opens a stream.
+
+    `realtime` plays a file at its own frame rate through the live path (newest frame wins).
+    """
+    if spec.isdigit():
+        return LiveSource(int(spec))
+    if "://" in spec:
+        return LiveSource(spec)
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"video file not found: {spec}")
+    if not path.is_file():
+        raise UserError(f"not a video file: {spec}")
+    if realtime:
+        VideoFileSource(path).close()  # validates the file with the same errors as a plain run
+        return LiveSource(str(path), realtime_file=True)
+    return VideoFileSource(path)
