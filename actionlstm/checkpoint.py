@@ -5,14 +5,13 @@ live pipeline prepares its windows exactly as training did) and training metadat
 to a temporary name and renamed, so an interrupted write never leaves a half-written checkpoint.
 """
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
@@ -32,16 +31,8 @@ class Classifier:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(path: Path, model: ActionLSTM, class_names: list[str], pre: PreprocessConfig, meta: dict[str, Any]) -> None:

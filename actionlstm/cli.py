@@ -234,8 +234,8 @@ def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], imgsz: 
     for path in (save, jsonl):
         if path is not None:
             check_writable_folder(path)
-    pose = PoseEstimator(pose_model, dev, imgsz=imgsz)
     with open_source(source_spec, realtime=realtime) as source:
+        pose = PoseEstimator(pose_model, dev, imgsz=imgsz)
         console.err.print(
             f"{'live ' if source.is_live else ''}source {source_spec}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
             f"pose model {Path(pose.weights).name} on {dev}"

@@ -8,12 +8,12 @@ file's path, size and modification time. Epochs then slice arrays instead of wal
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 from actionlstm.pickle_io import load_pickle
 from actionlstm.preprocess import select_main_person
@@ -75,8 +75,28 @@ def _check_annotation(ann: object, position: int) -> dict:
     return ann
 
 
+def _as_array(value: object, what: str, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise UserError(f"clip '{name}': {what} is not a regular array") from None
+
+
+def _as_int(value: object, what: str, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise UserError(f"clip '{name}': {what} {value!r} is not an integer")
+    return int(value)
+
+
+def _image_shape(ann: dict, name: str) -> tuple[int, int]:
+    shape = ann.get("img_shape", (0, 0))
+    if not isinstance(shape, (tuple, list)) or len(shape) < 2:
+        raise UserError(f"clip '{name}': img_shape {shape!r} is not (height, width)")
+    return _as_int(shape[0], "img_shape height", name), _as_int(shape[1], "img_shape width", name)
+
+
 def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
-    keypoint = np.asarray(ann["keypoint"])
+    keypoint = _as_array(ann["keypoint"], "keypoint", name)
     if keypoint.ndim != 4 or keypoint.shape[2] != NUM_JOINTS or keypoint.shape[3] not in (2, 3):
         raise UserError(
             f"clip '{name}': keypoint has shape {tuple(keypoint.shape)}, expected M x T x {NUM_JOINTS} x 2"
@@ -84,7 +104,7 @@ def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(keypoint.dtype, np.number):
         raise UserError(f"clip '{name}': keypoint holds {keypoint.dtype}, expected numbers")
     if "keypoint_score" in ann:
-        score = np.asarray(ann["keypoint_score"])
+        score = _as_array(ann["keypoint_score"], "keypoint_score", name)
         if score.shape != keypoint.shape[:3] or not np.issubdtype(score.dtype, np.number):
             raise UserError(
                 f"clip '{name}': keypoint_score has shape {tuple(score.shape)}, expected {tuple(keypoint.shape[:3])}"
@@ -93,17 +113,15 @@ def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
         score = keypoint[..., 2]
     else:
         raise UserError(f"clip '{name}' has no keypoint_score")
-    total = ann.get("total_frames", keypoint.shape[1])
-    return select_main_person(keypoint[..., :2], score, int(total))
+    total = _as_int(ann.get("total_frames", keypoint.shape[1]), "total_frames", name)
+    return select_main_person(keypoint[..., :2], score, total)
 
 
 def _label_of(ann: dict, name: str) -> int:
-    label = ann["label"]
-    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
-        raise UserError(f"clip '{name}': label {label!r} is not an integer")
+    label = _as_int(ann["label"], "label", name)
     if label < 0:
         raise UserError(f"clip '{name}': label {label} is negative")
-    return int(label)
+    return label
 
 
 def parse_annotations(data: object) -> SkeletonDataset:
@@ -126,7 +144,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
         kp, sc = _clip_arrays(ann, name)
         labels.append(_label_of(ann, name))
         names.append(name)
-        shapes.append(tuple(int(v) for v in ann.get("img_shape", (0, 0))[:2]))
+        shapes.append(_image_shape(ann, name))
         keypoints.append(kp)
         scores.append(sc)
 
@@ -163,11 +181,8 @@ def _save_cache(dataset: SkeletonDataset, cache: Path) -> None:
         keypoint=dataset.keypoint, score=dataset.score, img_shapes=dataset.img_shapes,
     )
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, cache)
     except OSError:
         pass
 
@@ -180,7 +195,7 @@ def _load_cache(cache: Path) -> SkeletonDataset | None:
                 frame_dirs=z["frame_dirs"], labels=z["labels"], offsets=z["offsets"], keypoint=z["keypoint"],
                 score=z["score"], img_shapes=z["img_shapes"], splits=splits,
             )
-    except (OSError, ValueError, KeyError):
+    except Exception:  # a damaged cache is re-made from the pickle
         return None
 
 

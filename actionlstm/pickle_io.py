@@ -8,9 +8,7 @@ pickle that would call `os.system` fails before any of its code runs.
 """
 
 import codecs
-import os
 import pickle
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 from numpy._core import multiarray as _multiarray
 from numpy._core import numeric as _numeric
 
+from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 
 
@@ -30,9 +29,12 @@ def _text_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> 
 
 
 def _reconstruct(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
-    """`ndarray` reconstruction that refuses array subclasses (which could carry behaviour)."""
+    """`ndarray` reconstruction that refuses array subclasses (which could carry behaviour) and
+    pre-sized arrays (a few bytes of pickle could otherwise allocate gigabytes)."""
     if subtype is not np.ndarray:
         raise pickle.UnpicklingError("only plain numpy arrays are allowed")
+    if np.prod(shape) != 0:  # numpy pickles start empty and set their data afterwards
+        raise pickle.UnpicklingError("an array reconstructed with a non-empty shape is not allowed")
     return _multiarray._reconstruct(subtype, shape, dtype)
 
 
@@ -115,13 +117,5 @@ class _Numpy1Pickler(pickle._Pickler):  # type: ignore[name-defined]
 
 def dump_pickle_like_mmcv(obj: Any, path: Path) -> None:
     """Write `obj` the way mmcv wrote ucf101_2d.pkl (protocol 2, numpy 1.x names), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _Numpy1Pickler(f, protocol=2).dump(obj)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        _Numpy1Pickler(f, protocol=2).dump(obj)

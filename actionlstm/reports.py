@@ -1,8 +1,6 @@
 """Metrics and the pictures people would rather see than read: confusion matrix, training curves."""
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from actionlstm.atomic import atomic_path  # noqa: E402
 
 
 def classification_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -33,21 +33,12 @@ def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int
     return matrix
 
 
-def _atomic_target(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    return tmp
-
-
 def _save_figure(fig: plt.Figure, path: Path) -> None:
-    tmp = _atomic_target(path)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
@@ -71,8 +62,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: Path
 
 def write_per_class_csv(matrix: np.ndarray, probs: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> None:
     top5 = np.argsort(-probs, axis=1)[:, :5]
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["label", "class", "clips", "top1", "top5", "most_confused_with"])
@@ -84,9 +74,6 @@ def write_per_class_csv(matrix: np.ndarray, probs: np.ndarray, labels: np.ndarra
                 others[c] = 0
                 confused = class_names[int(others.argmax())] if others.any() else ""
                 writer.writerow([c, name, clips, f"{matrix[c, c] / clips:.4f}" if clips else "", f"{top5_acc:.4f}" if clips else "", confused])
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def plot_training_curves(history: list[dict], path: Path) -> None:

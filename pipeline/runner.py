@@ -90,17 +90,12 @@ class ActionPipeline:
             buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
             labels = runtime.update(buffers)
             t3 = time.perf_counter()
-            now = time.perf_counter()
-            rate_now = 1.0 / max(now - last, 1e-6)
+            rate_now = 1.0 / max(t3 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
-            last = now
+            last = t3
             if self.overlay is not None:
                 self.overlay.draw(frame.image, poses, labels, fps, self.note)
             t4 = time.perf_counter()
-            persons = [
-                PersonResult(int(track_id), poses.boxes[i].tolist(), labels.get(int(track_id)))
-                for i, track_id in enumerate(poses.track_ids)
-                if track_id >= 0
-            ]
-            timings = {"decode": t1 - t0, "pose": t2 - t1, "classify": t3 - t2, "overlay": t4 - t3}
+            persons = [PersonResult(int(tid), poses.boxes[i].tolist(), labels.get(int(tid))) for i, tid in enumerate(poses.track_ids)]
+            timings = {"decode": t1 - t0, **self.pose.timings, "classify": t3 - t2, "overlay": t4 - t3}
             yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)
