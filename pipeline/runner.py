@@ -88,6 +88,7 @@ class ActionPipeline:
             poses: Poses = self.pose(frame.image)
             t2 = time.perf_counter()
             buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+            t_buffered = time.perf_counter()
             labels = runtime.update(buffers)
             t3 = time.perf_counter()
             rate_now = 1.0 / max(t3 - last, 1e-6)
@@ -97,5 +98,5 @@ class ActionPipeline:
                 self.overlay.draw(frame.image, poses, labels, fps, self.note)
             t4 = time.perf_counter()
             persons = [PersonResult(int(tid), poses.boxes[i].tolist(), labels.get(int(tid))) for i, tid in enumerate(poses.track_ids)]
-            timings = {"decode": t1 - t0, **self.pose.timings, "classify": t3 - t2, "overlay": t4 - t3}
+            timings = {"decode": t1 - t0, **self.pose.timings, "buffer": t_buffered - t2, "classify": t3 - t_buffered, "overlay": t4 - t3}
             yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)

@@ -64,6 +64,9 @@ class RunSummary:
     ended_by: str = "end of source"
     top1_counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     frames_seen: Counter = field(default_factory=Counter)
+    stage_seconds: Counter = field(default_factory=Counter)  # per stage, summed over frames
+    frame_seconds: list[float] = field(default_factory=list)  # per frame: decode start to outputs written
+    live_latency: list[float] = field(default_factory=list)  # live sources: capture to outputs written
 
     @property
     def fps(self) -> float:
@@ -111,20 +114,28 @@ def run_session(
     try:
         with bar:
             task = bar.add_task("live" if source.is_live else "video", total=source.frame_count, status="")
+            frame_start = time.perf_counter()
             for result in pipeline.stream(source):
                 summary.frames += 1
                 for person in result.persons:
                     summary.frames_seen[person.track_id] += 1
                     if person.top5:
                         summary.top1_counts[person.track_id][person.top5[0].label] += 1
+                encode_start = time.perf_counter()
                 if video is not None:
                     video.write(result.image)
                 if records is not None:
                     records.write(result.to_json())
+                now = time.perf_counter()
+                summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
+                summary.frame_seconds.append(now - frame_start)
+                if source.is_live:
+                    summary.live_latency.append(time.monotonic() - result.timestamp)
                 bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
                 if not display.show(result.image):
                     summary.ended_by = "quit"
                     break
+                frame_start = time.perf_counter()
     except KeyboardInterrupt:
         summary.ended_by = "Ctrl-C"
     except BaseException:

@@ -1,0 +1,126 @@
+"""Pose-only vs full-pipeline speed on one video, per-stage times, per-frame latency, live latency.
+
+    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--imgsz 640] [--device auto]
+
+(a) the ultralytics predict loop alone (decode + YOLO-pose), (b) the whole `actionlstm run` pipeline
+headless with video saving, on the same frames, model and image size, and (c) the same pipeline fed
+live (the file played at its real rate through the newest-frame capture thread). Prints the figures
+and writes them as JSON (`--out`).
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import load_dataset
+from actionlstm.inference import resolve_device
+from actionlstm.synthetic import write_sample_pickle
+from actionlstm.train import TrainConfig, train
+from pipeline.pose import PoseEstimator, resolve_pose_model
+from pipeline.runner import ActionPipeline
+from pipeline.session import run_session
+from pipeline.sources import open_source
+
+
+def pose_only_fps(video: str, device, imgsz: int, max_frames: int) -> float:
+    from ultralytics import YOLO
+
+    model = YOLO(resolve_pose_model(None), task="pose")
+    precision = {"quantize": 16} if device.type == "cuda" else {}
+    capture = cv2.VideoCapture(video)
+    ok, image = capture.read()
+    model.predict(image, device=str(device), imgsz=imgsz, verbose=False, **precision)  # warm-up
+    frames, start = 0, time.perf_counter()
+    while ok and frames < max_frames:
+        model.predict(image, device=str(device), imgsz=imgsz, conf=0.1, classes=[0], verbose=False, **precision)
+        frames += 1
+        ok, image = capture.read()
+    return frames / (time.perf_counter() - start)
+
+
+def percentiles(values: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(values, 50)) * 1000, 2), "p95_ms": round(float(np.percentile(values, 95)) * 1000, 2)}
+
+
+def checkpoint_for_bench(folder: Path, device) -> Path:
+    """A 101-class model (UCF101-sized head) trained one epoch on sample data: speed, not accuracy."""
+    data = folder / "bench.pkl"
+    write_sample_pickle(data, num_classes=101, clips_per_class=4, frames=(60, 180), seed=0)
+    dataset = load_dataset(data, use_cache=False)
+    out = folder / "bench.pth"
+    train(dataset, dataset.split_indices("train1"), [f"class_{i}" for i in range(101)], out, device, TrainConfig(epochs=1))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video")
+    parser.add_argument("--checkpoint", help="default: a quickly trained 101-class model")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--stride", type=int, default=1)
+    parser.add_argument("--max-frames", type=int, default=10**9)
+    parser.add_argument("--out", default="bench_pipeline.json")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_for_bench(Path(tmp), device)
+        clf = load_checkpoint(checkpoint, device)
+
+        pose_fps = pose_only_fps(args.video, device, args.imgsz, args.max_frames)
+
+        def pipeline_run(realtime: bool):
+            pose = PoseEstimator(None, device, imgsz=args.imgsz)
+            pose(np.zeros((64, 64, 3), np.uint8))  # warm-up, as the pose-only loop had
+            pipeline = ActionPipeline(clf, pose, device, stride=args.stride)
+            with open_source(args.video, realtime=realtime) as source:
+                source_limit = _Limit(source, args.max_frames)
+                return run_session(pipeline, source_limit, save=Path(tmp) / "out.mp4", show=False, progress=False), source
+
+        full, _ = pipeline_run(realtime=False)
+        live, live_source = pipeline_run(realtime=True)
+
+    stages = {k: round(v / full.frames * 1000, 2) for k, v in full.stage_seconds.items()}
+    pose_stage = (full.stage_seconds["pose"] + full.stage_seconds["track"]) / full.frames
+    figures = {
+        "video": args.video, "device": str(device), "imgsz": args.imgsz, "frames": full.frames, "stride": args.stride,
+        "pose_only_fps": round(pose_fps, 2),
+        "pipeline_fps": round(full.fps, 2),
+        "ratio_pipeline_to_pose": round(full.fps / pose_fps, 3),
+        "stage_ms_per_frame": stages,
+        "frame_latency": percentiles(full.frame_seconds),
+        "live": {
+            "frames_processed": live.frames, "frames_dropped": live.dropped,
+            "capture_to_output": percentiles(live.live_latency),
+            "p95_over_pose_stage": round(float(np.percentile(live.live_latency, 95)) / pose_stage, 2),
+        },
+    }
+    print(json.dumps(figures, indent=2))
+    Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+class _Limit:
+    """At most `n` frames of a source (for quick runs), otherwise the source itself."""
+
+    def __init__(self, source, n: int):
+        self.source, self.n = source, n
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def __iter__(self):
+        for i, frame in enumerate(self.source):
+            if i >= self.n:
+                return
+            yield frame
+
+
+if __name__ == "__main__":
+    main()
