@@ -24,8 +24,10 @@ class Overlay:
 
     def draw(self, image: np.ndarray, poses: Poses, labels: dict[int, list[Label]], fps: float | None, note: str = "") -> np.ndarray:
         """Draw on `image` in place and return it."""
-        height = image.shape[0]
-        unit = max(height / 480.0, 0.5)
+        # Text stays at least 0.75 units tall: smaller Hershey glyphs stop being readable at 320x240.
+        unit = max(image.shape[0] / 480.0, 0.5)
+        text_unit = max(unit, 0.75)
+        panels: list[tuple[int, int, int, int]] = []  # placed so far, so that panels never cover each other
         for i in range(len(poses)):
             track_id = int(poses.track_ids[i])
             colour = track_colour(track_id)
@@ -33,14 +35,14 @@ class Overlay:
             x1, y1, x2, y2 = poses.boxes[i].astype(int)
             cv2.rectangle(image, (x1, y1), (x2, y2), colour, max(1, round(2 * unit)))
             tag = f"#{track_id}" if track_id >= 0 else "?"
-            self._text_box(image, tag, (x1, max(y1, 0)), colour, unit, above=True)
+            self._text_box(image, tag, (x1, max(y1, 0)), colour, text_unit, above=True)
             if track_id in labels:
-                self._panel(image, labels[track_id], (x1, y1, x2, y2), colour, unit)
+                panels.append(self._panel(image, labels[track_id], (x1, y1, x2, y2), colour, text_unit, panels))
         header = f"{fps:.1f} fps" if fps else ""
         if note:
             header = f"{header}  {note}" if header else note
         if header:
-            self._text_box(image, header, (int(4 * unit), int(4 * unit)), (40, 40, 40), unit, above=False)
+            self._text_box(image, header, (int(4 * unit), int(4 * unit)), (40, 40, 40), text_unit, above=False)
         return image
 
     def _skeleton(self, image: np.ndarray, keypoint: np.ndarray, score: np.ndarray, colour: tuple[int, int, int], unit: float) -> None:
@@ -63,8 +65,12 @@ class Overlay:
         cv2.rectangle(image, (x, top), (x + w + 6, top + h + base + 4), colour, -1)
         cv2.putText(image, text, (x + 3, top + h + 2), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
-    def _panel(self, image: np.ndarray, labels: list[Label], box: tuple[int, int, int, int], colour: tuple[int, int, int], unit: float) -> None:
-        """Top-k lines `label  NN%` over bars, beside the box where it fits, kept inside the frame."""
+    def _panel(
+        self, image: np.ndarray, labels: list[Label], box: tuple[int, int, int, int], colour: tuple[int, int, int], unit: float,
+        placed: list[tuple[int, int, int, int]],
+    ) -> tuple[int, int, int, int]:
+        """Top-k lines `label NN%` with bars, beside the box where it fits, below earlier panels it would
+        cover, kept inside the frame. Returns the panel's rectangle (x, y, width, height)."""
         scale = 0.42 * unit
         thickness = max(1, round(unit))
         line = int(18 * unit)
@@ -77,6 +83,10 @@ class Overlay:
         x = x2 + 4 if x2 + 4 + width <= img_w else x1 - 4 - width
         x = int(np.clip(x, 0, max(img_w - width, 0)))
         y = int(np.clip(y1, 0, max(img_h - height, 0)))
+        for px, py, pw, ph in sorted(placed, key=lambda r: r[1]):
+            if x < px + pw and px < x + width and y < py + ph and py < y + height:
+                y = py + ph + 2
+        y = int(np.clip(y, 0, max(img_h - height, 0)))
         roi = image[y : y + height, x : x + width]
         roi[:] = (roi * 0.35).astype(np.uint8)  # darken what lies behind the panel
         for k, item in enumerate(labels):
@@ -88,3 +98,4 @@ class Overlay:
             text = f"{item.label} {item.prob:.0%}"
             weight = thickness + 1 if k == 0 else thickness
             cv2.putText(image, text, (bar_x + bar_width + int(6 * unit), base_y - int(2 * unit)), FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
+        return x, y, width, height

@@ -20,10 +20,34 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("ACTIONLSTM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
-def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+
+
+def run_cli(*args, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
     """The real console command, as a user runs it."""
-    command = [sys.executable, "-c", "from actionlstm.cli import main; main()", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT)
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=dict(os.environ), cwd=cwd)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 1, exactly one non-empty stderr line, starting with 'error:', no traceback anywhere."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:"), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def single_thread(monkeypatch):
+    """One intra-op thread and plain terminal output for CLI runs on tiny data: tiny models gain
+    nothing from more threads, and on a busy 2-core machine oversubscribed threads make a 0.1 s
+    epoch take 10 s or more."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

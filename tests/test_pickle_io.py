@@ -18,32 +18,9 @@ from actionlstm.dataset import parse_annotations
 from actionlstm.errors import UserError
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.synthetic import make_sample_annotations
+from tests.conftest import assert_user_error, run_cli
 
-CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
-
-
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("ACTIONLSTM_CACHE_DIR", str(tmp_path / "cache"))
-    # One intra-op thread: tiny models gain nothing from more, and on a busy 2-core machine
-    # oversubscribed torch threads make a 0.1 s epoch take 10 s or more.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_cli(*args, cwd=None, timeout=180):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=dict(os.environ))
-
-
-def assert_user_error(proc):
-    """A user error: exit 1, exactly one non-empty stderr line, starting with 'error:', no traceback."""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error:"), proc.stderr
-    return lines[0]
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def globals_in(raw: bytes) -> list[str]:
