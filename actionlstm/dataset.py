@@ -6,7 +6,6 @@ file's path, size and modification time. Epochs then slice arrays instead of wal
 """
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
+from actionlstm.paths import cache_root
 from actionlstm.pickle_io import load_pickle
 from actionlstm.preprocess import select_main_person
 from actionlstm.skeleton import NUM_JOINTS
@@ -169,8 +169,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
 def _cache_path(path: Path) -> Path:
     stat = path.stat()
     key = f"{CACHE_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    root = Path(os.environ.get("ACTIONLSTM_CACHE_DIR", Path.home() / ".cache" / "actionlstm"))
-    return root / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    return cache_root() / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
 def _save_cache(dataset: SkeletonDataset, cache: Path) -> None:

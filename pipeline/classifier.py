@@ -39,12 +39,15 @@ class ActionRuntime:
         self.probs: dict[int, np.ndarray] = {}
         self._calls = 0
 
-    def update(self, buffers: TrackBuffers) -> dict[int, list[Label]]:
-        """Top-k labels of every person that has a prediction (classifies on stride frames)."""
+    def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[Label]]:
+        """Top-k labels of every person that has a prediction. On stride frames the `visible` persons
+        (detected in this frame) whose buffers span `min_seconds` are classified; persons briefly
+        out of sight keep their last labels until their buffer is freed."""
         for track_id in [t for t in self.probs if t not in buffers]:
             del self.probs[track_id]
         if self._calls % self.stride == 0:
-            ready = [b for b in buffers.buffers.values() if b.span() >= self.min_seconds - 1e-6]
+            candidates = (buffers[t] for t in visible if t in buffers)
+            ready = [b for b in candidates if b.span() >= self.min_seconds - 1e-6]
             if ready:
                 windows = [b.window(self.clf.preprocess) for b in ready]
                 probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)

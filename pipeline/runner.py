@@ -89,7 +89,7 @@ class ActionPipeline:
             t2 = time.perf_counter()
             buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
             t_buffered = time.perf_counter()
-            labels = runtime.update(buffers)
+            labels = runtime.update(buffers, set(poses.track_ids.tolist()))
             t3 = time.perf_counter()
             rate_now = 1.0 / max(t3 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now

@@ -1,6 +1,6 @@
 """Pose-only vs full-pipeline speed on one video, per-stage times, per-frame latency, live latency.
 
-    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--imgsz 640] [--device auto]
+    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--pose-backend auto] [--imgsz 640] [--stride 1]
 
 (a) the ultralytics predict loop alone (decode + YOLO-pose), (b) the whole `actionlstm run` pipeline
 headless with video saving, on the same frames, model and image size, and (c) the same pipeline fed
@@ -22,26 +22,24 @@ from actionlstm.dataset import load_dataset
 from actionlstm.inference import resolve_device
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
-from pipeline.pose import PoseEstimator, resolve_pose_model
+from pipeline.pose import BACKENDS, PoseEstimator
 from pipeline.runner import ActionPipeline
 from pipeline.session import run_session
 from pipeline.sources import open_source
 
 
-def pose_only_fps(video: str, device, imgsz: int, max_frames: int) -> float:
-    from ultralytics import YOLO
-
-    model = YOLO(resolve_pose_model(None), task="pose")
-    precision = {"quantize": 16} if device.type == "cuda" else {}
+def pose_only_fps(video: str, device, imgsz: int, backend: str, max_frames: int) -> tuple[float, str]:
+    """Decode + YOLO-pose predict per frame, nothing else: the speed the pipeline is measured against."""
+    pose = PoseEstimator(None, device, imgsz=imgsz, backend=backend)  # loads and warms up the network
     capture = cv2.VideoCapture(video)
     ok, image = capture.read()
-    model.predict(image, device=str(device), imgsz=imgsz, verbose=False, **precision)  # warm-up
     frames, start = 0, time.perf_counter()
     while ok and frames < max_frames:
-        model.predict(image, device=str(device), imgsz=imgsz, conf=0.1, classes=[0], verbose=False, **precision)
+        pose.detect(image)
         frames += 1
         ok, image = capture.read()
-    return frames / (time.perf_counter() - start)
+    capture.release()
+    return frames / (time.perf_counter() - start), pose.backend
 
 
 def percentiles(values: list[float]) -> dict:
@@ -63,6 +61,7 @@ def main() -> None:
     parser.add_argument("video")
     parser.add_argument("--checkpoint", help="default: a quickly trained 101-class model")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--pose-backend", default="auto", choices=BACKENDS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--max-frames", type=int, default=10**9)
@@ -74,23 +73,22 @@ def main() -> None:
         checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_for_bench(Path(tmp), device)
         clf = load_checkpoint(checkpoint, device)
 
-        pose_fps = pose_only_fps(args.video, device, args.imgsz, args.max_frames)
+        pose_fps, backend = pose_only_fps(args.video, device, args.imgsz, args.pose_backend, args.max_frames)
 
         def pipeline_run(realtime: bool):
-            pose = PoseEstimator(None, device, imgsz=args.imgsz)
-            pose(np.zeros((64, 64, 3), np.uint8))  # warm-up, as the pose-only loop had
+            pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
             pipeline = ActionPipeline(clf, pose, device, stride=args.stride)
             with open_source(args.video, realtime=realtime) as source:
                 source_limit = _Limit(source, args.max_frames)
                 return run_session(pipeline, source_limit, save=Path(tmp) / "out.mp4", show=False, progress=False), source
 
         full, _ = pipeline_run(realtime=False)
-        live, live_source = pipeline_run(realtime=True)
+        live, _ = pipeline_run(realtime=True)
 
     stages = {k: round(v / full.frames * 1000, 2) for k, v in full.stage_seconds.items()}
     pose_stage = (full.stage_seconds["pose"] + full.stage_seconds["track"]) / full.frames
     figures = {
-        "video": args.video, "device": str(device), "imgsz": args.imgsz, "frames": full.frames, "stride": args.stride,
+        "video": args.video, "device": str(device), "pose_backend": backend, "imgsz": args.imgsz, "frames": full.frames, "stride": args.stride,
         "pose_only_fps": round(pose_fps, 2),
         "pipeline_fps": round(full.fps, 2),
         "ratio_pipeline_to_pose": round(full.fps / pose_fps, 3),

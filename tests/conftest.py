@@ -14,10 +14,16 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 VIDEOS = SHARED_DATA / "videos"
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    """Each test parses pickles afresh unless it shares a cache folder on purpose."""
-    monkeypatch.setenv("ACTIONLSTM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+def _private_cache(_session_cache, monkeypatch):
+    """Caches (parsed pickles, exported pose models) live in a folder of this test session, never
+    in the user's; entries are keyed by file path, size and time, so tests cannot see each other's."""
+    monkeypatch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
 
 
 CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]

@@ -78,7 +78,7 @@ def test_live_top5_equals_predict_top5(sample_pickle, trained_checkpoint):
     buffers = TrackBuffers(clf.preprocess, 25.0, tuple(dataset.img_shapes[index]))
     _feed(buffers, keypoint, score, np.arange(len(keypoint)) / 25.0)
     runtime = ActionRuntime(clf, torch.device("cpu"), smoothing=0.0)
-    live = runtime.update(buffers)[7]
+    live = runtime.update(buffers, {7})[7]
 
     assert [item.label for item in live] == [item["label"] for item in offline["top5"]]
     np.testing.assert_allclose([item.prob for item in live], [item["prob"] for item in offline["top5"]], rtol=1e-5, atol=1e-6)
