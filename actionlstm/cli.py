@@ -89,8 +89,6 @@ def train(
     dataset = load_dataset(data, use_cache=not no_cache)
     names = class_names_for(dataset, labels)
     indices = dataset.split_indices(train_split or f"train{split}")
-    if len(indices) == 0:
-        raise UserError(f"split '{train_split or f'train{split}'}' names no clip that is in the annotations")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     console.err.print(f"training on {len(indices)} clips, {len(names)} classes, device {dev}")
     summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume)
@@ -147,8 +145,6 @@ def evaluate(
     clf, dataset, dev = _load_for_inference(data, checkpoint, labels, device, no_cache)
     name = test_split or f"test{split}"
     indices = dataset.split_indices(name)
-    if len(indices) == 0:
-        raise UserError(f"split '{name}' names no clip that is in the annotations")
     folder = report_dir or checkpoint.parent
     check_writable_folder(folder / "x")
     metrics = run_evaluation(clf, dataset, indices, dev, folder, f"{checkpoint.stem}.{name}")

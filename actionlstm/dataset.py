@@ -48,9 +48,12 @@ class SkeletonDataset:
         return int(self.labels.max()) + 1 if len(self.labels) else 0
 
     def split_indices(self, name: str) -> np.ndarray:
+        """Clip indices of a split; a split that is missing or names no known clip is an error."""
         if name not in self.splits:
             known = ", ".join(sorted(self.splits)) or "none"
             raise UserError(f"split '{name}' is not in the data (splits: {known})")
+        if len(self.splits[name]) == 0:
+            raise UserError(f"split '{name}' names no clip that is in the annotations")
         return self.splits[name]
 
     def index_of(self, frame_dir: str) -> int:
@@ -212,16 +215,6 @@ def load_dataset(path: Path, use_cache: bool = True) -> SkeletonDataset:
     if use_cache:
         _save_cache(dataset, cache)
     return dataset
-
-
-def resolve_splits(dataset: SkeletonDataset, split: int, train_split: str | None, test_split: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """`--split N` means `trainN` / `testN`; explicit names win. Both must exist and be non-empty."""
-    train = dataset.split_indices(train_split or f"train{split}")
-    test = dataset.split_indices(test_split or f"test{split}")
-    for name, indices in ((train_split or f"train{split}", train), (test_split or f"test{split}", test)):
-        if len(indices) == 0:
-            raise UserError(f"split '{name}' names no clip that is in the annotations")
-    return train, test
 
 
 def holdout_by_group(dataset: SkeletonDataset, indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

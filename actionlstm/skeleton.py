@@ -1,12 +1,8 @@
 """COCO-17 skeleton layout shared by the data, the augmentations and the overlay."""
 
+# Joints, in order: nose, left/right eye, left/right ear, left/right shoulder, left/right elbow,
+# left/right wrist, left/right hip, left/right knee, left/right ankle.
 NUM_JOINTS = 17
-
-JOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
 
 # Parent of each joint in a tree rooted at the nose; bones are joint - parent (the root's bone is zero).
 PARENTS = (0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14)

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-from actionlstm import console
 from torch import nn
 
+from actionlstm import console
 from actionlstm.augment import AugmentConfig, SpatialAugment, sample_training_window
 from actionlstm.checkpoint import atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
