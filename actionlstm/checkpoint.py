@@ -76,7 +76,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> Classifie
         model.load_state_dict(payload["state_dict"])
         pre = PreprocessConfig.from_dict(payload["preprocess"])
         class_names = [str(n) for n in payload["class_names"]]
-    except (KeyError, TypeError, RuntimeError) as exc:
+        if not (pre.window >= 1 and pre.fps > 0 and pre.min_frames >= 1):
+            raise ValueError(f"preprocessing settings out of range: {pre}")
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         raise UserError(f"{path} is a damaged ActionLSTM checkpoint ({str(exc).splitlines()[0]})") from None
     if len(class_names) != model.cfg.num_classes:
         raise UserError(f"{path} names {len(class_names)} classes but its model predicts {model.cfg.num_classes}")

@@ -47,9 +47,10 @@ def class_names_for(dataset, labels_file: Optional[Path]) -> list[str]:
     return names
 
 
-def check_writable_folder(path: Path) -> None:
-    """Fail before hours of work, not after, when the output folder can't be written."""
-    folder = path.parent
+def check_writable_folder(folder: Path) -> None:
+    """Fail before hours of work, not after, when an output folder can't be written."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".actionlstm-probe-")
@@ -57,6 +58,15 @@ def check_writable_folder(path: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise UserError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def check_output_file(path: Path, source: Optional[str] = None) -> None:
+    """An output must be a file name in a writable folder, and never the input it is made from."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name")
+    if source is not None and Path(source).exists() and path.resolve() == Path(source).resolve():
+        raise UserError(f"{path} is the input; choose another output file")
+    check_writable_folder(path.parent)
 
 
 def _print_json(obj: dict) -> None:
@@ -85,7 +95,7 @@ def train(
     from actionlstm.train import TrainConfig, train as run_training
 
     dev = resolve_device(device)
-    check_writable_folder(out)
+    check_output_file(out)
     dataset = load_dataset(data, use_cache=not no_cache)
     names = class_names_for(dataset, labels)
     indices = dataset.split_indices(train_split or f"train{split}")
@@ -102,7 +112,7 @@ def train(
         "curves_png": str(out.with_suffix(".curves.png")),
     }
     if json_output:
-        _print_json(result)
+        _print_json({k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()})  # NaN is not JSON
     else:
         console.out.print(
             f"saved [bold]{out}[/] (best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}, "
@@ -146,7 +156,7 @@ def evaluate(
     name = test_split or f"test{split}"
     indices = dataset.split_indices(name)
     folder = report_dir or checkpoint.parent
-    check_writable_folder(folder / "x")
+    check_writable_folder(folder)
     metrics = run_evaluation(clf, dataset, indices, dev, folder, f"{checkpoint.stem}.{name}")
     metrics["split"] = name
     if json_output:
@@ -211,7 +221,7 @@ def sample(
 
     if max_frames < min_frames:
         raise UserError("--max-frames must be at least --min-frames")
-    check_writable_folder(out)
+    check_output_file(out)
     names = write_sample_pickle(out, num_classes=classes, clips_per_class=clips_per_class, frames=(min_frames, max_frames), seed=seed)
     labels_file = out.with_suffix(".classes.txt")
     labels_file.write_text("\n".join(names) + "\n", encoding="utf-8")
@@ -229,7 +239,7 @@ def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_ba
         raise UserError("--smoothing must be in [0, 1)")
     for path in (save, jsonl):
         if path is not None:
-            check_writable_folder(path)
+            check_output_file(path, source_spec)
     with open_source(source_spec, realtime=realtime) as source:
         pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)
         console.err.print(
@@ -284,7 +294,7 @@ def demo(
     from pipeline.demo import write_demo_video
 
     dev = resolve_device(device)
-    check_writable_folder(out_dir / "x")
+    check_writable_folder(out_dir)
     pickle_path = out_dir / "sample_ucf101_format.pkl"
     console.err.print(f"[bold]1/3[/] writing a sample skeleton pickle (UCF101 format) to {pickle_path}")
     names = write_sample_pickle(pickle_path, num_classes=6, clips_per_class=40, seed=0)

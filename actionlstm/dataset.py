@@ -20,6 +20,7 @@ from actionlstm.preprocess import select_main_person
 from actionlstm.skeleton import NUM_JOINTS
 
 CACHE_VERSION = 1
+MAX_CLASSES = 100_000  # far above any action dataset; a label beyond it is damage, not a class
 _GROUP = re.compile(r"_g(\d+)_")
 
 
@@ -122,8 +123,8 @@ def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _label_of(ann: dict, name: str) -> int:
     label = _as_int(ann["label"], "label", name)
-    if label < 0:
-        raise UserError(f"clip '{name}': label {label} is negative")
+    if not 0 <= label < MAX_CLASSES:
+        raise UserError(f"clip '{name}': label {label} is outside 0..{MAX_CLASSES - 1}")
     return label
 
 
@@ -155,6 +156,8 @@ def parse_annotations(data: object) -> SkeletonDataset:
     lookup = {name: i for i, name in enumerate(names)}
     splits = {}
     for split_name, members in split.items():
+        if not isinstance(members, (list, tuple)):
+            raise UserError(f"split '{split_name}' is a {type(members).__name__}, expected a list of clip names")
         indices = [lookup[str(m)] for m in members if str(m) in lookup]
         splits[str(split_name)] = np.asarray(indices, np.int64)
     lengths = np.array([len(k) for k in keypoints], np.int64)

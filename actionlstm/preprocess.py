@@ -17,6 +17,7 @@ from actionlstm.skeleton import NUM_JOINTS, PARENTS
 
 # Per joint: normalised x, y; bone x, y; velocity x, y; score.
 FEATURES_PER_JOINT = 7
+MAX_EMPTY_FRAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,11 @@ def select_main_person(keypoint: np.ndarray, score: np.ndarray, total_frames: in
     """Pick the person of an `M x T` annotation whose keypoint scores sum highest.
 
     The live pipeline ranks its tracks the same way: the person seen longest and most clearly.
-    M == 0 (nobody detected) gives `total_frames` empty frames, at least one.
+    M == 0 (nobody detected) gives `total_frames` empty frames: at least one, and at most
+    `MAX_EMPTY_FRAMES`, since every window of an empty clip looks the same to the model.
     """
     if keypoint.shape[0] == 0:
-        frames = max(int(total_frames), 1)
+        frames = min(max(int(total_frames), 1), MAX_EMPTY_FRAMES)
         return np.zeros((frames, NUM_JOINTS, 2), np.float32), np.zeros((frames, NUM_JOINTS), np.float32)
     totals = np.nansum(score.astype(np.float64), axis=(1, 2))
     main = int(np.argmax(totals))
@@ -88,13 +90,12 @@ def resample(
     return kp.astype(np.float32), sc.astype(np.float32)
 
 
-def eval_window_starts(num_frames: int, window: int, max_windows: int = 5) -> list[int]:
-    """Start frames of windows that together cover a clip: one for short clips, else evenly spaced
-    from the first frame to the last (the final window always ends on the clip's last frame)."""
+def eval_window_starts(num_frames: int, window: int) -> list[int]:
+    """Start frames of windows that together cover every frame of a clip: one for short clips, else
+    ceil(frames / window) evenly spaced ones from the first frame to the last."""
     if num_frames <= window:
         return [0]
-    count = min(max_windows, int(np.ceil(num_frames / window)))
-    count = max(count, 2)
+    count = int(np.ceil(num_frames / window))
     return sorted({int(round(s)) for s in np.linspace(0, num_frames - window, count)})
 
 

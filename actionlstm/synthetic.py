@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionlstm.errors import UserError
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.skeleton import NUM_JOINTS
 
@@ -41,6 +42,7 @@ PRIMITIVES = {
     "bow": ({**dict.fromkeys(range(11), 1.0)}, (0.4, 1.0), "rise"),
 }
 IMAGE_SHAPES = ((240, 320), (360, 480), (480, 640), (1080, 1920))
+FREQUENCIES = tuple(round(0.4 + 0.1 * k, 1) for k in range(17))  # 0.4 .. 2.0 Hz
 
 
 def _wave(kind: str, phase: np.ndarray) -> np.ndarray:
@@ -65,13 +67,16 @@ class ClassMotion:
 
 def class_motions(num_classes: int, seed: int) -> list[ClassMotion]:
     """One distinct movement recipe per class, reproducible from the seed."""
-    rng = np.random.default_rng(seed)
     names = list(PRIMITIVES)
+    possible = (len(names) + len(names) * (len(names) - 1) // 2) * len(FREQUENCIES)
+    if num_classes > possible // 2:  # random draws would take ever longer to find unused recipes
+        raise UserError(f"the sample generator makes at most {possible // 2} distinct classes")
+    rng = np.random.default_rng(seed)
     motions, seen = [], set()
     while len(motions) < num_classes:
         k = 1 if rng.random() < 0.4 else 2
         chosen = tuple(sorted(rng.choice(names, size=k, replace=False).tolist()))
-        frequency = float(np.round(rng.uniform(0.4, 2.0), 1))
+        frequency = float(rng.choice(FREQUENCIES))
         if (chosen, frequency) in seen:
             continue
         seen.add((chosen, frequency))

@@ -5,6 +5,8 @@ The test split is never looked at here. Every epoch ends by writing a resume sta
 best on validation, so an interrupted or failed run never touches an existing checkpoint.
 """
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +42,14 @@ class TrainConfig:
 
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.pth")
+
+
+def run_fingerprint(dataset: SkeletonDataset, fit_indices: np.ndarray, class_names: list[str], pre: PreprocessConfig, aug: AugmentConfig, cfg: TrainConfig) -> str:
+    """What a resumed run must share with the interrupted one: clips, labels, classes and settings."""
+    digest = hashlib.sha256()
+    for part in (dataset.frame_dirs[fit_indices].tolist(), dataset.labels[fit_indices].tolist(), class_names, pre.to_dict(), asdict(aug), asdict(cfg)):
+        digest.update(json.dumps(part, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def make_batch(
@@ -81,10 +91,11 @@ def train(
     start_epoch = 0
 
     state_file = resume_path(out)
+    fingerprint = run_fingerprint(dataset, fit_indices, class_names, pre, aug, cfg)
     if resume:
         state = read_torch_file(state_file, "resume state")
-        if state.get("num_classes") != len(class_names) or state.get("train_config") != asdict(cfg):
-            raise UserError(f"{state_file} belongs to a run with other settings or data; start afresh without --resume")
+        if state.get("fingerprint") != fingerprint:
+            raise UserError(f"{state_file} belongs to a run with other data or settings; start afresh without --resume")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -137,7 +148,7 @@ def train(
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                     "history": history, "best": best, "epoch": epoch + 1,
-                    "num_classes": len(class_names), "train_config": asdict(cfg),
+                    "fingerprint": fingerprint,
                 },
                 state_file,
             )

@@ -72,6 +72,7 @@ class ActionPipeline:
         self.note = note
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
+        self.pose.tracker.reset()  # track ids start afresh with each source
         rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
         width, height = source.size
         buffers = TrackBuffers(self.clf.preprocess, rate, (height, width))

@@ -149,7 +149,10 @@ def run_session(
     summary.skipped, summary.dropped = source.skipped, source.dropped
     for sink in (video, records):
         if sink is not None:
-            sink.finish()
+            if summary.frames:
+                sink.finish()
+            else:  # a run that processed no frame has nothing to show: keep what was there before
+                sink.discard()
     return summary
 
 
@@ -171,5 +174,5 @@ def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None) ->
     else:
         out.print("nobody was detected")
     for label, path in (("video", save), ("predictions", jsonl)):
-        if path is not None:
+        if path is not None and summary.frames:
             out.print(f"{label}: {path}")

@@ -140,17 +140,37 @@ class LiveSource(FrameSource):
         deadline = time.monotonic() + self.reconnect_seconds
         while time.monotonic() < deadline and not self._stop.is_set():
             self.capture.release()
-            capture = _open_capture(self.spec)
+            try:
+                capture = _open_capture(self.spec)
+            except cv2.error:
+                capture = None
             if capture is not None:
                 self.capture = capture
                 return True
             self._stop.wait(0.5)
         return False
 
+    def _read(self) -> tuple[bool, np.ndarray | None]:
+        """One read; a backend that raises counts as a failed read (and so is retried)."""
+        try:
+            return self.capture.read()
+        except cv2.error:
+            return False, None
+
     def _capture_loop(self) -> None:
+        try:
+            self._capture_frames()
+        finally:  # however the thread ends, the consumer must not wait for ever
+            if self._stop.is_set():
+                self.capture.release()
+            with self._ready:
+                self._ended = True
+                self._ready.notify_all()
+
+    def _capture_frames(self) -> None:
         start = time.monotonic()
         while not self._stop.is_set():
-            ok, image = self.capture.read()
+            ok, image = self._read()
             if not ok:
                 if self._reopen():
                     continue
@@ -167,9 +187,6 @@ class LiveSource(FrameSource):
                 self._latest = Frame(self.captured, now, image)
                 self.captured += 1
                 self._ready.notify_all()
-        with self._ready:
-            self._ended = True
-            self._ready.notify_all()
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
@@ -183,9 +200,11 @@ class LiveSource(FrameSource):
             yield frame
 
     def close(self) -> None:
+        """Stop the capture thread; it releases the device itself if a read is still blocking."""
         self._stop.set()
         self._thread.join(timeout=2.0)
-        self.capture.release()
+        if not self._thread.is_alive():
+            self.capture.release()
 
 
 def open_source(spec: str, realtime: bool = False) -> FrameSource:

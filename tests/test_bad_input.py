@@ -301,3 +301,28 @@ def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny):
     left = sorted(p.name for p in folder.iterdir())
     # The resume state is kept on purpose (for --resume); nothing else may be.
     assert set(left) <= {"model.pth", "model.pth.resume.pth"}, left
+
+
+# --- outputs ------------------------------------------------------------------------------------------
+
+
+def test_out_that_is_a_folder_is_refused_before_training(tmp_path, tiny):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    proc = run_cli("train", "--data", tiny["s3"], "--out", folder, *FAST, cwd=tmp_path)
+    assert_user_error(proc, "is a folder")
+    assert list(folder.iterdir()) == []
+
+
+def test_split_that_is_not_a_list(tmp_path):
+    def damage(data):
+        data["split"]["train1"] = 5
+        return data
+
+    proc = run_cli("train", "--data", write_data(tmp_path / "d.pkl", damage), "--out", tmp_path / "m.pth", *FAST, cwd=tmp_path)
+    assert_user_error(proc, "train1")
+
+
+def test_unknown_device(tmp_path, tiny):
+    proc = run_cli("predict", "--data", tiny["s3"], "--checkpoint", tiny["ckpt"], "--idx", "0", "--device", "meta", cwd=tmp_path)
+    assert_user_error(proc, "unknown device")

@@ -402,3 +402,41 @@ def test_reconstruct_of_huge_shape_refused(tmp_path):
     assert result["result"] == "UserError", result
     assert "memory" not in result["message"], f"refused only because the allocation failed: {result}"
     assert result["seconds"] < 2
+
+
+def _dtype(spec: str, flags: int | None = None) -> bytes:
+    """`numpy.dtype(spec, False, True)`, then (optionally) a state that sets its flags."""
+    built = _call(_global("numpy", "dtype"), _str(spec), b"\x89", b"\x88")
+    if flags is None:
+        return built
+    return built + b"(" + _int(3) + _str("<") + b"NNN" + _int(-1) + _int(-1) + _int(flags) + b"tb"
+
+
+def _frombuffer(data: bytes, dtype: bytes) -> bytes:
+    shape = b"(" + _int(len(data) // 8) + b"t"
+    return _call(_global("numpy._core.numeric", "_frombuffer"), _bytes(data), dtype, shape, _str("C"))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _call(_global("numpy", "ndarray"), b"(" + _int(2**28) + b"t"),  # 2 GiB from a few bytes
+        _frombuffer(b"A" * 8, _dtype("O")),  # raw bytes read as an object pointer
+        _frombuffer(b"A" * 8, _dtype("f8", flags=63)),  # a float dtype told it holds objects
+        _call(_global("numpy.core.multiarray", "scalar"), _dtype("O"), _bytes(b"A" * 8)),
+        _frombuffer(b"A" * 8, _dtype("V8")),
+    ],
+    ids=["ndarray-called", "object-dtype", "tampered-flags", "object-scalar", "void-dtype"],
+)
+def test_dtype_and_array_tricks_refused(tmp_path, body):
+    path = tmp_path / "trick.pkl"
+    path.write_bytes(_payload(b"}" + _str("label") + body + b"s"))
+    with pytest.raises(UserError):
+        load_pickle(path)
+
+
+def test_plain_dtype_with_its_usual_state_loads(tmp_path):
+    path = tmp_path / "plain.pkl"
+    flags = np.dtype("f8").flags
+    path.write_bytes(_payload(_frombuffer(np.array([1.5, -2.0]).tobytes(), _dtype("f8", flags=flags))))
+    assert load_pickle(path).tolist() == [1.5, -2.0]

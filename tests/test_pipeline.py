@@ -139,6 +139,44 @@ def test_bad_sources_give_one_line_errors(trained_checkpoint, source, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_output_that_is_the_input_is_refused(trained_checkpoint, tmp_path):
+    video = tmp_path / "clip.avi"
+    video.write_bytes(shared_video("exercise_3people.avi").read_bytes())
+    before = video.read_bytes()
+    result = run_cli("run", video, "--checkpoint", trained_checkpoint, "--save", video, "--no-show", "--device", "cpu")
+    assert result.returncode == 1 and "is the input" in result.stderr
+    assert video.read_bytes() == before
+
+
+class _FailingCapture:
+    """A real capture that starts raising after a few reads, as an unplugged camera's backend may."""
+
+    def __init__(self, capture: cv2.VideoCapture, good_reads: int):
+        self.capture, self.good_reads = capture, good_reads
+
+    def read(self):
+        self.good_reads -= 1
+        if self.good_reads < 0:
+            raise cv2.error("device unplugged")
+        return self.capture.read()
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+def test_live_source_whose_device_fails_ends_instead_of_hanging():
+    """The capture thread survives a raising backend: the source ends, the consumer is not left waiting."""
+    source = LiveSource(str(shared_video("exercise_3people.avi")), realtime_file=True)
+    source.capture = _FailingCapture(source.capture, good_reads=5)
+    started = time.monotonic()
+    try:
+        frames = [frame.index for frame in source]
+    finally:
+        source.close()
+    assert time.monotonic() - started < 10
+    assert 1 <= len(frames) <= 7 and frames == sorted(frames)
+
+
 def test_checkpoint_that_is_not_one(tmp_path):
     fake = tmp_path / "fake.pth"
     fake.write_text("not a checkpoint")

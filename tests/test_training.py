@@ -82,6 +82,9 @@ def test_interrupted_training_resumes(tmp_path):
     done = torch.load(state, weights_only=True)["epoch"]
     assert 1 <= done < 25
 
+    other = run_cli(*args, "--resume", "--seed", "5")  # another hold-out: not the interrupted run
+    assert other.returncode == 1 and "start afresh" in other.stderr and "Traceback" not in other.stderr
+
     result = run_cli(*args, "--resume")
     assert result.returncode == 0, result.stderr
     history = torch.load(out, weights_only=True)["meta"]["history"]
