@@ -1,6 +1,7 @@
 """The `actionlstm` command: train, evaluate and predict on skeleton pickles; run the live pipeline; demo."""
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -70,7 +71,9 @@ def check_output_file(path: Path, source: Optional[str] = None) -> None:
 
 
 def _print_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """One JSON object on stdout; a NaN value (no validation part, say) becomes null, since NaN is not JSON."""
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in obj.items()}
+    sys.stdout.write(json.dumps(clean) + "\n")
 
 
 @app.command()
@@ -112,7 +115,7 @@ def train(
         "curves_png": str(out.with_suffix(".curves.png")),
     }
     if json_output:
-        _print_json({k: (None if isinstance(v, float) and v != v else v) for k, v in result.items()})  # NaN is not JSON
+        _print_json(result)
     else:
         console.out.print(
             f"saved [bold]{out}[/] (best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}, "

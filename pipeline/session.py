@@ -76,20 +76,6 @@ class RunSummary:
         """Per person: the label that was top-1 most often, and in how many frames."""
         return {tid: counts.most_common(1)[0] for tid, counts in self.top1_counts.items() if counts}
 
-    def to_json(self) -> dict:
-        return {
-            "frames": self.frames,
-            "seconds": round(self.seconds, 2),
-            "fps": round(self.fps, 2),
-            "skipped_frames": self.skipped,
-            "dropped_frames": self.dropped,
-            "ended_by": self.ended_by,
-            "persons": [
-                {"id": tid, "frames": self.frames_seen[tid], "dominant_action": self.dominant_actions().get(tid, (None, 0))[0]}
-                for tid in sorted(self.frames_seen)
-            ],
-        }
-
 
 def run_session(
     pipeline: ActionPipeline,
