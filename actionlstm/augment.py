@@ -17,8 +17,9 @@ class AugmentConfig:
     rotate_degrees: float = 15.0  # uniform in [-r, r]
     scale_range: tuple[float, float] = (0.85, 1.15)  # independent x and y scale
     flip_prob: float = 0.5  # mirror left/right, swapping joint sides
-    speed_range: tuple[float, float] = (0.8, 1.25)  # playback speed of the clip
-    short_crop_prob: float = 0.2  # train on a window shorter than full, as the live buffer fills
+    speed_range: tuple[float, float] = (0.67, 1.5)  # playback speed: people do the same action at different paces
+    short_crop_prob: float = 0.4  # train on a window shorter than full, as the live buffer fills
+    prefix_prob: float = 0.5  # such a short window starts at the clip's first frame, as a live buffer does
 
 
 class SpatialAugment:
@@ -53,18 +54,22 @@ class SpatialAugment:
 def sample_training_window(
     keypoint: np.ndarray,
     score: np.ndarray,
+    clip_fps: float,
     pre: PreprocessConfig,
     aug: AugmentConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A random temporal crop of one clip at a random playback speed, at most `pre.window` frames."""
+    """A random temporal crop of one clip (recorded at `clip_fps`) at a random playback speed,
+    resampled to `pre.fps` in one step, at most `pre.window` frames."""
     speed = rng.uniform(*aug.speed_range)
-    if abs(speed - 1.0) > 1e-3 and len(keypoint) > 1:
-        timestamps = np.arange(len(keypoint)) / (pre.fps * speed)
+    if abs(clip_fps * speed - pre.fps) > 1e-3 and len(keypoint) > 1:
+        timestamps = np.arange(len(keypoint)) / (clip_fps * speed)
         keypoint, score = resample(keypoint, score, timestamps, pre.fps)
     frames = len(keypoint)
     length = min(frames, pre.window)
+    prefix = False
     if rng.random() < aug.short_crop_prob and length > pre.min_frames:
         length = int(rng.integers(pre.min_frames, length + 1))
-    start = int(rng.integers(0, frames - length + 1))
+        prefix = rng.random() < aug.prefix_prob
+    start = 0 if prefix else int(rng.integers(0, frames - length + 1))
     return keypoint[start : start + length], score[start : start + length]

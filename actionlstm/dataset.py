@@ -16,10 +16,10 @@ from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root
 from actionlstm.pickle_io import load_pickle
-from actionlstm.preprocess import select_main_person
+from actionlstm.preprocess import resample, select_main_person
 from actionlstm.skeleton import NUM_JOINTS
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 MAX_CLASSES = 100_000  # far above any action dataset; a label beyond it is damage, not a class
 _GROUP = re.compile(r"_g(\d+)_")
 
@@ -32,6 +32,7 @@ class SkeletonDataset:
     keypoint: np.ndarray  # [sum T, 17, 2] float32, pixels
     score: np.ndarray  # [sum T, 17] float32
     img_shapes: np.ndarray  # [N, 2] int64 (height, width)
+    fps: np.ndarray  # [N] float64: each clip's frame rate, NaN where the pickle doesn't say (UCF101: 25)
     splits: dict[str, np.ndarray]  # split name -> clip indices
 
     def __len__(self) -> int:
@@ -40,6 +41,19 @@ class SkeletonDataset:
     def clip(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         start, stop = self.offsets[index], self.offsets[index + 1]
         return self.keypoint[start:stop], self.score[start:stop]
+
+    def clip_rate(self, index: int, default: float) -> float:
+        """Frames per second of clip `index`: as recorded in the pickle, else `default` (the training rate)."""
+        rate = float(self.fps[index])
+        return default if np.isnan(rate) else rate
+
+    def clip_at(self, index: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Clip `index` at `fps` frames per second, resampled when the pickle recorded another rate."""
+        keypoint, score = self.clip(index)
+        rate = self.clip_rate(index, fps)
+        if abs(rate - fps) < 1e-6 or len(keypoint) < 2:
+            return keypoint, score
+        return resample(keypoint, score, np.arange(len(keypoint)) / rate, fps)
 
     def num_frames(self, index: int) -> int:
         return int(self.offsets[index + 1] - self.offsets[index])
@@ -121,6 +135,16 @@ def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
     return select_main_person(keypoint[..., :2], score, total)
 
 
+def _fps_of(ann: dict, name: str) -> float:
+    """The optional `fps` that `actionlstm extract` records; pickles without it give NaN."""
+    if "fps" not in ann:
+        return float("nan")
+    value = ann["fps"]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < float(value) < 1000:
+        raise UserError(f"clip '{name}': fps {value!r} is not a frame rate")
+    return float(value)
+
+
 def _label_of(ann: dict, name: str) -> int:
     label = _as_int(ann["label"], "label", name)
     if not 0 <= label < MAX_CLASSES:
@@ -141,7 +165,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
     if not isinstance(annotations, list) or not annotations:
         raise UserError("'annotations' must be a non-empty list")
 
-    names, labels, shapes, keypoints, scores = [], [], [], [], []
+    names, labels, shapes, rates, keypoints, scores = [], [], [], [], [], []
     for position, ann in enumerate(annotations):
         ann = _check_annotation(ann, position)
         name = str(ann["frame_dir"])
@@ -149,6 +173,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
         labels.append(_label_of(ann, name))
         names.append(name)
         shapes.append(_image_shape(ann, name))
+        rates.append(_fps_of(ann, name))
         keypoints.append(kp)
         scores.append(sc)
 
@@ -168,6 +193,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
         keypoint=np.concatenate(keypoints).astype(np.float32),
         score=np.concatenate(scores).astype(np.float32),
         img_shapes=np.asarray(shapes, np.int64).reshape(-1, 2),
+        fps=np.asarray(rates, np.float64),
         splits=splits,
     )
 
@@ -183,7 +209,7 @@ def _save_cache(dataset: SkeletonDataset, cache: Path) -> None:
     arrays = {f"split/{name}": idx for name, idx in dataset.splits.items()}
     arrays.update(
         frame_dirs=dataset.frame_dirs, labels=dataset.labels, offsets=dataset.offsets,
-        keypoint=dataset.keypoint, score=dataset.score, img_shapes=dataset.img_shapes,
+        keypoint=dataset.keypoint, score=dataset.score, img_shapes=dataset.img_shapes, fps=dataset.fps,
     )
     try:
         with atomic_path(cache) as tmp, open(tmp, "wb") as f:
@@ -198,7 +224,7 @@ def _load_cache(cache: Path) -> SkeletonDataset | None:
             splits = {k.removeprefix("split/"): z[k] for k in z.files if k.startswith("split/")}
             return SkeletonDataset(
                 frame_dirs=z["frame_dirs"], labels=z["labels"], offsets=z["offsets"], keypoint=z["keypoint"],
-                score=z["score"], img_shapes=z["img_shapes"], splits=splits,
+                score=z["score"], img_shapes=z["img_shapes"], fps=z["fps"], splits=splits,
             )
     except Exception:  # a damaged cache is re-made from the pickle
         return None

@@ -24,6 +24,9 @@ class ModelConfig:
         return asdict(self)
 
 
+OUTPUT_LAYER = "head.1."  # the parameters that map pooled features to classes (replaced when fine-tuning onto new classes)
+
+
 class ActionLSTM(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()

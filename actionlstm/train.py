@@ -9,7 +9,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,11 @@ from torch import nn
 
 from actionlstm import console
 from actionlstm.augment import AugmentConfig, SpatialAugment, sample_training_window
-from actionlstm.checkpoint import atomic_torch_save, read_torch_file, save_checkpoint
+from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
 from actionlstm.errors import UserError
 from actionlstm.inference import predict_clips
-from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig, preprocess, stack_windows
 from actionlstm.reports import plot_training_curves
 
@@ -36,6 +36,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     val_fraction: float = 0.1
+    min_val_clips: int = 50  # a smaller validation part picks epochs by noise: then train on all, keep the last
+    min_epoch_windows: int = 512  # small data sets repeat clips (new crops) so an epoch is still this many windows
     grad_clip: float = 1.0
     seed: int = 0
 
@@ -44,18 +46,45 @@ def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.pth")
 
 
-def run_fingerprint(dataset: SkeletonDataset, fit_indices: np.ndarray, class_names: list[str], pre: PreprocessConfig, aug: AugmentConfig, cfg: TrainConfig) -> str:
-    """What a resumed run must share with the interrupted one: clips, labels, classes and settings."""
+def run_fingerprint(
+    dataset: SkeletonDataset, fit_indices: np.ndarray, class_names: list[str], pre: PreprocessConfig, aug: AugmentConfig, cfg: TrainConfig,
+    model: ActionLSTM,
+) -> str:
+    """What a resumed run must share with the interrupted one: clips, labels, classes, settings and
+    the starting weights (which differ when fine-tuning from another checkpoint)."""
     digest = hashlib.sha256()
-    for part in (dataset.frame_dirs[fit_indices].tolist(), dataset.labels[fit_indices].tolist(), class_names, pre.to_dict(), asdict(aug), asdict(cfg)):
+    for part in (dataset.frame_dirs[fit_indices].tolist(), dataset.labels[fit_indices].tolist(), class_names, pre.to_dict(), asdict(aug), asdict(cfg), model.cfg.to_dict()):
         digest.update(json.dumps(part, sort_keys=True).encode())
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
+
+
+def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifier | None) -> ActionLSTM:
+    """A fresh model, or one that starts from `init` (fine-tuning): same architecture and weights,
+    with a fresh output layer when the class list differs."""
+    if init is None:
+        return ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=len(class_names)))
+    model = ActionLSTM(replace(init.model.cfg, num_classes=len(class_names)))
+    state = dict(init.model.state_dict())
+    if list(init.class_names) != list(class_names):
+        state = {k: v for k, v in state.items() if not k.startswith(OUTPUT_LAYER)}
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def epoch_order(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Clips for one epoch: shuffled passes over `indices`, repeated until `count` windows are drawn
+    (at least one full pass), so a few dozen clips still give enough optimiser steps to learn."""
+    passes = max(1, math.ceil(count / len(indices)))
+    order = np.concatenate([rng.permutation(indices) for _ in range(passes)])
+    return order[: max(count, len(indices))]
 
 
 def make_batch(
     dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, spatial: SpatialAugment, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    windows = [sample_training_window(*dataset.clip(int(i)), pre, aug, rng) for i in indices]
+    windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
     keypoint, score, lengths = stack_windows(windows, pre.window)
     x = preprocess(keypoint, score, lengths, pre, augment=spatial)
     return torch.from_numpy(x), torch.from_numpy(np.maximum(lengths, 1)), torch.from_numpy(dataset.labels[indices])
@@ -71,19 +100,22 @@ def train(
     pre: PreprocessConfig | None = None,
     aug: AugmentConfig | None = None,
     resume: bool = False,
+    init: Classifier | None = None,
 ) -> dict:
     """Train, write the best checkpoint to `out` and its training curves next to it; return a summary."""
+    if init is not None:
+        pre = init.preprocess  # the starting model's features: changing them would make its weights meaningless
     pre = pre or PreprocessConfig()
     aug = aug or AugmentConfig()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     fit_indices, val_indices = holdout_by_group(dataset, train_indices, cfg.val_fraction, cfg.seed)
-    if len(fit_indices) == 0:
-        raise UserError("the training split is too small to hold out a validation part")
+    if len(val_indices) < cfg.min_val_clips:
+        fit_indices, val_indices = train_indices, train_indices[:0]
 
-    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=len(class_names))).to(device)
+    model = initial_model(class_names, pre, init).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(fit_indices) / cfg.batch_size)
+    steps_per_epoch = math.ceil(max(len(fit_indices), cfg.min_epoch_windows) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history: list[dict] = []
@@ -91,7 +123,7 @@ def train(
     start_epoch = 0
 
     state_file = resume_path(out)
-    fingerprint = run_fingerprint(dataset, fit_indices, class_names, pre, aug, cfg)
+    fingerprint = run_fingerprint(dataset, fit_indices, class_names, pre, aug, cfg, model)
     if resume:
         state = read_torch_file(state_file, "resume state")
         if state.get("fingerprint") != fingerprint:
@@ -114,7 +146,7 @@ def train(
         for epoch in range(start_epoch, cfg.epochs):
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
             model.train()
-            order = rng.permutation(fit_indices)
+            order = epoch_order(fit_indices, steps_per_epoch * cfg.batch_size, rng)
             loss_sum, correct, seen = 0.0, 0, 0
             epoch_start = time.perf_counter()
             for step in range(steps_per_epoch):
@@ -137,7 +169,7 @@ def train(
             if len(val_indices):
                 probs = predict_clips(model, pre, dataset, val_indices, device)
                 val_top1 = float((probs.argmax(-1) == dataset.labels[val_indices]).mean())
-            progress.update(task, val=f"{val_top1:.1%}")
+            progress.update(task, val=f"{val_top1:.1%}" if len(val_indices) else "-")
             history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1, "seconds": epoch_seconds})
             # Without a validation part the last epoch is kept.
             score = val_top1 if len(val_indices) else float(epoch)
