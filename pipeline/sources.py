@@ -6,6 +6,7 @@ thread that keeps only the newest frame, so however slow the consumer is, it alw
 picture and latency never builds up; the frames it never saw are counted as dropped.
 """
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ import cv2
 import numpy as np
 
 from actionlstm.errors import UserError
+
+# FFmpeg's own log lines ("moov atom not found") would interleave with the progress bar; an unreadable
+# file is reported by the caller in one line instead. Read by OpenCV when it opens a capture.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 @dataclass

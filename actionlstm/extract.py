@@ -1,0 +1,295 @@
+"""`actionlstm extract`: a folder of labelled videos in, a UCF101 / PYSKL skeleton pickle out.
+
+Each finished video is kept as a small .npz under the cache folder, keyed by the video (path, size,
+modification time) and everything that shapes its skeletons (pose weights, backend, image size,
+device, persons kept). A rerun after Ctrl-C, a crash or new videos only extracts what is missing, and
+since each video is extracted from a fresh tracker, it gives what one uninterrupted run would have.
+The pickle and its class list are written atomically at the end.
+"""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import queue
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from actionlstm import console
+from actionlstm.atomic import atomic_path
+from actionlstm.errors import UserError
+from actionlstm.paths import cache_root
+from actionlstm.pickle_io import dump_pickle_like_mmcv
+from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
+
+FORMAT_VERSION = 1  # bump when extraction itself changes, so cached videos are redone
+
+
+@dataclass(frozen=True)
+class PoseSettings:
+    """What the pose stage is built from; the same settings give the same skeletons."""
+
+    model: str | None = None
+    backend: str = "auto"
+    imgsz: int = 640
+    device: str = "auto"
+    max_persons: int = 2
+
+    def build(self):
+        from actionlstm.inference import resolve_device
+        from pipeline.pose import PoseEstimator
+
+        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend)
+
+    def fingerprint(self) -> str:
+        """Identifies the skeletons these settings produce: the resolved weights file, backend and device."""
+        import torch
+
+        from actionlstm.inference import resolve_device
+        from pipeline.pose import choose_backend, resolve_pose_model
+
+        device = resolve_device(self.device)
+        weights = resolve_pose_model(self.model)
+        backend = choose_backend(self.backend, device, weights)
+        identity = _file_identity(Path(weights)) if Path(weights).is_file() else weights
+        parts = {**asdict(self), "model": identity, "backend": backend, "device": device.type, "torch": torch.__version__, "version": FORMAT_VERSION}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_identity(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cached_path(video: Path, fingerprint: str) -> Path:
+    key = hashlib.sha256(f"{_file_identity(video)}|{fingerprint}".encode()).hexdigest()[:24]
+    return cache_root() / "extract" / f"{video.stem[:40]}-{key}.npz"
+
+
+def _save_annotation(annotation: dict, path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in annotation.items()})
+
+
+def _load_annotation(path: Path) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {
+                "img_shape": tuple(int(v) for v in z["img_shape"]),
+                "original_shape": tuple(int(v) for v in z["original_shape"]),
+                "total_frames": int(z["total_frames"]),
+                "keypoint": z["keypoint"].astype(np.float16),
+                "keypoint_score": z["keypoint_score"].astype(np.float16),
+                "fps": float(z["fps"]),
+            }
+    except Exception:  # a damaged entry is extracted again
+        return None
+
+
+def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None) -> str | None:
+    """Extract one video into its cache entry; returns why it could not be read, or None."""
+    from pipeline.extract import extract_video
+
+    try:
+        annotation = extract_video(video, pose, max_persons, on_frame)
+    except UserError as exc:
+        return str(exc)
+    _save_annotation(annotation, target)
+    return None
+
+
+# Worker processes (--workers N): each builds its own pose stage once, then takes videos one by one.
+_worker: dict = {}
+
+
+def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", threads: int) -> None:
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    torch.set_num_threads(threads)
+    _worker.update(pose=settings.build(), frames=frames, max_persons=settings.max_persons)
+
+
+def _worker_extract(job: tuple[str, str]) -> tuple[str, str | None]:
+    video, target = job
+    try:
+        problem = extract_one(_worker["pose"], Path(video), Path(target), _worker["max_persons"], lambda: _worker["frames"].put(1))
+    except Exception as exc:  # one bad video must not end the others
+        problem = f"extraction failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    return video, problem
+
+
+def _frame_count(video: Path) -> int:
+    capture = cv2.VideoCapture(str(video))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    return max(count, 0)
+
+
+class _Bars:
+    """Two bars: videos done, and frames with their rate and the time left."""
+
+    def __init__(self, videos: int, frames: int):
+        columns = (
+            TextColumn("[bold]{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        )
+        self.progress = Progress(*columns, console=console.err)
+        self.videos = self.progress.add_task("videos", total=videos, rate="")
+        self.frames = self.progress.add_task("frames", total=frames or None, rate="")
+        self.started = time.perf_counter()
+        self.done_frames = 0
+
+    def frame(self, count: int = 1) -> None:
+        self.done_frames += count
+        rate = self.done_frames / max(time.perf_counter() - self.started, 1e-6)
+        self.progress.update(self.frames, advance=count, rate=f"{rate:5.1f} frames/s")
+
+    def video(self) -> None:
+        self.progress.advance(self.videos)
+
+
+def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, workers: int, bars: _Bars) -> dict[Path, str]:
+    """Extract every job into the cache; returns the videos that could not be read, with why."""
+    problems: dict[Path, str] = {}
+    if workers <= 1:
+        pose = settings.build()
+        for video, target in jobs:
+            problem = extract_one(pose, video.path, target, settings.max_persons, bars.frame)
+            if problem:
+                problems[video.path] = problem
+            bars.video()
+        return problems
+
+    _prepare_export(settings)
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with context.Manager() as manager:
+        frames = manager.Queue()
+        pool = context.Pool(workers, initializer=_worker_start, initargs=(settings, frames, threads))
+        try:
+            pending = pool.imap_unordered(_worker_extract, [(str(v.path), str(t)) for v, t in jobs])
+            done = 0
+            while done < len(jobs):
+                try:
+                    video, problem = pending.next(timeout=0.2)
+                    done += 1
+                    bars.video()
+                    if problem:
+                        problems[Path(video)] = problem
+                except multiprocessing.TimeoutError:
+                    pass
+                _drain(frames, bars)
+            _drain(frames, bars)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+    return problems
+
+
+def _drain(frames: "queue.Queue[int]", bars: _Bars) -> None:
+    count = 0
+    while True:
+        try:
+            count += frames.get_nowait()
+        except queue.Empty:
+            break
+    if count:
+        bars.frame(count)
+
+
+def _prepare_export(settings: PoseSettings) -> None:
+    """Make the exported pose model once, before workers start, so they don't export it side by side."""
+    from actionlstm.inference import resolve_device
+    from pipeline.pose import choose_backend, exported_model, resolve_pose_model
+
+    weights = resolve_pose_model(settings.model)
+    backend = choose_backend(settings.backend, resolve_device(settings.device), weights)
+    if backend != "torch":
+        exported_model(weights, backend, settings.imgsz)
+
+
+@dataclass
+class ExtractResult:
+    clips: int
+    train: int
+    test: int
+    classes: int
+    extracted: int  # videos run through the pose stage in this run (the rest came from earlier runs)
+    skipped: list[str]  # one line per video or folder left out
+    warnings: list[str]
+
+
+def extract_dataset(
+    videoset: VideoSet,
+    out: Path,
+    settings: PoseSettings,
+    test: str | None = None,
+    group: str | None = None,
+    test_fraction: float = 0.2,
+    workers: int = 1,
+    strict: bool = False,
+) -> ExtractResult:
+    """Extract every video not extracted yet, then write `out` and `<out>.classes.txt` atomically."""
+    if not videoset.videos:
+        raise UserError("no videos to extract")
+    if strict and videoset.problems:  # known before any video is read: fail at once
+        raise UserError(f"--strict: {videoset.problems[0]}")
+    flags, warnings = assign_splits(videoset.videos, videoset.class_names, test, group, test_fraction)
+    fingerprint = settings.fingerprint()
+    targets = [cached_path(v.path, fingerprint) for v in videoset.videos]
+    annotations: dict[int, dict] = {}
+    for i, target in enumerate(targets):
+        if target.exists() and (ann := _load_annotation(target)) is not None:
+            annotations[i] = ann
+    jobs = [(v, t) for i, (v, t) in enumerate(zip(videoset.videos, targets)) if i not in annotations]
+    problems: dict[Path, str] = {}
+    if jobs:
+        console.err.print(f"extracting {len(jobs)} of {len(videoset.videos)} videos ({len(videoset.videos) - len(jobs)} done earlier)")
+        bars = _Bars(len(jobs), sum(_frame_count(v.path) for v, _ in jobs))
+        try:
+            with bars.progress:
+                problems = _run_jobs(jobs, settings, workers, bars)
+        except KeyboardInterrupt:
+            console.err.print("extraction stopped: finished videos are kept; run the same command again to continue")
+            raise
+        for i, target in enumerate(targets):
+            if i not in annotations and videoset.videos[i].path not in problems:
+                annotations[i] = _load_annotation(target)
+
+    skipped = list(videoset.problems)
+    names = frame_dirs(videoset.videos, videoset.class_names)
+    records, split = [], {"train1": [], "test1": []}
+    for i, video in enumerate(videoset.videos):
+        if video.path in problems:
+            skipped.append(f"{video.name}: {problems[video.path]}")
+            continue
+        ann = annotations[i]
+        if ann["keypoint"].shape[0] == 0:
+            skipped.append(f"{video.name}: nobody detected in {ann['total_frames']} frames")
+            continue
+        records.append({"frame_dir": names[i], "label": video.label, **ann})
+        split["test1" if flags[i] else "train1"].append(names[i])
+    if strict and skipped:
+        raise UserError(f"--strict: {len(skipped)} skipped, first {skipped[0]}")
+    if not records:
+        raise UserError(f"no video gave a skeleton sequence ({len(skipped)} skipped, first {skipped[0]})")
+    present = {r["label"] for r in records}
+    warnings += [f"class {name}: no usable video" for label, name in enumerate(videoset.class_names) if label not in present]
+
+    labels_file = out.with_suffix(".classes.txt")
+    with atomic_path(labels_file) as tmp:
+        tmp.write_text("\n".join(videoset.class_names) + "\n", encoding="utf-8")
+    dump_pickle_like_mmcv({"split": split, "annotations": records}, out)
+    return ExtractResult(
+        clips=len(records), train=len(split["train1"]), test=len(split["test1"]), classes=len(videoset.class_names),
+        extracted=len(jobs), skipped=skipped, warnings=warnings,
+    )

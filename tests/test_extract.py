@@ -1,0 +1,237 @@
+"""`actionlstm extract` on real labelled clips with real YOLO-pose: the exact pickle format, frame t
+equal to the live pose stage on frame t, re-entering persons joined, bad files skipped and named,
+reruns that redo nothing, and an interrupted run that ends as one uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from actionlstm.dataset import load_dataset
+from actionlstm.pickle_io import load_pickle
+from pipeline.extract import extract_video
+from pipeline.pose import PoseEstimator
+from pipeline.sources import VideoFileSource
+from tests.conftest import CLI, ROOT, SHARED_DATA, assert_user_error, run_cli
+
+ACTIONS = SHARED_DATA / "actions"
+CLIPS = {"A1": ["PS7A1P1T1.avi", "PS7A1P2T1.avi"], "A2": ["PS7A2P1T1.avi", "PS7A2P2T1.avi"]}
+KEYS = {"frame_dir", "label", "img_shape", "original_shape", "total_frames", "keypoint", "keypoint_score", "fps"}
+
+
+def _decoded_frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def video_folder(tmp_path_factory) -> Path:
+    """Two actions, two actors: links to the real clips, as a user's class-per-folder tree."""
+    if not ACTIONS.exists():
+        pytest.skip(f"{ACTIONS} is not there (tests read ../shared/data/actions)")
+    root = tmp_path_factory.mktemp("videos")
+    for label, names in CLIPS.items():
+        (root / label).mkdir()
+        for name in names:
+            (root / label / name).symlink_to(ACTIONS / label / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def extracted(video_folder, tmp_path_factory, _session_cache):
+    out = tmp_path_factory.mktemp("extracted") / "my_actions.pkl"
+    with pytest.MonkeyPatch.context() as patch:  # module fixtures run before the per-test private cache is set
+        patch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
+        result = run_cli("extract", video_folder, "--out", out, "--group", r"P(\d)T", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_extract_writes_the_exact_pickle_format(extracted, video_folder):
+    out, result = extracted
+    data = load_pickle(out)  # the project's safe loader reads it
+    assert set(data) == {"split", "annotations"}
+    names = {a["frame_dir"] for a in data["annotations"]}
+    assert names == {Path(n).stem for ns in CLIPS.values() for n in ns}
+    # Held-out actor: one actor's clips are all in test1, the other's all in train1.
+    test_actors = {n[5:7] for n in data["split"]["test1"]}
+    train_actors = {n[5:7] for n in data["split"]["train1"]}
+    assert len(test_actors) == 1 and len(train_actors) == 1 and test_actors != train_actors
+    assert sorted(data["split"]["train1"] + data["split"]["test1"]) == sorted(names)
+    for ann in data["annotations"]:
+        assert set(ann) == KEYS
+        video = video_folder / ann["frame_dir"][3:5] / f"{ann['frame_dir']}.avi"
+        frames = _decoded_frames(video)
+        assert ann["label"] == {"A1": 0, "A2": 1}[ann["frame_dir"][3:5]]
+        assert ann["total_frames"] == len(frames)
+        assert ann["img_shape"] == ann["original_shape"] == frames[0].shape[:2] == (480, 640)
+        keypoint, score = ann["keypoint"], ann["keypoint_score"]
+        assert keypoint.dtype == score.dtype == np.float16
+        assert keypoint.shape[1:] == (len(frames), 17, 2) and score.shape == keypoint.shape[:3]
+        assert 1 <= keypoint.shape[0] <= 2
+        totals = score.astype(np.float64).sum(axis=(1, 2))
+        assert list(totals) == sorted(totals, reverse=True)  # strongest person first
+        assert (score[0].sum(-1) > 0).mean() > 0.95  # the actor is found in (nearly) every frame
+    assert out.with_suffix(".classes.txt").read_text().split() == ["A1", "A2"]
+    assert "4 clips of 2 classes" in result.stdout
+
+
+def test_frame_t_equals_the_live_pose_stage_on_frame_t(extracted, video_folder):
+    out, _ = extracted
+    ann = next(a for a in load_pickle(out)["annotations"] if a["frame_dir"] == "PS7A2P1T1")
+    pose = PoseEstimator(None, torch.device("cpu"))
+    pose.tracker.reset()
+    matched = 0
+    with VideoFileSource(video_folder / "A2" / "PS7A2P1T1.avi") as source:
+        for frame in source:
+            poses = pose(frame.image)
+            stored = ann["keypoint"][0, frame.index].astype(np.float32)
+            if ann["keypoint_score"][0, frame.index].sum() == 0:
+                continue
+            live = poses.keypoints.astype(np.float16).astype(np.float32)
+            assert np.any(np.all(live == stored, axis=(1, 2))), frame.index
+            matched += 1
+    assert matched == ann["total_frames"]
+
+
+def test_the_extracted_pickle_trains_and_evaluates(extracted, tmp_path, single_thread):
+    out, _ = extracted
+    dataset = load_dataset(out, use_cache=False)
+    assert np.allclose(dataset.fps, 29.97, atol=0.01)
+    checkpoint = tmp_path / "mine.pth"
+    result = run_cli("train", "--data", out, "--epochs", "1", "--out", checkpoint, "--device", "cpu", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert "too few to hold out a validation part" in result.stdout
+    result = run_cli("evaluate", "--data", out, "--checkpoint", checkpoint, "--device", "cpu", "--json", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    # The class names beside the pickle reach the checkpoint, so `run` shows them.
+    from actionlstm.checkpoint import load_checkpoint
+
+    assert load_checkpoint(checkpoint).class_names == ["A1", "A2"]
+
+
+def test_rerun_redoes_no_video_and_gives_the_same_pickle(extracted, video_folder, tmp_path):
+    out, _ = extracted
+    again = tmp_path / "again.pkl"
+    result = run_cli("extract", video_folder, "--out", again, "--group", r"P(\d)T", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "0 videos extracted now" in result.stdout
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
+    """Frames 35-79 of a real clip are blanked: the tracker loses the actor for longer than it keeps a
+    lost track, so the actor comes back under a new id; extraction joins both tracks into one person."""
+    if not ACTIONS.exists():
+        pytest.skip("no shared clips")
+    frames = _decoded_frames(ACTIONS / "A1" / "PS7A1P1T1.avi")
+    gone = range(35, 80)
+    video = tmp_path / "leaves.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 480))
+    for t, image in enumerate(frames):
+        writer.write(np.full_like(image, 128) if t in gone else image)
+    writer.release()
+
+    pose = PoseEstimator(None, torch.device("cpu"))
+    ids = set()
+    with VideoFileSource(video) as source:
+        for frame in source:
+            ids.update(pose(frame.image).track_ids.tolist())
+    assert len(ids) >= 2  # the tracker really did lose the actor
+
+    ann = extract_video(video, pose, max_persons=2)
+    assert ann["keypoint"].shape[:2] == (1, len(frames))
+    present = ann["keypoint_score"][0].astype(np.float32).sum(-1) > 0
+    assert not present[list(gone)].any()  # frames without the person are zeros, not shifted poses
+    assert present[:35].mean() > 0.95 and present[80:].mean() > 0.95
+
+
+def test_bad_files_are_skipped_and_named_and_strict_fails(video_folder, tmp_path):
+    root = tmp_path / "videos"
+    (root / "A1").mkdir(parents=True)
+    (root / "A1" / "PS7A1P1T1.avi").symlink_to(ACTIONS / "A1" / "PS7A1P1T1.avi")
+    (root / "A1" / "broken.mp4").write_bytes(os.urandom(5000))
+    (root / "A1" / "empty.avi").write_bytes(b"")
+    (root / "A2").mkdir()
+    (root / "A2" / "PS7A2P1T1.avi").symlink_to(ACTIONS / "A2" / "PS7A2P1T1.avi")
+    (root / "A2" / "notes.txt").write_text("not a video")
+    (root / "A3").mkdir()  # a class folder with no videos
+    out = tmp_path / "out.pkl"
+    result = run_cli("extract", root, "--out", out, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    for name in ("A1/broken.mp4", "A1/empty.avi", "A2/notes.txt", "A3/"):
+        assert any(line.startswith("skipped") and name in line for line in result.stdout.splitlines()), (name, result.stdout)
+    assert "4 skipped" in result.stdout
+    data = load_pickle(out)
+    assert sorted(a["frame_dir"] for a in data["annotations"]) == ["PS7A1P1T1", "PS7A2P1T1"]
+    assert out.with_suffix(".classes.txt").read_text().split() == ["A1", "A2"]
+
+    strict_out = tmp_path / "strict.pkl"
+    result = run_cli("extract", root, "--out", strict_out, "--strict", "--device", "cpu")
+    assert_user_error(result, "--strict", "A3/")  # a folder problem is known before any video is read
+    assert not strict_out.exists()
+    (root / "A3").rmdir()
+    result = run_cli("extract", root, "--out", strict_out, "--strict", "--device", "cpu")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --strict: 3 skipped")
+    assert not strict_out.exists()
+
+
+def test_video_list_and_bad_arguments(tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{ACTIONS / 'A1' / 'PS7A1P1T1.avi'} 1\n{ACTIONS / 'A2' / 'PS7A2P1T1.avi'} 0\n")
+    out = tmp_path / "list.pkl"
+    result = run_cli("extract", listing, "--out", out, "--test", "A2", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    data = load_pickle(out)
+    assert {a["frame_dir"]: a["label"] for a in data["annotations"]} == {"PS7A1P1T1": 1, "PS7A2P1T1": 0}
+    assert data["split"] == {"train1": ["PS7A1P1T1"], "test1": ["PS7A2P1T1"]}
+
+    assert_user_error(run_cli("extract", tmp_path / "missing", "--out", out), "no such folder")
+    assert_user_error(run_cli("extract", listing, "--out", tmp_path / "x.json"), ".pkl")
+    assert_user_error(run_cli("extract", listing, "--out", out, "--group", "(["), "--group")
+
+
+def test_interrupted_run_then_rerun_equals_one_run(extracted, video_folder, tmp_path):
+    """Ctrl-C after the first finished video: the existing output is untouched; the rerun extracts only
+    the rest and writes exactly what one uninterrupted run wrote."""
+    reference, _ = extracted
+    cache = tmp_path / "cache"
+    (cache / "pose").parent.mkdir(parents=True, exist_ok=True)
+    shared_pose = Path(os.environ["ACTIONLSTM_CACHE_DIR"]) / "pose"
+    if shared_pose.exists():  # reuse the exported pose model instead of exporting it again
+        (cache / "pose").symlink_to(shared_pose)
+    env = {**os.environ, "ACTIONLSTM_CACHE_DIR": str(cache)}
+    out = tmp_path / "out.pkl"
+    out.write_bytes(b"an earlier pickle")
+    args = [*CLI, "extract", str(video_folder), "--out", str(out), "--group", r"P(\d)T", "--device", "cpu"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((cache / "extract").glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert out.read_bytes() == b"an earlier pickle"
+    done = len(list((cache / "extract").glob("*.npz")))
+    assert 1 <= done < 4
+
+    result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert f"{4 - done} videos extracted now" in result.stdout
+    assert out.read_bytes() == reference.read_bytes()

@@ -1,0 +1,183 @@
+"""Fast unit tests of the own-action pieces: joining tracks into persons, group-aware splits, clip
+names, per-clip frame rates, small-data epochs, live-like training crops and fine-tuning."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from actionlstm.augment import AugmentConfig, sample_training_window
+from actionlstm.checkpoint import load_checkpoint, save_checkpoint
+from actionlstm.dataset import parse_annotations
+from actionlstm.errors import UserError
+from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.pickle_io import dump_pickle_like_mmcv
+from actionlstm.preprocess import PreprocessConfig
+from actionlstm.train import epoch_order, initial_model
+from actionlstm.videoset import Video, assign_splits, find_videos, frame_dirs
+from pipeline.extract import Track, join_tracks, person_arrays
+from tests.conftest import run_cli
+
+
+def _track(first: int, last: int, x: float, score: float = 0.9) -> Track:
+    frames = np.arange(first, last + 1)
+    keypoints = np.zeros((len(frames), 17, 2), np.float32)
+    keypoints[..., 0] = x
+    keypoints[..., 1] = 100.0
+    return Track(frames, keypoints, np.full((len(frames), 17), score, np.float32))
+
+
+def test_tracks_that_never_overlap_are_one_person_and_overlapping_ones_are_not():
+    a1, b, a2 = _track(0, 39, x=100), _track(10, 99, x=400), _track(60, 99, x=110)
+    persons = join_tracks([a2, b, a1])  # the order the tracker reports them in does not matter
+    assert sorted([sorted(t.first for t in p) for p in persons]) == [[0, 60], [10]]
+
+
+def test_a_returning_track_joins_the_nearest_free_person():
+    left, right = _track(0, 29, x=100), _track(0, 29, x=500)
+    back_right = _track(50, 79, x=480)
+    persons = join_tracks([left, right, back_right])
+    joined = next(p for p in persons if len(p) == 2)
+    assert joined[0] is right and joined[1] is back_right
+
+
+def test_person_arrays_keep_frames_in_place_and_rank_by_total_score():
+    weak = _track(0, 9, x=50, score=0.2)
+    strong = [_track(0, 3, x=300), _track(7, 9, x=310)]
+    keypoint, score = person_arrays([[weak], strong], total_frames=12, max_persons=2)
+    assert keypoint.shape == (2, 12, 17, 2) and keypoint.dtype == score.dtype == np.float16
+    assert np.all(keypoint[0, :4, :, 0] == 300) and np.all(keypoint[0, 7:10, :, 0] == 310)
+    assert np.all(score[0, 4:7] == 0) and np.all(keypoint[0, 4:7] == 0) and np.all(score[0, 10:] == 0)
+    assert np.all(keypoint[1, :10, :, 0] == 50)
+    top, _ = person_arrays([[weak], strong], total_frames=12, max_persons=1)
+    assert top.shape[0] == 1 and np.all(top[0, :4, :, 0] == 300)
+
+
+def _videos(names_by_class: dict[str, list[str]]) -> tuple[list[Video], list[str]]:
+    classes = sorted(names_by_class)
+    videos = [Video(Path(f"{c}/{n}"), label, f"{c}/{n}") for label, c in enumerate(classes) for n in names_by_class[c]]
+    return videos, classes
+
+
+def test_group_split_never_puts_a_group_on_both_sides_and_holds_out_the_same_actor_everywhere():
+    names = {c: [f"person{p}_take{t}.mp4" for p in range(1, 6) for t in range(3)] for c in ("box", "wave", "walk")}
+    videos, classes = _videos(names)
+    flags, warnings = assign_splits(videos, classes, test=None, group=r"person(\d+)", test_fraction=0.2)
+    test_actors = {v.name.split("/")[1][:7] for v, f in zip(videos, flags) if f}
+    train_actors = {v.name.split("/")[1][:7] for v, f in zip(videos, flags) if not f}
+    assert len(test_actors) == 1 and not test_actors & train_actors  # 20% of 5 actors: one, in every class
+    assert sum(flags) == 9 and not warnings
+    again, _ = assign_splits(videos, classes, test=None, group=r"person(\d+)", test_fraction=0.2)
+    assert again == flags  # deterministic
+
+
+def test_split_by_regex_and_too_few_videos_are_reported():
+    videos, classes = _videos({"fall": ["S1_Fall_01.mp4", "S2_Fall_02.mp4"], "adl": ["S1_ADL_01.mp4"]})
+    flags, _ = assign_splits(videos, classes, test="S2_", group=None, test_fraction=0.2)
+    assert flags == [False, False, True]  # classes sort: adl, fall
+    flags, warnings = assign_splits(videos, classes, test=None, group=r"S(\d+)_", test_fraction=0.5)
+    assert flags[0] is False and sorted(flags[1:]) == [False, True]
+    assert any("class adl" in w and "too few" in w for w in warnings)
+    with pytest.raises(UserError, match="--test-fraction"):
+        assign_splits(videos, classes, test=None, group=None, test_fraction=1.0)
+
+
+def test_clip_names_are_unique():
+    videos, classes = _videos({"a": ["x.mp4", "y.mp4"], "b": ["x.avi"]})
+    assert frame_dirs(videos, classes) == ["a_x", "a_y", "b_x"]
+    videos, classes = _videos({"a": ["x.mp4", "z.mp4"], "b": ["y.avi"]})
+    assert frame_dirs(videos, classes) == ["x", "z", "y"]
+
+
+def test_find_videos_reads_class_folders(tmp_path):
+    for name in ("wave/1.mp4", "wave/sub/2.mp4", "wave/.hidden.mp4", "box/3.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    found = find_videos(tmp_path)
+    assert found.class_names == ["box", "wave"]
+    assert [(v.name, v.label) for v in found.videos] == [("box/3.mp4", 0), ("wave/1.mp4", 1), ("wave/sub/2.mp4", 1)]
+    assert found.problems == ["empty/: no videos in this class folder (class left out)"]
+
+
+def _annotation(frames: int, fps: float | None) -> dict:
+    keypoint = np.zeros((1, frames, 17, 2), np.float16)
+    keypoint[0, :, :, 0] = np.arange(frames)[:, None]  # x counts frames: resampling is easy to read
+    ann = {"frame_dir": f"clip{frames}", "label": 0, "img_shape": (480, 640), "original_shape": (480, 640), "total_frames": frames,
+           "keypoint": keypoint, "keypoint_score": np.ones((1, frames, 17), np.float16)}
+    if fps is not None:
+        ann["fps"] = fps
+    return ann
+
+
+def test_clips_are_resampled_from_their_own_frame_rate(tmp_path):
+    path = tmp_path / "rates.pkl"
+    dump_pickle_like_mmcv({"split": {"train1": ["clip51", "clip26"]}, "annotations": [_annotation(51, 50.0), _annotation(26, None)]}, path)
+    from actionlstm.dataset import load_dataset
+
+    dataset = load_dataset(path, use_cache=False)
+    assert dataset.fps[0] == 50.0 and np.isnan(dataset.fps[1])
+    keypoint, _ = dataset.clip_at(0, 25.0)  # 50 fps -> 25 fps: every other frame, ending at the newest
+    assert keypoint[:, 0, 0].tolist() == list(range(0, 51, 2))
+    keypoint, _ = dataset.clip_at(1, 25.0)  # no rate recorded: taken as the training rate, unchanged
+    assert keypoint[:, 0, 0].tolist() == list(range(26))
+    bad = _annotation(10, -3.0)
+    with pytest.raises(UserError, match="fps"):
+        parse_annotations({"split": {}, "annotations": [bad]})
+
+
+def test_small_data_epochs_repeat_clips_in_shuffled_passes():
+    rng = np.random.default_rng(0)
+    order = epoch_order(np.arange(10, 17), 20, rng)
+    assert len(order) == 20
+    assert sorted(order[:7]) == list(range(10, 17)) and sorted(order[7:14]) == list(range(10, 17))
+    assert len(epoch_order(np.arange(100), 64, rng)) == 100  # a large set is one whole pass
+
+
+def test_live_like_crops_start_at_the_first_frame():
+    pre = PreprocessConfig()
+    keypoint = np.zeros((100, 17, 2), np.float32)
+    keypoint[:, :, 0] = np.arange(100)[:, None]
+    score = np.ones((100, 17), np.float32)
+    aug = AugmentConfig(speed_range=(1.0, 1.0), short_crop_prob=1.0, prefix_prob=1.0)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        window, _ = sample_training_window(keypoint, score, 25.0, pre, aug, rng)
+        assert window[0, 0, 0] == 0 and pre.min_frames <= len(window) <= 100
+        assert np.all(np.diff(window[:, 0, 0]) == 1)
+
+
+def test_fine_tuning_keeps_the_body_and_replaces_the_output_layer_for_new_classes():
+    pre = PreprocessConfig(window=60)
+    start = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=5, hidden=32))
+    from actionlstm.checkpoint import Classifier
+
+    init = Classifier(start, [f"c{i}" for i in range(5)], pre)
+    same = initial_model(init.class_names, PreprocessConfig(), init)
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), start.state_dict().values()))
+    new = initial_model(["wave", "box"], PreprocessConfig(), init)
+    assert new.cfg.hidden == 32 and new.cfg.num_classes == 2
+    for key, value in new.state_dict().items():
+        if key.startswith("head."):
+            assert value.shape[0] == 2
+        else:
+            assert torch.equal(value, start.state_dict()[key]), key
+
+
+def test_train_init_cli_fine_tunes_onto_a_new_class_list(sample_pickle, tmp_path, single_thread):
+    pre = PreprocessConfig(window=60)
+    start = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=3, hidden=32))
+    init_path = tmp_path / "start.pth"
+    save_checkpoint(init_path, start, ["a", "b", "c"], pre, {})
+    out = tmp_path / "tuned.pth"
+    # --lr 0: nothing moves, so the result shows exactly where fine-tuning starts from.
+    result = run_cli("train", "--data", sample_pickle, "--init", init_path, "--epochs", "1", "--lr", "0", "--out", out, "--device", "cpu", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert "fresh output layer for 4 classes" in result.stderr
+    tuned = load_checkpoint(out)
+    assert tuned.preprocess == pre  # the starting model's preprocessing, not the defaults
+    assert len(tuned.class_names) == 4 and tuned.model.cfg.hidden == 32
+    for key, value in tuned.model.state_dict().items():
+        if not key.startswith("head."):
+            assert torch.equal(value, start.state_dict()[key]), key
