@@ -60,7 +60,13 @@ def sample_training_window(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A random temporal crop of one clip (recorded at `clip_fps`) at a random playback speed,
-    resampled to `pre.fps` in one step, at most `pre.window` frames."""
+    resampled to `pre.fps` in one step, at most `pre.window` frames.
+
+    Crops look like what the live classifier sees: its window always ends on a frame in which the
+    person is visible (only visible persons are classified), and while a buffer fills it starts at
+    the person's first frame. So a crop ends on a frame showing the person (when the clip has one
+    late enough), and a short crop is, with `prefix_prob`, the start of the person's appearance.
+    """
     speed = rng.uniform(*aug.speed_range)
     if abs(clip_fps * speed - pre.fps) > 1e-3 and len(keypoint) > 1:
         timestamps = np.arange(len(keypoint)) / (clip_fps * speed)
@@ -71,5 +77,13 @@ def sample_training_window(
     if rng.random() < aug.short_crop_prob and length > pre.min_frames:
         length = int(rng.integers(pre.min_frames, length + 1))
         prefix = rng.random() < aug.prefix_prob
-    start = 0 if prefix else int(rng.integers(0, frames - length + 1))
+    seen = np.flatnonzero((score > pre.score_threshold).any(axis=1))
+    if prefix:
+        start = min(int(seen[0]), frames - length) if len(seen) else 0
+    elif len(ends := seen[seen >= length - 1]):
+        start = int(rng.choice(ends)) - length + 1
+    elif len(seen):  # seen only early on: the crop ends on the last frame that shows the person
+        start, length = 0, int(seen[-1]) + 1
+    else:
+        start = int(rng.integers(0, frames - length + 1))
     return keypoint[start : start + length], score[start : start + length]

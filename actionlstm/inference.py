@@ -60,7 +60,8 @@ def predict_clips(
     batch_windows: int = 256,
     on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Clip-level probabilities [N, C]: the mean over the windows that cover each clip."""
+    """Clip-level probabilities [N, C]: the mean over the windows that cover each clip, each window
+    weighted by the frames in which the person is seen."""
     was_training = model.training
     model.eval()
     owners: list[int] = []
@@ -69,14 +70,18 @@ def predict_clips(
         for window in clip_windows(dataset, int(index), pre):
             owners.append(row)
             windows.append(window)
+    # A window counts by the frames that show the person (plus a little, so a clip of empty windows
+    # still gets their plain mean): where the person has left the picture, a window says nothing.
+    weights = np.array([(score > pre.score_threshold).any(axis=1).sum() for _, score in windows], np.float64) + 1e-3
     sums = np.zeros((len(indices), model.cfg.num_classes), np.float64)
-    counts = np.zeros(len(indices), np.int64)
+    totals = np.zeros(len(indices), np.float64)
     for start in range(0, len(windows), batch_windows):
         probs = predict_windows(model, pre, windows[start : start + batch_windows], device)
         rows = np.asarray(owners[start : start + batch_windows])
-        np.add.at(sums, rows, probs)
-        np.add.at(counts, rows, 1)
+        w = weights[start : start + batch_windows]
+        np.add.at(sums, rows, probs * w[:, None])
+        np.add.at(totals, rows, w)
         if on_batch is not None:
             on_batch(len(probs))
     model.train(was_training)
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    return (sums / np.maximum(totals, 1e-12)[:, None]).astype(np.float32)

@@ -181,3 +181,20 @@ def test_train_init_cli_fine_tunes_onto_a_new_class_list(sample_pickle, tmp_path
     for key, value in tuned.model.state_dict().items():
         if not key.startswith("head."):
             assert torch.equal(value, start.state_dict()[key]), key
+
+
+def test_crops_end_on_frames_that_show_the_person_and_prefixes_start_at_their_first_frame():
+    pre = PreprocessConfig()
+    keypoint = np.zeros((100, 17, 2), np.float32)
+    keypoint[:, :, 0] = np.arange(100)[:, None]
+    score = np.zeros((100, 17), np.float32)
+    score[20:60] = 0.9  # the person walks in at frame 20 and out at frame 59
+    rng = np.random.default_rng(2)
+    full = AugmentConfig(speed_range=(1.0, 1.0), short_crop_prob=1.0, prefix_prob=0.0)
+    for _ in range(30):
+        window, window_score = sample_training_window(keypoint, score, 25.0, pre, full, rng)
+        assert window_score[-1].max() > 0 and 20 <= window[-1, 0, 0] < 60
+    prefix = AugmentConfig(speed_range=(1.0, 1.0), short_crop_prob=1.0, prefix_prob=1.0)
+    for _ in range(10):
+        window, _ = sample_training_window(keypoint, score, 25.0, pre, prefix, rng)
+        assert window[0, 0, 0] == min(20, 100 - len(window))

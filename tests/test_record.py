@@ -87,14 +87,21 @@ def test_countdown_frames_are_not_saved(tmp_path, source_frames):
     assert 9 <= index <= 14 and diff < 3.0, (index, diff)  # ~10 frames (1 s at 10 fps) went to the countdown
 
 
-def test_source_ending_early_keeps_finished_clips(tmp_path):
-    """3 clips of 20 s from a 39 s video: the first is saved, the second is cut short and discarded."""
-    proc = _record(tmp_path, "--countdown", "0", "--clips", "3", "--seconds", "20")
+def test_source_ending_early_keeps_finished_clips(tmp_path, source_frames):
+    """3 clips of 3 s from a 5 s cut of the real video: the first is saved, the second is cut short
+    and discarded."""
+    cut = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(cut), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (384, 288))
+    for frame in source_frames:
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out"
+    proc = run_cli("record", "wave", "--out", out, "--source", cut, "--no-show", "--countdown", "0", "--clips", "3", "--seconds", "3")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    (clip,) = _clips(tmp_path / "wave")
+    (clip,) = _clips(out / "wave")
     frames, fps = _read(clip)
-    assert 190 <= len(frames) <= 210 and abs(fps - 10.0) < 0.7
+    assert 27 <= len(frames) <= 33 and abs(fps - 10.0) < 0.7
     assert "1 of 3 clips of wave" in proc.stdout and "the source ended during clip 2" in proc.stdout
 
 
