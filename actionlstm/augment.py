@@ -82,7 +82,7 @@ def sample_training_window(
         start = min(int(seen[0]), frames - length) if len(seen) else 0
     elif len(ends := seen[seen >= length - 1]):
         start = int(rng.choice(ends)) - length + 1
-    elif len(seen):  # seen only early on: the crop ends on the last frame that shows the person
+    elif len(seen) and seen[-1] + 1 >= pre.min_frames:  # seen only early on: end on the last frame that shows the person
         start, length = 0, int(seen[-1]) + 1
     else:
         start = int(rng.integers(0, frames - length + 1))

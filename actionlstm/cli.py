@@ -263,6 +263,7 @@ def extract(
 ) -> None:
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from actionlstm.extract import PoseSettings, extract_dataset
+    from actionlstm.paths import cache_root
     from actionlstm.inference import resolve_device
     from actionlstm.videoset import find_videos
     from pipeline.pose import choose_backend, resolve_pose_model
@@ -270,6 +271,7 @@ def extract(
     if out.suffix != ".pkl":
         raise UserError(f"{out}: the output is a pickle, give a .pkl file name")
     check_output_file(out)
+    check_writable_folder(cache_root() / "extract")  # where finished videos are kept for reruns
     dev = resolve_device(device)
     choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend or model fails now, not after listing
     videoset = find_videos(videos)

@@ -6,7 +6,6 @@ file's path, size and modification time. Epochs then slice arrays instead of wal
 """
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +13,14 @@ import numpy as np
 
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
-from actionlstm.paths import cache_root
+from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import load_pickle
 from actionlstm.preprocess import resample, select_main_person
 from actionlstm.skeleton import NUM_JOINTS
+from actionlstm.videoset import UCF101_GROUP, group_of
 
 CACHE_VERSION = 2
 MAX_CLASSES = 100_000  # far above any action dataset; a label beyond it is damage, not a class
-_GROUP = re.compile(r"_g(\d+)_")
 
 
 @dataclass
@@ -76,12 +75,6 @@ class SkeletonDataset:
         if len(hits) == 0:
             raise UserError(f"no clip named '{frame_dir}' in the data")
         return int(hits[0])
-
-
-def group_of(frame_dir: str) -> str:
-    """UCF101 names clips `v_<Class>_gXX_cYY`: clips of one group share actor and scene."""
-    match = _GROUP.search(frame_dir)
-    return match.group(1) if match else frame_dir
 
 
 def _check_annotation(ann: object, position: int) -> dict:
@@ -199,8 +192,7 @@ def parse_annotations(data: object) -> SkeletonDataset:
 
 
 def _cache_path(path: Path) -> Path:
-    stat = path.stat()
-    key = f"{CACHE_VERSION}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = f"{CACHE_VERSION}:{file_identity(path)}"
     return cache_root() / f"{path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -249,7 +241,7 @@ def load_dataset(path: Path, use_cache: bool = True) -> SkeletonDataset:
 def holdout_by_group(dataset: SkeletonDataset, indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training clips into train / validation by UCF101 group, so one actor's clips never
     sit on both sides; names without a group are held out clip by clip."""
-    groups = np.array([group_of(str(dataset.frame_dirs[i])) for i in indices])
+    groups = np.array([group_of(str(dataset.frame_dirs[i]), UCF101_GROUP) for i in indices])
     unique = np.unique(groups)
     rng = np.random.default_rng(seed)
     count = max(1, int(round(len(unique) * fraction))) if len(unique) > 1 else 0

@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import queue
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from actionlstm import console
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
-from actionlstm.paths import cache_root
+from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
 
@@ -47,8 +49,9 @@ class PoseSettings:
         return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend)
 
     def fingerprint(self) -> str:
-        """Identifies the skeletons these settings produce: the resolved weights file, backend and device."""
-        import torch
+        """Identifies the skeletons these settings produce: the weights file, backend, device and the
+        versions of the libraries that run the network and the tracker."""
+        from importlib.metadata import PackageNotFoundError, version
 
         from actionlstm.inference import resolve_device
         from pipeline.pose import choose_backend, resolve_pose_model
@@ -56,18 +59,19 @@ class PoseSettings:
         device = resolve_device(self.device)
         weights = resolve_pose_model(self.model)
         backend = choose_backend(self.backend, device, weights)
-        identity = _file_identity(Path(weights)) if Path(weights).is_file() else weights
-        parts = {**asdict(self), "model": identity, "backend": backend, "device": device.type, "torch": torch.__version__, "version": FORMAT_VERSION}
+        libraries = {}
+        for package in ("torch", "ultralytics", "openvino", "onnxruntime", "opencv-python"):
+            try:
+                libraries[package] = version(package)
+            except PackageNotFoundError:
+                libraries[package] = None
+        identity = file_identity(Path(weights)) if Path(weights).is_file() else weights
+        parts = {**asdict(self), "model": identity, "backend": backend, "device": device.type, "libraries": libraries, "version": FORMAT_VERSION}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_identity(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def cached_path(video: Path, fingerprint: str) -> Path:
-    key = hashlib.sha256(f"{_file_identity(video)}|{fingerprint}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{file_identity(video)}|{fingerprint}".encode()).hexdigest()[:24]
     return cache_root() / "extract" / f"{video.stem[:40]}-{key}.npz"
 
 
@@ -91,15 +95,25 @@ def _load_annotation(path: Path) -> dict | None:
         return None
 
 
+class _Stop(BaseException):
+    """Raised inside a worker's frame loop when the parent has been interrupted."""
+
+
 def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None) -> str | None:
-    """Extract one video into its cache entry; returns why it could not be read, or None."""
+    """Extract one video into its cache entry; returns why it could not be, or None.
+
+    Any failure of one video (undecodable, a library error on an odd frame, a full disk) is that
+    video's problem: it is named in the summary and the others go on.
+    """
     from pipeline.extract import extract_video
 
     try:
-        annotation = extract_video(video, pose, max_persons, on_frame)
+        _save_annotation(extract_video(video, pose, max_persons, on_frame), target)
     except UserError as exc:
         return str(exc)
-    _save_annotation(annotation, target)
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"extraction failed ({type(exc).__name__}{': ' + detail if detail else ''})"
     return None
 
 
@@ -107,23 +121,24 @@ def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None
 _worker: dict = {}
 
 
-def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", threads: int) -> None:
+def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", stop, threads: int) -> None:
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: Ctrl-C is the parent's to handle
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     torch.set_num_threads(threads)
-    _worker.update(pose=settings.build(), frames=frames, max_persons=settings.max_persons)
+    _worker.update(pose=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons)
 
 
-def _worker_extract(job: tuple[str, str]) -> tuple[str, str | None]:
-    video, target = job
-    try:
-        problem = extract_one(_worker["pose"], Path(video), Path(target), _worker["max_persons"], lambda: _worker["frames"].put(1))
-    except Exception as exc:  # one bad video must not end the others
-        problem = f"extraction failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-    return video, problem
+def _worker_frame() -> None:
+    if _worker["stop"].is_set():
+        raise _Stop
+    _worker["frames"].put(1)
+
+
+def _worker_extract(video: str, target: str) -> str | None:
+    return extract_one(_worker["pose"], Path(video), Path(target), _worker["max_persons"], _worker_frame)
 
 
 def _frame_count(video: Path) -> int:
@@ -159,39 +174,36 @@ class _Bars:
 def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, workers: int, bars: _Bars) -> dict[Path, str]:
     """Extract every job into the cache; returns the videos that could not be read, with why."""
     problems: dict[Path, str] = {}
+    pose = settings.build()  # with workers too: a model that cannot load fails here, in one line
     if workers <= 1:
-        pose = settings.build()
         for video, target in jobs:
-            problem = extract_one(pose, video.path, target, settings.max_persons, bars.frame)
-            if problem:
+            if problem := extract_one(pose, video.path, target, settings.max_persons, bars.frame):
                 problems[video.path] = problem
             bars.video()
         return problems
-
-    _prepare_export(settings)
-    context = multiprocessing.get_context("spawn")
+    del pose
+    workers = min(workers, len(jobs))
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's inference threads' state
     threads = max(1, (os.cpu_count() or 1) // workers)
     with context.Manager() as manager:
-        frames = manager.Queue()
-        pool = context.Pool(workers, initializer=_worker_start, initargs=(settings, frames, threads))
-        try:
-            pending = pool.imap_unordered(_worker_extract, [(str(v.path), str(t)) for v, t in jobs])
-            done = 0
-            while done < len(jobs):
-                try:
-                    video, problem = pending.next(timeout=0.2)
-                    done += 1
-                    bars.video()
-                    if problem:
-                        problems[Path(video)] = problem
-                except multiprocessing.TimeoutError:
-                    pass
-                _drain(frames, bars)
-            _drain(frames, bars)
-            pool.close()
-        finally:
-            pool.terminate()
-            pool.join()
+        frames, stop = manager.Queue(), manager.Event()
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(settings, frames, stop, threads)) as pool:
+            pending = {pool.submit(_worker_extract, str(v.path), str(t)): v for v, t in jobs}
+            try:
+                while pending:
+                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        video = pending.pop(future)
+                        if problem := future.result():
+                            problems[video.path] = problem
+                        bars.video()
+                    _drain(frames, bars)
+            except BrokenProcessPool:
+                raise UserError("an extraction worker died (out of memory?); finished videos are kept: run the same command again") from None
+            except KeyboardInterrupt:
+                stop.set()  # workers drop the video they are on (it is not cached) and end
+                pool.shutdown(cancel_futures=True)
+                raise
     return problems
 
 
@@ -204,17 +216,6 @@ def _drain(frames: "queue.Queue[int]", bars: _Bars) -> None:
             break
     if count:
         bars.frame(count)
-
-
-def _prepare_export(settings: PoseSettings) -> None:
-    """Make the exported pose model once, before workers start, so they don't export it side by side."""
-    from actionlstm.inference import resolve_device
-    from pipeline.pose import choose_backend, exported_model, resolve_pose_model
-
-    weights = resolve_pose_model(settings.model)
-    backend = choose_backend(settings.backend, resolve_device(settings.device), weights)
-    if backend != "torch":
-        exported_model(weights, backend, settings.imgsz)
 
 
 @dataclass
@@ -285,10 +286,10 @@ def extract_dataset(
     present = {r["label"] for r in records}
     warnings += [f"class {name}: no usable video" for label, name in enumerate(videoset.class_names) if label not in present]
 
-    labels_file = out.with_suffix(".classes.txt")
-    with atomic_path(labels_file) as tmp:
-        tmp.write_text("\n".join(videoset.class_names) + "\n", encoding="utf-8")
-    dump_pickle_like_mmcv({"split": split, "annotations": records}, out)
+    # The class list is made first but replaced right after the pickle: a failed pickle write leaves both as they were.
+    with atomic_path(out.with_suffix(".classes.txt")) as labels:
+        labels.write_text("\n".join(videoset.class_names) + "\n", encoding="utf-8")
+        dump_pickle_like_mmcv({"split": split, "annotations": records}, out)
     return ExtractResult(
         clips=len(records), train=len(split["train1"]), test=len(split["test1"]), classes=len(videoset.class_names),
         extracted=len(jobs), skipped=skipped, warnings=warnings,

@@ -73,12 +73,19 @@ def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifie
     return model
 
 
-def epoch_order(indices: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Clips for one epoch: shuffled passes over `indices`, repeated until `count` windows are drawn
-    (at least one full pass), so a few dozen clips still give enough optimiser steps to learn."""
-    passes = max(1, math.ceil(count / len(indices)))
-    order = np.concatenate([rng.permutation(indices) for _ in range(passes)])
-    return order[: max(count, len(indices))]
+def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Clips for one epoch, each class drawn equally often: per class, shuffled passes over its clips,
+    repeated as needed. `count` windows at least (one per clip for a large set), so a few dozen clips
+    still give enough optimiser steps, and a class with fewer clips still counts as much."""
+    count = max(count, len(indices))
+    classes = np.unique(labels[indices])
+    share = math.ceil(count / len(classes))
+    drawn = []
+    for c in classes:
+        members = indices[labels[indices] == c]
+        passes = math.ceil(share / len(members))
+        drawn.append(np.concatenate([rng.permutation(members) for _ in range(passes)])[:share])
+    return rng.permutation(np.concatenate(drawn))[:count]
 
 
 def make_batch(
@@ -146,7 +153,7 @@ def train(
         for epoch in range(start_epoch, cfg.epochs):
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
             model.train()
-            order = epoch_order(fit_indices, steps_per_epoch * cfg.batch_size, rng)
+            order = epoch_order(fit_indices, dataset.labels, steps_per_epoch * cfg.batch_size, rng)
             loss_sum, correct, seen = 0.0, 0, 0
             epoch_start = time.perf_counter()
             for step in range(steps_per_epoch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from actionlstm.errors import UserError
 
-DEFAULT_GROUP = r"_g(\d+)_"  # UCF101's v_<Class>_gXX_cYY: one group = one actor and scene
+UCF101_GROUP = re.compile(r"_g(\d+)_")  # v_<Class>_gXX_cYY: one group = one actor and scene
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,17 @@ def _from_list(list_file: Path) -> VideoSet:
     else:
         names = sorted(set(labels))
         index = {name: i for i, name in enumerate(names)}
-    videos = [Video((list_file.parent / path), index[label], path) for path, label in entries]
-    return VideoSet(videos, names, [])
+    videos, problems, listed = [], [], set()
+    for path, label in entries:
+        video = Video(list_file.parent / path, index[label], path)
+        if not video.path.is_file():
+            problems.append(f"{path}: file not found")
+        elif video.path.resolve() in listed:
+            problems.append(f"{path}: listed more than once (first entry kept)")
+        else:
+            listed.add(video.path.resolve())
+            videos.append(video)
+    return VideoSet(videos, names, problems)
 
 
 def find_videos(source: Path) -> VideoSet:
@@ -120,8 +129,7 @@ def group_of(name: str, pattern: re.Pattern) -> str:
 
 
 def _rank(group: str) -> str:
-    """A fixed pseudo-random order of groups, the same in every class, so that a group chosen for
-    testing (an actor, say) is held out in every class it appears in."""
+    """A fixed pseudo-random order of groups, so the choice does not depend on how files are named."""
     return hashlib.sha256(group.encode()).hexdigest()
 
 
@@ -130,9 +138,10 @@ def assign_splits(
 ) -> tuple[list[bool], list[str]]:
     """Per video: True when it goes to test1. Returns the flags and warnings for the user.
 
-    With `test` (a regex searched in the video's name) the user decides. Otherwise about
-    `test_fraction` of each class's groups go to test1: at least one while a class has two groups or
-    more, never all of them, chosen in the same order in every class.
+    With `test` (a regex searched in the video's name) the user decides. Otherwise groups are held
+    out as a whole, in every class at once (an actor held out is never seen in training), until each
+    class has about `test_fraction` of its groups held out (at least one while it has two or more).
+    A class whose groups all end up held out, or none, is reported.
     """
     if test is not None:
         pattern = _compile(test, "--test")
@@ -145,21 +154,24 @@ def assign_splits(
         return flags, warnings
     if not 0.0 <= test_fraction < 1.0:
         raise UserError("--test-fraction must be in [0, 1)")
-    pattern = _compile(group or DEFAULT_GROUP, "--group")
+    pattern = _compile(group, "--group") if group else UCF101_GROUP
     groups = [group_of(v.name, pattern) for v in videos]
-    flags = [False] * len(videos)
+    class_groups = {label: sorted({g for g, v in zip(groups, videos) if v.label == label}, key=_rank) for label in range(len(class_names))}
+    held: set[str] = set()
+    if test_fraction > 0:
+        for members in class_groups.values():
+            target = max(1, round(len(members) * test_fraction)) if len(members) >= 2 else 0
+            for g in members:
+                if len([m for m in members if m in held]) >= target:
+                    break
+                held.add(g)
     warnings = []
-    for label, name in enumerate(class_names):
-        members = [i for i, v in enumerate(videos) if v.label == label]
-        if not members:
+    for label, members in class_groups.items():
+        if not members or test_fraction == 0:
             continue
-        unique = sorted({groups[i] for i in members}, key=_rank)
-        if len(unique) < 2:
-            if test_fraction > 0:
-                warnings.append(f"class {name}: too few videos (or groups) for a test split: all {len(members)} go to train1")
-            continue
-        count = min(max(1, round(len(unique) * test_fraction)), len(unique) - 1) if test_fraction > 0 else 0
-        held = set(unique[:count])
-        for i in members:
-            flags[i] = groups[i] in held
-    return flags, warnings
+        count = sum(m in held for m in members)
+        if count == 0:
+            warnings.append(f"class {class_names[label]}: too few videos (or groups) for a test split: all go to train1")
+        elif count == len(members):
+            warnings.append(f"class {class_names[label]}: all its groups are held out elsewhere: it has no training video")
+    return [g in held for g in groups], warnings

@@ -24,7 +24,7 @@ import torch
 
 from actionlstm import console
 from actionlstm.errors import UserError
-from actionlstm.paths import cache_root
+from actionlstm.paths import cache_root, file_identity
 
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
 BACKENDS = ("auto", "torch", "openvino", "onnx")
@@ -69,8 +69,7 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
     renamed into the cache when complete, so an interrupted export never leaves a broken model.
     """
     source = Path(weights)
-    stat = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(file_identity(source).encode()).hexdigest()[:12]
     folder = cache_root() / "pose" / f"{source.stem}-{key}-{imgsz}"
     # ultralytics recognises the format by these names.
     target = folder / (f"{source.stem}.onnx" if backend == "onnx" else f"{source.stem}_openvino_model")

@@ -18,8 +18,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -78,6 +76,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from actionlstm.pickle_io import load_pickle
+    from actionlstm.videoset import find_videos, frame_dirs
 
     args.out.mkdir(parents=True, exist_ok=True)
     data, checkpoint = args.out / "skeletons.pkl", args.out / "model.pth"
@@ -88,17 +87,14 @@ def main() -> None:
     timings["extract_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    checkpoint.unlink(missing_ok=True)
     print(actionlstm("train", "--data", data, "--out", checkpoint, "--device", args.device, *args.train_args.split()), end="")
     timings["train_s"] = time.perf_counter() - started
 
     metrics = json.loads(actionlstm("evaluate", "--data", data, "--checkpoint", checkpoint, "--device", args.device, "--json"))
 
-    pickle = load_pickle(data)
-    names = [line.strip() for line in data.with_suffix(".classes.txt").read_text().splitlines() if line.strip()]
-    label_of = {a["frame_dir"]: names[int(a["label"])] for a in pickle["annotations"]}
-    by_stem = {p.stem: p for p in args.folder.rglob("*") if p.is_file()}
-    test_videos = [(by_stem[name], label_of[name]) for name in pickle["split"]["test1"] if name in by_stem]
+    videoset = find_videos(args.folder)  # the clip names extract gave each video, to find the test videos again
+    video_of = dict(zip(frame_dirs(videoset.videos, videoset.class_names), videoset.videos))
+    test_videos = [(video_of[name].path, videoset.class_names[video_of[name].label]) for name in load_pickle(data)["split"]["test1"]]
     started = time.perf_counter()
     live = live_frame_accuracy(checkpoint, test_videos, args.device)
     timings["live_s"] = time.perf_counter() - started
@@ -109,7 +105,7 @@ def main() -> None:
     result = {
         "clip_top1": metrics["top1"], "mean_class_acc": metrics["mean_class_acc"], "test_clips": metrics["n"],
         "live_frame_top1": live["frame_top1"], "live_labelled_frames": live["labelled_frames"],
-        "live_min_video": float(np.nanmin([v["correct"] / v["labelled"] if v["labelled"] else np.nan for v in live["videos"]])),
+        "live_worst_video": min((v["correct"] / v["labelled"] for v in live["videos"] if v["labelled"]), default=None),
         **{k: round(v, 1) for k, v in timings.items()},
     }
     (args.out / "own_data_eval.json").write_text(json.dumps({**result, "live": live}, indent=2))

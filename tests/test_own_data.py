@@ -77,8 +77,9 @@ def test_split_by_regex_and_too_few_videos_are_reported():
     flags, _ = assign_splits(videos, classes, test="S2_", group=None, test_fraction=0.2)
     assert flags == [False, False, True]  # classes sort: adl, fall
     flags, warnings = assign_splits(videos, classes, test=None, group=r"S(\d+)_", test_fraction=0.5)
-    assert flags[0] is False and sorted(flags[1:]) == [False, True]
-    assert any("class adl" in w and "too few" in w for w in warnings)
+    assert sorted(flags[1:]) == [False, True]  # fall: one of its two subjects held out
+    assert flags[0] == flags[1]  # S1 is held out everywhere or nowhere
+    assert any(w.startswith("class adl") for w in warnings) and not any(w.startswith("class fall") for w in warnings)
     with pytest.raises(UserError, match="--test-fraction"):
         assign_splits(videos, classes, test=None, group=None, test_fraction=1.0)
 
@@ -127,12 +128,17 @@ def test_clips_are_resampled_from_their_own_frame_rate(tmp_path):
         parse_annotations({"split": {}, "annotations": [bad]})
 
 
-def test_small_data_epochs_repeat_clips_in_shuffled_passes():
+def test_small_data_epochs_repeat_clips_and_draw_every_class_equally():
     rng = np.random.default_rng(0)
-    order = epoch_order(np.arange(10, 17), 20, rng)
-    assert len(order) == 20
-    assert sorted(order[:7]) == list(range(10, 17)) and sorted(order[7:14]) == list(range(10, 17))
-    assert len(epoch_order(np.arange(100), 64, rng)) == 100  # a large set is one whole pass
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    indices = np.arange(20)
+    order = epoch_order(indices, labels, 60, rng)
+    assert len(order) == 60
+    assert np.bincount(labels[order]).tolist() == [20, 20, 20]
+    for c in range(3):  # within a class, whole shuffled passes: no clip drawn twice before all were drawn once
+        drawn = np.bincount(order[labels[order] == c], minlength=20)[labels == c]
+        assert drawn.max() - drawn.min() <= 1
+    assert len(epoch_order(np.arange(100), np.zeros(100, int), 64, rng)) == 100  # a large set: one per clip
 
 
 def test_live_like_crops_start_at_the_first_frame():
@@ -198,3 +204,16 @@ def test_crops_end_on_frames_that_show_the_person_and_prefixes_start_at_their_fi
     for _ in range(10):
         window, _ = sample_training_window(keypoint, score, 25.0, pre, prefix, rng)
         assert window[0, 0, 0] == min(20, 100 - len(window))
+
+
+def test_an_actor_held_out_in_one_class_is_held_out_in_all():
+    """Classes with different actors: whichever actors are held out, none of them trains anywhere."""
+    names = {"box": ["a", "b", "c"], "wave": ["b", "c", "d", "e"], "walk": list("abcdef")}
+    videos, classes = _videos({c: [f"person_{actor}_1.mp4" for actor in actors] for c, actors in names.items()})
+    for fraction in (0.2, 0.34, 0.5):
+        flags, _ = assign_splits(videos, classes, test=None, group=r"person_(\w)_", test_fraction=fraction)
+        test_actors = {v.name.split("_")[1] for v, f in zip(videos, flags) if f}
+        train_actors = {v.name.split("_")[1] for v, f in zip(videos, flags) if not f}
+        assert test_actors and not test_actors & train_actors, fraction
+        for label in range(3):  # every class keeps at least one held-out and one training actor
+            assert {f for v, f in zip(videos, flags) if v.label == label} == {True, False}, (fraction, label)
