@@ -383,7 +383,7 @@ def record(
 def demo(
     out_dir: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("actionlstm-demo"),
     device: DeviceOpt = "auto",
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the demo model.")] = 15,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the demo model.")] = 8,
     show: Annotated[bool, typer.Option("--show/--no-show")] = False,
 ) -> None:
     """The embedded default: sample data -> demo model -> full pipeline on real people. No downloads."""
