@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from actionlstm.synthetic import write_sample_pickle
@@ -77,3 +79,17 @@ def shared_video(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"test video {path} is not there (tests read ../shared/data/videos)")
     return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    """Every frame of a video decoded straight with OpenCV (not by the code under test), and its fps."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return frames, fps

@@ -17,23 +17,11 @@ from actionlstm.dataset import load_dataset
 from actionlstm.pickle_io import load_pickle
 from pipeline.extract import extract_video
 from pipeline.pose import PoseEstimator
-from tests.conftest import CLI, ROOT, SHARED_DATA, assert_user_error, run_cli
+from tests.conftest import CLI, ROOT, SHARED_DATA, assert_user_error, read_video, run_cli
 
 ACTIONS = SHARED_DATA / "actions"
 CLIPS = {"A1": ["PS7A1P1T1.avi", "PS7A1P2T1.avi"], "A2": ["PS7A2P1T1.avi", "PS7A2P2T1.avi"]}
 KEYS = {"frame_dir", "label", "img_shape", "original_shape", "total_frames", "keypoint", "keypoint_score", "fps"}
-
-
-def _decoded_frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +61,7 @@ def test_extract_writes_the_exact_pickle_format(extracted, video_folder):
     for ann in data["annotations"]:
         assert set(ann) == KEYS
         video = video_folder / ann["frame_dir"][3:5] / f"{ann['frame_dir']}.avi"
-        frames = _decoded_frames(video)
+        frames = read_video(video)[0]
         assert ann["label"] == {"A1": 0, "A2": 1}[ann["frame_dir"][3:5]]
         assert ann["total_frames"] == len(frames)
         assert ann["img_shape"] == ann["original_shape"] == frames[0].shape[:2] == (480, 640)
@@ -93,7 +81,7 @@ def test_frame_t_equals_the_live_pose_stage_on_frame_t(extracted, video_folder):
     ann = next(a for a in load_pickle(out)["annotations"] if a["frame_dir"] == "PS7A2P1T1")
     pose = PoseEstimator(None, torch.device("cpu"))
     pose.tracker.reset()
-    frames = _decoded_frames(video_folder / "A2" / "PS7A2P1T1.avi")  # decoded here, not by the code under test
+    frames = read_video(video_folder / "A2" / "PS7A2P1T1.avi")[0]  # decoded here, not by the code under test
     assert len(frames) == ann["total_frames"]
     for t, image in enumerate(frames):
         live = pose(image).keypoints.astype(np.float16).astype(np.float32)
@@ -132,7 +120,7 @@ def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
     lost track, so the actor comes back under a new id; extraction joins both tracks into one person."""
     if not ACTIONS.exists():
         pytest.skip("no shared clips")
-    frames = _decoded_frames(ACTIONS / "A1" / "PS7A1P1T1.avi")
+    frames = read_video(ACTIONS / "A1" / "PS7A1P1T1.avi")[0]
     gone = range(35, 80)
     video = tmp_path / "leaves.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 29.97, (640, 480))
@@ -142,7 +130,7 @@ def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
 
     pose = PoseEstimator(None, torch.device("cpu"))
     ids = set()
-    for image in _decoded_frames(video):
+    for image in read_video(video)[0]:
         ids.update(pose(image).track_ids.tolist())
     assert len(ids) >= 2  # the tracker really did lose the actor
 

@@ -15,26 +15,13 @@ import pytest
 from actionlstm.errors import UserError
 from pipeline.record import Recording, record_clips, recording_summary
 from pipeline.sources import Frame, FrameSource
-from tests.conftest import CLI, ROOT, assert_user_error, run_cli, shared_video
+from tests.conftest import CLI, ROOT, assert_user_error, read_video, run_cli, shared_video
 
 NAME = re.compile(r"\d{8}-\d{6}-\d{3}\.mp4")
 
 
 def _record(out: Path, *options) -> subprocess.CompletedProcess:
     return run_cli("record", "wave", "--out", out, "--source", shared_video("exercise_3people.avi"), "--no-show", *options, timeout=180)
-
-
-def _read(path: Path) -> tuple[list[np.ndarray], float]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return frames, fps
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +55,11 @@ def test_records_raw_clips_of_the_asked_length(tmp_path, source_frames):
     assert len(clips) == 3
     assert proc.stdout.count("saved ") == 3 and f"3 clips of wave in {tmp_path / 'wave'}" in proc.stdout
     for clip in clips:
-        frames, fps = _read(clip)
+        frames, fps = read_video(clip)
         assert 17 <= len(frames) <= 23, (clip.name, len(frames))
         assert all(frame.shape == (288, 384, 3) for frame in frames)
         assert abs(fps - 10.0) < 0.7, fps  # written at the rate the frames came, so it plays for ~2 s
-    first, _ = _read(clips[0])
+    first, _ = read_video(clips[0])
     index, diff = _source_index(first[0], source_frames)
     assert index <= 2 and diff < 3.0, (index, diff)  # the very start of the source, undrawn
 
@@ -81,7 +68,7 @@ def test_countdown_frames_are_not_saved(tmp_path, source_frames):
     proc = _record(tmp_path, "--countdown", "1", "--clips", "1", "--seconds", "1")
     assert proc.returncode == 0, proc.stderr
     (clip,) = _clips(tmp_path / "wave")
-    frames, _ = _read(clip)
+    frames, _ = read_video(clip)
     assert 8 <= len(frames) <= 12
     index, diff = _source_index(frames[0], source_frames)
     assert 9 <= index <= 14 and diff < 3.0, (index, diff)  # ~10 frames (1 s at 10 fps) went to the countdown
@@ -100,7 +87,7 @@ def test_source_ending_early_keeps_finished_clips(tmp_path, source_frames):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     (clip,) = _clips(out / "wave")
-    frames, fps = _read(clip)
+    frames, fps = read_video(clip)
     assert 27 <= len(frames) <= 33 and abs(fps - 10.0) < 0.7
     assert "1 of 3 clips of wave" in proc.stdout and "the source ended during clip 2" in proc.stdout
 
@@ -185,7 +172,7 @@ def test_preview_is_drawn_but_clips_are_raw(tmp_path):
     window = _Window()
     recording = record_clips(_Frames(60), "wave", tmp_path, clips=1, seconds=2, countdown=1, display=window, pose=None)
     assert recording == Recording(recording.clips, 1, "done", partial=False)
-    frames, fps = _read(recording.clips[0])
+    frames, fps = read_video(recording.clips[0])
     assert len(frames) == 20 and fps == pytest.approx(10.0, abs=0.01)  # frames 10..29; frame 30 ends the clip
     levels = np.array([f.mean() for f in frames])  # the codec shifts grey levels by a few units
     assert np.allclose(levels - levels[0], 4 * np.arange(20), atol=1.0) and 34 <= levels[0] <= 44  # from frame 10, none skipped
