@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actionlstm.preprocess import PreprocessConfig, resample
+from actionlstm.preprocess import PreprocessConfig, person_seen, resample
 from actionlstm.skeleton import FLIP_INDEX
 
 
@@ -77,7 +77,7 @@ def sample_training_window(
     if rng.random() < aug.short_crop_prob and length > pre.min_frames:
         length = int(rng.integers(pre.min_frames, length + 1))
         prefix = rng.random() < aug.prefix_prob
-    seen = np.flatnonzero((score > pre.score_threshold).any(axis=1))
+    seen = np.flatnonzero(person_seen(score, pre))
     if prefix:
         start = min(int(seen[0]), frames - length) if len(seen) else 0
     elif len(ends := seen[seen >= length - 1]):

@@ -8,7 +8,7 @@ import torch
 from actionlstm.dataset import SkeletonDataset
 from actionlstm.errors import UserError
 from actionlstm.model import ActionLSTM
-from actionlstm.preprocess import PreprocessConfig, eval_window_starts, preprocess, stack_windows
+from actionlstm.preprocess import PreprocessConfig, eval_window_starts, person_seen, preprocess, stack_windows
 
 Window = tuple[np.ndarray, np.ndarray]  # keypoint [T, 17, 2] pixels, score [T, 17]
 
@@ -72,7 +72,7 @@ def predict_clips(
             windows.append(window)
     # A window counts by the frames that show the person (plus a little, so a clip of empty windows
     # still gets their plain mean): where the person has left the picture, a window says nothing.
-    weights = np.array([(score > pre.score_threshold).any(axis=1).sum() for _, score in windows], np.float64) + 1e-3
+    weights = np.array([person_seen(score, pre).sum() for _, score in windows], np.float64) + 1e-3
     sums = np.zeros((len(indices), model.cfg.num_classes), np.float64)
     totals = np.zeros(len(indices), np.float64)
     for start in range(0, len(windows), batch_windows):

@@ -113,6 +113,11 @@ def stack_windows(windows: list[tuple[np.ndarray, np.ndarray]], window: int) -> 
     return keypoint, score, lengths
 
 
+def person_seen(score: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Per frame of a sequence's scores [T, 17]: whether any joint of the person is seen in it."""
+    return (score > cfg.score_threshold).any(axis=-1)
+
+
 def _valid_joints(keypoint: np.ndarray, score: np.ndarray, lengths: np.ndarray, threshold: float) -> np.ndarray:
     """A joint is usable when it lies inside the window, its coordinates are finite and its score
     passes the threshold; NaN coordinates and empty frames (all zeros) become missing joints."""
