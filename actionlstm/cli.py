@@ -103,7 +103,7 @@ def train(
     validation part is kept; with few (your own recordings) all clips train and the last epoch is kept."""
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
     from actionlstm.train import TrainConfig, train as run_training
 
     dev = resolve_device(device)
@@ -141,7 +141,7 @@ def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], de
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.evaluate import check_compatible
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
@@ -264,7 +264,7 @@ def extract(
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from actionlstm.extract import PoseSettings, extract_dataset
     from actionlstm.paths import cache_root
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
     from actionlstm.videoset import find_videos
     from pipeline.pose import choose_backend, resolve_pose_model
 
@@ -330,7 +330,7 @@ def run(
 ) -> None:
     """Run the live pipeline: YOLO-pose -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
     from actionlstm.checkpoint import load_checkpoint
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
@@ -350,10 +350,10 @@ def record(
     device: Annotated[str, typer.Option("--device", help="Device of the preview's pose model: auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Record training clips of one action: countdown, record, save as OUT/LABEL/<time>.mp4, repeat; q stops."""
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
     from pipeline.pose import PoseEstimator
     from pipeline.record import check_label, record_clips, recording_summary
-    from pipeline.session import Display
+    from pipeline.display import Display
     from pipeline.sources import open_source
 
     check_label(label)
@@ -390,7 +390,7 @@ def demo(
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.evaluate import evaluate as run_evaluation
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
     from actionlstm.synthetic import write_sample_pickle
     from actionlstm.train import TrainConfig, train as run_training
     from pipeline.demo import write_demo_video

@@ -43,7 +43,7 @@ class PoseSettings:
     max_persons: int = 2
 
     def build(self):
-        from actionlstm.inference import resolve_device
+        from actionlstm.device import resolve_device
         from pipeline.pose import PoseEstimator
 
         return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend)
@@ -53,7 +53,7 @@ class PoseSettings:
         versions of the libraries that run the network and the tracker."""
         from importlib.metadata import PackageNotFoundError, version
 
-        from actionlstm.inference import resolve_device
+        from actionlstm.device import resolve_device
         from pipeline.pose import choose_backend, resolve_pose_model
 
         device = resolve_device(self.device)

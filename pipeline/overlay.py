@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from actionlstm.skeleton import LIMBS
-from pipeline.classifier import Label
+from pipeline.actions import LabelProb
 from pipeline.pose import Poses
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -22,7 +22,7 @@ class Overlay:
     def __init__(self, score_threshold: float = 0.3):
         self.score_threshold = score_threshold
 
-    def draw(self, image: np.ndarray, poses: Poses, labels: dict[int, list[Label]], fps: float | None, note: str = "") -> np.ndarray:
+    def draw(self, image: np.ndarray, poses: Poses, labels: dict[int, list[LabelProb]], fps: float | None, note: str = "") -> np.ndarray:
         """Draw on `image` in place and return it."""
         # Text stays at least 0.75 units tall: smaller Hershey glyphs stop being readable at 320x240.
         unit = max(image.shape[0] / 480.0, 0.5)
@@ -66,7 +66,7 @@ class Overlay:
         cv2.putText(image, text, (x + 3, top + h + 2), FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
     def _panel(
-        self, image: np.ndarray, labels: list[Label], box: tuple[int, int, int, int], colour: tuple[int, int, int], unit: float,
+        self, image: np.ndarray, labels: list[LabelProb], box: tuple[int, int, int, int], colour: tuple[int, int, int], unit: float,
         placed: list[tuple[int, int, int, int]],
     ) -> tuple[int, int, int, int]:
         """Top-k lines `label NN%` with bars, beside the box where it fits, below earlier panels it would

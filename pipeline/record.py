@@ -21,7 +21,7 @@ from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 from pipeline.overlay import FONT, Overlay
 from pipeline.pose import PoseEstimator
-from pipeline.session import Display
+from pipeline.display import Display
 from pipeline.sources import Frame, FrameSource
 
 _RED = (40, 40, 230)  # BGR

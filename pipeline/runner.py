@@ -15,7 +15,7 @@ import torch
 
 from actionlstm.checkpoint import Classifier
 from pipeline.buffers import TrackBuffers
-from pipeline.classifier import ActionRuntime, Label
+from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.overlay import Overlay
 from pipeline.pose import PoseEstimator, Poses
 from pipeline.sources import FrameSource
@@ -28,7 +28,7 @@ LIVE_FPS_CEILING = 60.0
 class PersonResult:
     track_id: int
     box: list[float]
-    top5: list[Label] | None  # None until the person's buffer spans the minimum window
+    top5: list[LabelProb] | None  # None until the person's buffer spans the minimum window
 
     def to_json(self) -> dict:
         record = {"id": self.track_id, "box": [round(v, 1) for v in self.box]}

@@ -5,55 +5,18 @@ Ctrl-C; each of these leaves the video playable and the JSONL complete up to the
 other failure removes the partial outputs.
 """
 
-import os
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actionlstm import console
+from pipeline.display import Display
 from pipeline.runner import ActionPipeline
 from pipeline.sinks import JsonlSink, VideoSink
 from pipeline.sources import FrameSource
-
-WINDOW_TITLE = "ActionLSTM (q to quit)"
-
-
-class Display:
-    """An OpenCV window when a display exists; otherwise says so once and stays headless."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and self._display_available()
-        if enabled and not self.enabled:
-            console.err.print("no display available: continuing headless (use --no-show to silence this)")
-
-    @staticmethod
-    def _display_available() -> bool:
-        if sys.platform.startswith("linux"):
-            return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-        return True
-
-    def show(self, image) -> bool:
-        """Show a frame; False when the user asked to quit."""
-        if not self.enabled:
-            return True
-        try:
-            cv2.imshow(WINDOW_TITLE, image)
-            key = cv2.waitKey(1) & 0xFF
-        except cv2.error:
-            console.err.print("cannot open a window: continuing headless")
-            self.enabled = False
-            return True
-        return key not in (ord("q"), 27)
-
-    def close(self) -> None:
-        if self.enabled:
-            cv2.destroyAllWindows()
-
 
 @dataclass
 class RunSummary:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actionlstm.inference import model_input, predict_windows, resolve_device
+from actionlstm.device import resolve_device
+from actionlstm.inference import model_input, predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import make_sample_annotations

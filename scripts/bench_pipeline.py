@@ -19,7 +19,7 @@ import numpy as np
 
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
-from actionlstm.inference import resolve_device
+from actionlstm.device import resolve_device
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
 from pipeline.pose import BACKENDS, PoseEstimator

@@ -19,7 +19,7 @@ from torch import nn
 
 from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.dataset import holdout_by_group, load_dataset
-from actionlstm.inference import resolve_device
+from actionlstm.device import resolve_device
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle

@@ -35,7 +35,7 @@ def actionlstm(*args: object) -> str:
 def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device: str) -> dict:
     """Run the live pipeline over each video; per-frame top-1 of its main person against the true label."""
     from actionlstm.checkpoint import load_checkpoint
-    from actionlstm.inference import resolve_device
+    from actionlstm.device import resolve_device
     from pipeline.pose import PoseEstimator
     from pipeline.runner import ActionPipeline
     from pipeline.sources import VideoFileSource

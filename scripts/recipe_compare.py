@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actionlstm.augment import AugmentConfig  # noqa: E402
 from actionlstm.checkpoint import load_checkpoint  # noqa: E402
 from actionlstm.dataset import load_dataset  # noqa: E402
-from actionlstm.inference import predict_clips, resolve_device  # noqa: E402
+from actionlstm.device import resolve_device  # noqa: E402
+from actionlstm.inference import predict_clips  # noqa: E402
 from actionlstm.reports import classification_metrics  # noqa: E402
 from actionlstm.synthetic import write_sample_pickle  # noqa: E402
 from actionlstm.train import TrainConfig, train  # noqa: E402

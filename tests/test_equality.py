@@ -11,7 +11,7 @@ from actionlstm.evaluate import predict_clip
 from actionlstm.inference import clip_windows, model_input
 from actionlstm.preprocess import PreprocessConfig
 from pipeline.buffers import TrackBuffers
-from pipeline.classifier import ActionRuntime
+from pipeline.actions import ActionRuntime
 
 
 def _feed(buffers: TrackBuffers, keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, track_id: int = 7) -> None:

@@ -1,4 +1,4 @@
-"""The classifier runtime: every ready buffer of a frame in one batched forward pass, smoothed over time."""
+"""Action labels of tracked persons: every ready buffer of a frame in one batched forward pass, smoothed over time."""
 
 from dataclasses import dataclass
 
@@ -11,7 +11,9 @@ from pipeline.buffers import TrackBuffers
 
 
 @dataclass
-class Label:
+class LabelProb:
+    """One entry of a Top-k list: a class name and its (smoothed) probability."""
+
     label: str
     prob: float
 
@@ -39,7 +41,7 @@ class ActionRuntime:
         self.probs: dict[int, np.ndarray] = {}
         self._calls = 0
 
-    def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[Label]]:
+    def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[LabelProb]]:
         """Top-k labels of every person that has a prediction. On stride frames the `visible` persons
         (detected in this frame) whose buffers span `min_seconds` are classified; persons briefly
         out of sight keep their last labels until their buffer is freed."""
@@ -57,6 +59,6 @@ class ActionRuntime:
         self._calls += 1
         return {track_id: self.top(p) for track_id, p in self.probs.items()}
 
-    def top(self, probs: np.ndarray) -> list[Label]:
+    def top(self, probs: np.ndarray) -> list[LabelProb]:
         order = np.argsort(-probs)[: self.top_k]
-        return [Label(self.clf.class_names[int(c)], float(probs[c])) for c in order]
+        return [LabelProb(self.clf.class_names[int(c)], float(probs[c])) for c in order]
