@@ -2,6 +2,7 @@
 equal to the live pose stage on frame t, re-entering persons joined, bad files skipped and named,
 reruns that redo nothing, and an interrupted run that ends as one uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -100,6 +101,8 @@ def test_the_extracted_pickle_trains_and_evaluates(extracted, tmp_path, single_t
     assert "too few to hold out a validation part" in result.stdout
     result = run_cli("evaluate", "--data", out, "--checkpoint", checkpoint, "--device", "cpu", "--json", "--no-cache")
     assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["split"] == "test1" and metrics["n"] == len(dataset.split_indices("test1")) == 2  # the held-out actor's 2 clips
     # The class names beside the pickle reach the checkpoint, so `run` shows them.
     from actionlstm.checkpoint import load_checkpoint
 
