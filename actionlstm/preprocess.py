@@ -46,11 +46,14 @@ Augment = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.nd
 
 
 def select_main_person(keypoint: np.ndarray, score: np.ndarray, total_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pick the person of an `M x T` annotation whose keypoint scores sum highest.
+    """Pick the person of an `M x T` annotation whose keypoint scores sum highest: the one seen
+    longest and most clearly.
 
-    The live pipeline ranks its tracks the same way: the person seen longest and most clearly.
-    M == 0 (nobody detected) gives `total_frames` empty frames: at least one, and at most
-    `MAX_EMPTY_FRAMES`, since every window of an empty clip looks the same to the model.
+    The live pipeline picks no one: each track has its own buffer (M = 1) and every visible person
+    is classified. `actionlstm extract` writes a video's persons strongest first by this same total,
+    so for its pickles this is the first person. M == 0 (nobody detected) gives `total_frames` empty
+    frames: at least one, and at most `MAX_EMPTY_FRAMES`, since every window of an empty clip looks
+    the same to the model.
     """
     if keypoint.shape[0] == 0:
         frames = min(max(int(total_frames), 1), MAX_EMPTY_FRAMES)
