@@ -2,8 +2,9 @@
 
 Each finished video is kept as a small .npz under the cache folder, keyed by the video (path, size,
 modification time) and everything that shapes its skeletons (pose weights, backend, image size,
-device, persons kept). A rerun after Ctrl-C, a crash or new videos only extracts what is missing, and
-since each video is extracted from a fresh tracker, it gives what one uninterrupted run would have.
+device, tracker and its lost time, persons kept). A rerun after Ctrl-C, a crash or new videos only
+extracts what is missing, and since each video is extracted from a freshly reset tracker, it gives
+what one uninterrupted run would have.
 The pickle and its class list are written atomically at the end.
 """
 
@@ -28,29 +29,36 @@ from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
+from pipeline.tracking import DEFAULT_LOST_SECONDS
 
-FORMAT_VERSION = 1  # bump when extraction itself changes, so cached videos are redone
+FORMAT_VERSION = 2  # bump when extraction itself changes, so cached videos are redone
 
 
 @dataclass(frozen=True)
 class PoseSettings:
-    """What the pose stage is built from; the same settings give the same skeletons."""
+    """What the pose and tracking stages are built from; the same settings give the same skeletons."""
 
     model: str | None = None
     backend: str = "auto"
     imgsz: int = 640
     device: str = "auto"
     max_persons: int = 2
+    tracker: str = "bytetrack"
+    lost_seconds: float = DEFAULT_LOST_SECONDS
 
     def build(self):
+        """The pose stage and the tracking stage, as `actionlstm run` builds them."""
         from actionlstm.device import resolve_device
         from pipeline.pose import PoseEstimator
+        from pipeline.tracking import Tracker
 
-        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend)
+        tracker = Tracker(self.tracker, self.lost_seconds)  # first: a bad tracker setting fails before the model loads
+        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend), tracker
 
     def fingerprint(self) -> str:
-        """Identifies the skeletons these settings produce: the weights file, backend, device and the
-        versions of the libraries that run the network and the tracker."""
+        """Identifies the skeletons these settings produce: every setting (the tracker and its lost time
+        among them), the weights file, backend, device and the versions of the libraries that run the
+        network and the tracker."""
         from importlib.metadata import PackageNotFoundError, version
 
         from actionlstm.device import resolve_device
@@ -99,8 +107,9 @@ class _Stop(BaseException):
     """Raised inside a worker's frame loop when the parent has been interrupted."""
 
 
-def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None) -> str | None:
-    """Extract one video into its cache entry; returns why it could not be, or None.
+def extract_one(stages, video: Path, target: Path, max_persons: int, on_frame=None) -> str | None:
+    """Extract one video into its cache entry with `stages` (pose, tracker) from `PoseSettings.build`;
+    returns why it could not be, or None.
 
     Any failure of one video (undecodable, a library error on an odd frame, a full disk) is that
     video's problem: it is named in the summary and the others go on.
@@ -108,7 +117,7 @@ def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None
     from pipeline.extract import extract_video
 
     try:
-        _save_annotation(extract_video(video, pose, max_persons, on_frame), target)
+        _save_annotation(extract_video(video, *stages, max_persons, on_frame), target)
     except UserError as exc:
         return str(exc)
     except Exception as exc:
@@ -117,7 +126,7 @@ def extract_one(pose, video: Path, target: Path, max_persons: int, on_frame=None
     return None
 
 
-# Worker processes (--workers N): each builds its own pose stage once, then takes videos one by one.
+# Worker processes (--workers N): each builds its own pose and tracking stages once, then takes videos one by one.
 _worker: dict = {}
 
 
@@ -128,7 +137,7 @@ def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", stop, thre
     import torch
 
     torch.set_num_threads(threads)
-    _worker.update(pose=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons)
+    _worker.update(stages=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons)
 
 
 def _worker_frame() -> None:
@@ -138,7 +147,7 @@ def _worker_frame() -> None:
 
 
 def _worker_extract(video: str, target: str) -> str | None:
-    return extract_one(_worker["pose"], Path(video), Path(target), _worker["max_persons"], _worker_frame)
+    return extract_one(_worker["stages"], Path(video), Path(target), _worker["max_persons"], _worker_frame)
 
 
 def _frame_count(video: Path) -> int:
@@ -174,14 +183,14 @@ class _Bars:
 def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, workers: int, bars: _Bars) -> dict[Path, str]:
     """Extract every job into the cache; returns the videos that could not be read, with why."""
     problems: dict[Path, str] = {}
-    pose = settings.build()  # with workers too: a model that cannot load fails here, in one line
+    stages = settings.build()  # with workers too: a model that cannot load fails here, in one line
     if workers <= 1:
         for video, target in jobs:
-            if problem := extract_one(pose, video.path, target, settings.max_persons, bars.frame):
+            if problem := extract_one(stages, video.path, target, settings.max_persons, bars.frame):
                 problems[video.path] = problem
             bars.video()
         return problems
-    del pose
+    del stages
     workers = min(workers, len(jobs))
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's inference threads' state
     threads = max(1, (os.cpu_count() or 1) // workers)

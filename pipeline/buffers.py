@@ -77,7 +77,11 @@ class PersonBuffer:
 
 
 class TrackBuffers:
-    """One `PersonBuffer` per track id; a person not seen for `forget_seconds` frees theirs."""
+    """One `PersonBuffer` per track id; a person not seen for more than `forget_seconds` frees theirs.
+
+    The pipeline passes its tracker's `lost_time`, so a buffer is freed in the frame the tracker drops
+    the person's id, and an id the tracker keeps always finds its buffer.
+    """
 
     def __init__(self, cfg: PreprocessConfig, source_fps: float, img_shape: tuple[int, int], forget_seconds: float = 2.0):
         # Enough frames to cover one window's duration at the source's rate (and never fewer than the window).

