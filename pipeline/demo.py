@@ -1,9 +1,12 @@
-"""The embedded default: everything `actionlstm demo` needs is made here, nothing is downloaded.
+"""The demo's input video, made from the photographs of people that ship inside ultralytics.
 
-It writes a sample skeleton pickle, trains a small demo model on it, and makes a short video that
-pans and zooms across the photographs of people that ship inside ultralytics (`bus.jpg`,
-`zidane.jpg`), so the pose stage sees real people. The demo model's classes are synthetic movements:
-its labels show the pipeline working, not what the people are doing.
+`actionlstm demo` writes a sample skeleton pickle, trains a small demo model on it (both in
+actionlstm/cli.py), then runs the full pipeline on the video made here: a slow camera move over
+`zidane.jpg`, then over `bus.jpg` (2 s each by default) at 640x360 and 25 fps, zooming in from the
+widest 16:9 view of the photo to 75% of it while drifting sideways, so that the pose stage meets
+real people.
+Nothing is downloaded: the photographs are part of the ultralytics package. The demo model's classes
+are synthetic movements: its labels show the pipeline working, not what the people are doing.
 """
 
 from importlib import resources
@@ -30,7 +33,7 @@ def ultralytics_images() -> list[np.ndarray]:
 
 
 def _pan_zoom(image: np.ndarray, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
-    """A slow camera move over one photo: zoom in from the full picture while drifting sideways."""
+    """A slow camera move over one photo: zoom in from its widest view of `size`'s shape to 75% of it, while drifting sideways."""
     out_w, out_h = size
     h, w = image.shape[:2]
     aspect = out_w / out_h
