@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from actionlstm import console
-from actionlstm.errors import UserError
+from actionlstm.errors import Terminated, UserError, interrupt_exit_code, stop_on_sigterm
 
 app = typer.Typer(
     add_completion=False,
@@ -117,7 +117,16 @@ def train(
     if start is not None:
         kept = list(start.class_names) == names
         console.err.print(f"fine-tuning from {init} ({'its output layer kept' if kept else f'a fresh output layer for {len(names)} classes'})", soft_wrap=True)
-    summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume, init=start)
+    try:
+        summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume, init=start)
+    except KeyboardInterrupt:
+        from actionlstm.train import resume_path
+
+        if resume_path(out).is_file():
+            console.err.print(f"training stopped; {out} was not written. To continue from the last finished epoch, run the same command with --resume", soft_wrap=True)
+        else:
+            console.err.print(f"training stopped before its first epoch ended; {out} was not written", soft_wrap=True)
+        raise
     result = {
         "checkpoint": str(out),
         "best_epoch": summary["best_epoch"],
@@ -288,27 +297,42 @@ def extract(
     )
 
 
+def check_run_outputs(source: str, save: Optional[Path], jsonl: Optional[Path]) -> None:
+    """Everything about the outputs that can be refused is refused before the pose model loads."""
+    from pipeline.sinks import check_video_path, is_stream
+
+    if save is not None:
+        check_video_path(save)
+        check_output_file(save, source)
+    if jsonl is not None and not is_stream(jsonl):
+        check_output_file(jsonl, source)
+    if save is not None and jsonl is not None and save.resolve() == jsonl.resolve():
+        raise UserError(f"--save and --jsonl are the same file {save}; give each its own")
+
+
 def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_backend: str, imgsz: int, stride: int, smoothing: float,
                   min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool, note: str = ""):
     from pipeline.pose import PoseEstimator
     from pipeline.runner import ActionPipeline
     from pipeline.session import print_summary, run_session
-    from pipeline.sources import open_source
+    from pipeline.sinks import STDOUT
+    from pipeline.sources import check_source, open_source, redact
 
     if not 0.0 <= smoothing < 1.0:
         raise UserError("--smoothing must be in [0, 1)")
-    for path in (save, jsonl):
-        if path is not None:
-            check_output_file(path, source_spec)
+    check_run_outputs(source_spec, save, jsonl)
+    check_source(source_spec)
+    pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)  # loaded first: a live source opened now loses no frame to it
     with open_source(source_spec, realtime=realtime) as source:
-        pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)
         console.err.print(
-            f"{'live ' if source.is_live else ''}source {source_spec}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
-            f"pose model {Path(pose.weights).name} ({pose.backend}) on {dev}"
+            f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
+            f"pose model {Path(pose.weights).name} ({pose.backend}) on {dev}", soft_wrap=True,
         )
         pipeline = ActionPipeline(clf, pose, dev, stride=stride, smoothing=smoothing, min_seconds=min_seconds, note=note)
         summary = run_session(pipeline, source, save=save, jsonl=jsonl, show=show)
-    print_summary(summary, save, jsonl)
+    print_summary(summary, save, jsonl, out=console.err if jsonl == STDOUT else console.out)  # stdout carries the JSONL
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
     return summary
 
 
@@ -320,7 +344,7 @@ def run(
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
-    jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes, Top-5.")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes, Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
     show: Annotated[bool, typer.Option("--show/--no-show", help="Show the annotated video in a window.")] = True,
     stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
     smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
@@ -354,7 +378,7 @@ def record(
     from pipeline.pose import PoseEstimator
     from pipeline.record import check_label, record_clips, recording_summary
     from pipeline.display import Display
-    from pipeline.sources import open_source
+    from pipeline.sources import open_source, redact
 
     check_label(label)
     if not (math.isfinite(seconds) and seconds > 0):
@@ -370,7 +394,7 @@ def record(
         # Recording is real time, so a file is played at its own rate as a camera would deliver it.
         with open_source(source, realtime=True) as frames:
             console.err.print(
-                f"source {escape(source)}: {frames.size[0]}x{frames.size[1]} at {frames.fps:.1f} fps; "
+                f"source {escape(redact(source))}: {frames.size[0]}x{frames.size[1]} at {frames.fps:.1f} fps; "
                 f"{clips} clip{'s' if clips != 1 else ''} of {seconds:g} s into {escape(str(folder))}" + (" (q in the window stops)" if display.enabled else "")
             )
             recording = record_clips(frames, label, out, clips, seconds, countdown, display, pose)
@@ -419,12 +443,14 @@ def demo(
 
 
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 1."""
+    """Console entry point: user errors become one line on stderr and exit code 1; Ctrl-C and
+    SIGTERM end with a line saying so and exit codes 130 and 143."""
+    stop_on_sigterm()
     try:
         app()
     except UserError as exc:
         console.err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.err.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        console.err.print(f"stopped by {'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}")
+        sys.exit(interrupt_exit_code(stop))

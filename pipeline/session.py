@@ -1,22 +1,94 @@
 """One run of the pipeline over a source: window, saved video, JSONL, progress bar and summary.
 
 The run ends at the end of a file, when a live source gives up, on q / Esc in the window, or on
-Ctrl-C; each of these leaves the video playable and the JSONL complete up to the last frame. Any
-other failure removes the partial outputs.
+Ctrl-C / SIGTERM; each of these leaves the video playable and the JSONL complete up to the last
+frame. Any other failure (a failed write included) removes the partial outputs. Nothing here grows
+with the length of the run: a day at 30 fps keeps the same few kilobytes of statistics as a minute.
 """
 
+import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actionlstm import console
+from actionlstm.errors import Terminated, interrupt_exit_code
 from pipeline.display import Display
-from pipeline.runner import ActionPipeline
-from pipeline.sinks import JsonlSink, VideoSink
+from pipeline.runner import ActionPipeline, FrameResult
+from pipeline.sinks import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
 from pipeline.sources import FrameSource
+
+
+class Reservoir:
+    """Count, mean and percentiles of a stream of numbers in fixed memory (reservoir sampling:
+    every value has the same chance to be among the `size` kept)."""
+
+    def __init__(self, size: int = 4096, seed: int = 0):
+        self.size = size
+        self.kept = np.zeros(size, np.float64)
+        self.count = 0
+        self.total = 0.0
+        self._random = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        if self.count < self.size:
+            self.kept[self.count] = value
+        else:
+            slot = self._random.randrange(self.count + 1)
+            if slot < self.size:
+                self.kept[slot] = value
+        self.count += 1
+        self.total += value
+
+    def values(self) -> np.ndarray:
+        return self.kept[: min(self.count, self.size)]
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else float("nan")
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.values(), q)) if self.count else float("nan")
+
+
+@dataclass
+class PersonTally:
+    frames: int = 0  # frames the person was tracked in
+    top1: Counter = field(default_factory=Counter)  # frames per top-1 label
+
+
+class PersonLog:
+    """Per-person frame counts and top-1 labels: every person in view, plus the `history` others
+    seen longest. Ids seen once in a day-long run do not pile up."""
+
+    def __init__(self, history: int = 200):
+        self.history = history
+        self.persons: dict[int, PersonTally] = {}
+        self.total = 0  # distinct ids ever seen (trackers never reuse an id)
+
+    def add(self, result: FrameResult) -> None:
+        for person in result.persons:
+            tally = self.persons.get(person.track_id)
+            if tally is None:
+                tally = self.persons[person.track_id] = PersonTally()
+                self.total += 1
+            tally.frames += 1
+            if person.top5:
+                tally.top1[person.top5[0].label] += 1
+        if len(self.persons) > self.history + len(result.persons):
+            in_view = {p.track_id for p in result.persons}
+            gone = min((t for t in self.persons if t not in in_view), key=lambda t: self.persons[t].frames)
+            del self.persons[gone]
+
+    def longest(self, n: int) -> list[tuple[int, PersonTally]]:
+        return sorted(self.persons.items(), key=lambda item: (-item[1].frames, item[0]))[:n]
+
 
 @dataclass
 class RunSummary:
@@ -25,19 +97,16 @@ class RunSummary:
     skipped: int = 0
     dropped: int = 0
     ended_by: str = "end of source"
-    top1_counts: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    frames_seen: Counter = field(default_factory=Counter)
+    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM: the run did not end by itself
+    warning: str = ""  # a problem with the source worth telling (a truncated file)
+    persons: PersonLog = field(default_factory=PersonLog)
     stage_seconds: Counter = field(default_factory=Counter)  # per stage, summed over frames
-    frame_seconds: list[float] = field(default_factory=list)  # per frame: decode start to outputs written
-    live_latency: list[float] = field(default_factory=list)  # live sources: capture to outputs written
+    frame_seconds: Reservoir = field(default_factory=Reservoir)  # per frame: decode start to outputs written
+    live_latency: Reservoir = field(default_factory=Reservoir)  # live sources: capture to outputs written
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def dominant_actions(self) -> dict[int, tuple[str, int]]:
-        """Per person: the label that was top-1 most often, and in how many frames."""
-        return {tid: counts.most_common(1)[0] for tid, counts in self.top1_counts.items() if counts}
 
 
 def run_session(
@@ -49,79 +118,81 @@ def run_session(
     progress: bool = True,
 ) -> RunSummary:
     summary = RunSummary()
-    video = VideoSink(save, source.fps, source.size) if save else None
+    outputs: list[Output] = []
     try:
+        video = VideoSink(save, source.fps, live=source.is_live) if save else None
+        outputs += [video] if video else []
         records = JsonlSink(jsonl) if jsonl else None
+        outputs += [records] if records else []
     except BaseException:
-        if video is not None:
-            video.discard()
+        discard_outputs(outputs)
         raise
     display = Display(show)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     bar = Progress(*columns, console=console.err, disable=not progress)
     started = time.perf_counter()
     try:
-        with bar:
-            task = bar.add_task("live" if source.is_live else "video", total=source.frame_count, status="")
-            frame_start = time.perf_counter()
-            for result in pipeline.stream(source):
-                summary.frames += 1
-                for person in result.persons:
-                    summary.frames_seen[person.track_id] += 1
-                    if person.top5:
-                        summary.top1_counts[person.track_id][person.top5[0].label] += 1
-                encode_start = time.perf_counter()
-                if video is not None:
-                    video.write(result.image)
-                if records is not None:
-                    records.write(result.to_json())
-                now = time.perf_counter()
-                summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
-                summary.frame_seconds.append(now - frame_start)
-                if source.is_live:
-                    summary.live_latency.append(time.monotonic() - result.timestamp)
-                bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
-                if not display.show(result.image):
-                    summary.ended_by = "quit"
-                    break
+        try:
+            with bar:
+                task = bar.add_task("live" if source.is_live else "video", total=source.frame_count, status="")
                 frame_start = time.perf_counter()
-    except KeyboardInterrupt:
-        summary.ended_by = "Ctrl-C"
+                for result in pipeline.stream(source):
+                    summary.frames += 1
+                    summary.persons.add(result)
+                    encode_start = time.perf_counter()
+                    if video is not None:
+                        video.write(result.image, result.timestamp)
+                    if records is not None:
+                        records.write(result.to_json())
+                    now = time.perf_counter()
+                    summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
+                    summary.frame_seconds.add(now - frame_start)
+                    if source.is_live:
+                        summary.live_latency.add(time.monotonic() - result.timestamp)
+                    bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
+                    if not display.show(result.image):
+                        summary.ended_by = "quit"
+                        break
+                    frame_start = time.perf_counter()
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (see actionlstm.errors.Terminated)
+            summary.ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+            summary.exit_code = interrupt_exit_code(stop)
+        finally:
+            display.close()
+        summary.seconds = time.perf_counter() - started
+        summary.skipped, summary.dropped = source.skipped, source.dropped
+        summary.warning = source.warning
+        if summary.frames:
+            finish_outputs(outputs)
+        else:  # a run that processed no frame has nothing to show: keep what was there before
+            discard_outputs(outputs)
     except BaseException:
-        for sink in (video, records):
-            if sink is not None:
-                sink.discard()
+        discard_outputs(outputs)
         raise
-    finally:
-        display.close()
-    summary.seconds = time.perf_counter() - started
-    summary.skipped, summary.dropped = source.skipped, source.dropped
-    for sink in (video, records):
-        if sink is not None:
-            if summary.frames:
-                sink.finish()
-            else:  # a run that processed no frame has nothing to show: keep what was there before
-                sink.discard()
     return summary
 
 
-def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None) -> None:
-    out = console.out
+def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None, out: Console = console.out, top: int = 10) -> None:
+    """Frames, rate and how the run ended; the persons seen longest with their dominant actions."""
     extra = []
     if summary.skipped:
         extra.append(f"{summary.skipped} unreadable frames skipped")
     if summary.dropped:
         extra.append(f"{summary.dropped} stale live frames dropped")
     out.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), ended by {summary.ended_by}" + (f"; {', '.join(extra)}" if extra else ""))
-    dominant = summary.dominant_actions()
-    if summary.frames_seen:
-        out.print(f"{len(summary.frames_seen)} persons seen:")
-        for tid in sorted(summary.frames_seen):
-            action, count = dominant.get(tid, ("(not enough frames to classify)", 0))
+    if summary.warning:
+        out.print(f"[yellow]warning:[/] {escape(summary.warning)}", soft_wrap=True)
+    log = summary.persons
+    if log.total:
+        shown = log.longest(top)
+        more = f" ({len(shown)} seen longest below)" if log.total > len(shown) else ":"
+        out.print(f"{log.total} person{'s' if log.total != 1 else ''} seen{more}")
+        for track_id, tally in shown:
+            label, count = tally.top1.most_common(1)[0] if tally.top1 else ("(not enough frames to classify)", 0)
             share = f" ({count} frames)" if count else ""
-            out.print(f"  #{tid}: in {summary.frames_seen[tid]} frames, mostly [bold]{action}[/]{share}")
+            out.print(f"  #{track_id}: in {tally.frames} frames, mostly [bold]{escape(label)}[/]{share}")
     else:
         out.print("nobody was detected")
-    for label, path in (("video", save), ("predictions", jsonl)):
+    for what, path in (("video", save), ("predictions", jsonl)):
         if path is not None and summary.frames:
-            out.print(f"{label}: {path}")
+            out.print(f"{what}: {escape(str(path))}")

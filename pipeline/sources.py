@@ -1,9 +1,13 @@
 """Frame sources: video files frame by frame, live cameras and streams newest-frame-first.
 
-A file is read in order and no frame is skipped; its timestamps come from its frame rate. A live
-source (camera, URL, or a file played at its real rate with `realtime=True`) is read by a capture
+A file is read in order and no frame is skipped; its timestamps come from its frame rate. A URL
+whose capture reports a frame count is a file too (read in order, ends at its end). A live source
+(camera, stream URL, or a file played at its real rate with `realtime=True`) is read by a capture
 thread that keeps only the newest frame, so however slow the consumer is, it always gets the latest
 picture and latency never builds up; the frames it never saw are counted as dropped.
+
+Stream URLs carry passwords (`rtsp://admin:pass@camera/stream`): anything shown names a source
+through `redact`.
 """
 
 import os
@@ -12,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -21,6 +26,25 @@ from actionlstm.errors import UserError
 # FFmpeg's own log lines ("moov atom not found") would interleave with the progress bar; an unreadable
 # file is reported by the caller in one line instead. Read by OpenCV when it opens a capture.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # nor OpenCV's "stream timeout triggered"
+
+# How long opening or reading a network stream may block before it counts as failed.
+NETWORK_TIMEOUT_SECONDS = 5.0
+# A file may hold a frame or two fewer than its header promises; more than this is called truncated.
+TRUNCATION_SLACK = 0.01
+
+
+def redact(spec: str | int) -> str:
+    """The source as it may be shown: a URL's user-info (user and password) becomes `***`."""
+    spec = str(spec)
+    parts = urlsplit(spec)
+    if "@" not in parts.netloc:
+        return spec
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def is_url(spec: str) -> bool:
+    return "://" in spec
 
 
 @dataclass
@@ -39,6 +63,7 @@ class FrameSource:
     is_live: bool
     skipped: int = 0  # unreadable frames in a file
     dropped: int = 0  # live frames replaced by a newer one before being read
+    warning: str = ""  # set when the source ended in a way worth telling (a truncated file)
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -53,8 +78,14 @@ class FrameSource:
         self.close()
 
 
-def _open_capture(spec: str | int) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(spec)
+def _open_capture(spec: str | int, timeout: float = NETWORK_TIMEOUT_SECONDS) -> cv2.VideoCapture | None:
+    """An opened capture, or None. Network streams get open and read timeouts, so that neither a
+    first open nor a reconnect can block past its window."""
+    if isinstance(spec, str) and is_url(spec):
+        ms = max(int(timeout * 1000), 1)
+        capture = cv2.VideoCapture(spec, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    else:
+        capture = cv2.VideoCapture(spec)
     if not capture.isOpened():
         capture.release()
         return None
@@ -68,15 +99,16 @@ def _geometry(capture: cv2.VideoCapture) -> tuple[float, tuple[int, int]]:
 
 
 class VideoFileSource(FrameSource):
-    """Every frame of a file, in order. Frames that fail to decode are skipped and counted."""
+    """Every frame of a file (a path, or a URL of a file), in order. Frames that fail to decode are
+    skipped and counted; a file that ends well before its promised frame count says so."""
 
     is_live = False
 
-    def __init__(self, path: Path, max_consecutive_failures: int = 25):
-        self.path = Path(path)
-        self.capture = _open_capture(str(self.path))
+    def __init__(self, spec: str | Path, max_consecutive_failures: int = 25, capture: cv2.VideoCapture | None = None):
+        self.name = redact(spec)
+        self.capture = capture or _open_capture(str(spec))
         if self.capture is None:
-            raise UserError(f"cannot read video file {self.path} (not a video OpenCV can decode)")
+            raise UserError(f"cannot read video file {self.name} (not a video OpenCV can decode)")
         self.fps, self.size = _geometry(self.capture)
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
@@ -84,7 +116,7 @@ class VideoFileSource(FrameSource):
         ok, first = self.capture.read()
         if not ok:
             self.capture.release()
-            raise UserError(f"cannot read video file {self.path} (no decodable frame)")
+            raise UserError(f"cannot read video file {self.name} (no decodable frame)")
         self._first = first
         self.size = (first.shape[1], first.shape[0])
 
@@ -103,9 +135,14 @@ class VideoFileSource(FrameSource):
                 failures += 1
                 at_end = self.frame_count is None or index + failures > self.frame_count
                 if at_end or failures >= self.max_consecutive_failures:
+                    self._check_complete(index)
                     return
             ok, image = self.capture.read()
             image = image if ok else None
+
+    def _check_complete(self, frames: int) -> None:
+        if self.frame_count is not None and frames < self.frame_count * (1 - TRUNCATION_SLACK) - 1:
+            self.warning = f"{self.name} ended at frame {frames} of {self.frame_count}: the file looks truncated"
 
     def close(self) -> None:
         self.capture.release()
@@ -125,7 +162,7 @@ class LiveSource(FrameSource):
         self.spec = spec
         self.capture = _open_capture(spec)
         if self.capture is None:
-            what = f"camera {spec}" if isinstance(spec, int) else f"stream {spec}"
+            what = f"camera {spec}" if isinstance(spec, int) else f"stream {redact(spec)}"
             raise UserError(f"cannot open {what}")
         self.fps, self.size = _geometry(self.capture)
         self.reconnect_seconds = reconnect_seconds
@@ -146,7 +183,7 @@ class LiveSource(FrameSource):
         while time.monotonic() < deadline and not self._stop.is_set():
             self.capture.release()
             try:
-                capture = _open_capture(self.spec)
+                capture = _open_capture(self.spec, timeout=deadline - time.monotonic())
             except cv2.error:
                 capture = None
             if capture is not None:
@@ -212,21 +249,38 @@ class LiveSource(FrameSource):
             self.capture.release()
 
 
-def open_source(spec: str, realtime: bool = False) -> FrameSource:
-    """`0`, `1`... open a camera; an existing path opens a file; `scheme://...` opens a stream.
-
-    `realtime` plays a file at its own frame rate through the live path (newest frame wins).
-    """
-    if spec.isdigit():
-        return LiveSource(int(spec))
-    if "://" in spec:
-        return LiveSource(spec)
+def check_source(spec: str) -> None:
+    """The checks that cost nothing (a file that is not there), made before the pose model loads."""
+    if spec.isdigit() or is_url(spec):
+        return
     path = Path(spec)
     if not path.exists():
         raise UserError(f"video file not found: {spec}")
     if not path.is_file():
         raise UserError(f"not a video file: {spec}")
+
+
+def open_source(spec: str, realtime: bool = False) -> FrameSource:
+    """`0`, `1`... open a camera; an existing path opens a file (`0.mp4` too); `scheme://...` opens a
+    stream, or a file when its capture reports a frame count (an http:// link to a video, say).
+
+    `realtime` plays a file at its own frame rate through the live path (newest frame wins).
+    """
+    check_source(spec)
+    if spec.isdigit():
+        return LiveSource(int(spec))
+    if is_url(spec):
+        capture = _open_capture(spec)
+        if capture is None:
+            raise UserError(f"cannot open stream {redact(spec)}")
+        if capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:  # a live stream: its own capture thread reopens it
+            capture.release()
+            return LiveSource(spec)
+        if realtime:
+            capture.release()
+            return LiveSource(spec, realtime_file=True)
+        return VideoFileSource(spec, capture=capture)
     if realtime:
-        VideoFileSource(path).close()  # validates the file with the same errors as a plain run
-        return LiveSource(str(path), realtime_file=True)
-    return VideoFileSource(path)
+        VideoFileSource(spec).close()  # validates the file with the same errors as a plain run
+        return LiveSource(spec, realtime_file=True)
+    return VideoFileSource(spec)

@@ -50,7 +50,9 @@ def test_three_people_found_with_stable_ids(exercise_run):
     frames_per_id = Counter(p["id"] for r in records for p in r["persons"])
     steady = [tid for tid, n in frames_per_id.items() if n >= 0.9 * len(records)]
     assert len(steady) == 3, frames_per_id  # the same three ids through (almost) the whole video
-    assert "3 persons seen" in result.stdout or "persons seen" in result.stdout
+    assert f"{len(frames_per_id)} persons seen" in result.stdout  # the summary counts what the JSONL holds
+    for tid in steady:
+        assert f"#{tid}: in {frames_per_id[tid]} frames" in result.stdout
 
 
 def test_top5_appears_once_buffers_fill(exercise_run):
@@ -89,19 +91,21 @@ def test_ctrl_c_leaves_playable_video_and_complete_jsonl(trained_checkpoint, tmp
     command = [sys.executable, "-c", "from actionlstm.cli import main; main()", "run", str(video), "--checkpoint", str(trained_checkpoint),
                "--save", str(saved), "--jsonl", str(lines), "--no-show", "--device", "cpu"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / ".cut.partial.jsonl"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 30):
+    while time.monotonic() < deadline:
+        partial = next(tmp_path.glob(".cut.*.partial.jsonl"), None)
+        if partial is not None and len(partial.read_text().splitlines()) >= 30:
+            break
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == 130, stderr  # interrupted, not finished
     assert "Traceback" not in stderr and "ended by Ctrl-C" in stdout
     records = _records(lines)
     assert 30 <= len(records) < 393
     assert [r["frame"] for r in records] == list(range(len(records)))
     assert _frame_count(saved) == len(records)
-    assert not partial.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.jsonl", "cut.mp4"]
 
 
 def test_live_source_drops_stale_frames_instead_of_lagging():
