@@ -8,8 +8,8 @@ model inputs. Its parameters live in `PreprocessConfig`, which is saved inside e
 """
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -27,17 +27,19 @@ class PreprocessConfig:
     score_threshold: float = 0.05  # a joint scored at or below this counts as missing
     min_frames: int = 25  # the shortest window the live classifier predicts on (1 s at 25 fps)
 
+    # Settings added after the first checkpoints, with the value those checkpoints were trained with.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {}
+
+    def __post_init__(self) -> None:
+        if not (self.window >= 1 and self.fps > 0 and self.min_frames >= 1):
+            raise ValueError(f"window {self.window}, fps {self.fps}, min_frames {self.min_frames} are out of range")
+
     @property
     def num_features(self) -> int:
         return NUM_JOINTS * FEATURES_PER_JOINT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "PreprocessConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 # An augmentation takes normalised coordinates [B, W, J, 2], scores and the validity mask

@@ -1,0 +1,117 @@
+"""Checkpoint files that are not what they should be: one line saying what is wrong, from
+`load_checkpoint` and from the real CLI alike; never torch's advice to turn `weights_only` off, never
+a setting silently replaced by a default."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from actionlstm.checkpoint import load_checkpoint, save_checkpoint
+from actionlstm.errors import UserError
+from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.preprocess import PreprocessConfig
+from actionlstm.synthetic import write_sample_pickle
+from tests.conftest import assert_user_error, run_cli
+
+CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "three.pkl"
+    write_sample_pickle(path, num_classes=3, clips_per_class=6, frames=(30, 40), seed=0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory) -> dict:
+    """A good checkpoint's contents (untrained: only the file matters here)."""
+    path = tmp_path_factory.mktemp("ckpt") / "good.pth"
+    model = ActionLSTM(ModelConfig(num_features=PreprocessConfig().num_features, num_classes=3, hidden=8, layers=1))
+    save_checkpoint(path, model, CLASSES, PreprocessConfig(), {})
+    return torch.load(path, weights_only=True)
+
+
+class RunsACommand:
+    """What a malicious checkpoint holds: unpickling it would call os.system."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _without(values: dict, key: str) -> dict:
+    return {k: v for k, v in values.items() if k != key}
+
+
+def _damaged(payload: dict, tmp_path: Path) -> dict[str, tuple[object, str]]:
+    """name -> (what to write, the message after the path)."""
+    marker = tmp_path / "ran"
+    return {
+        "python-object": ({**payload, "meta": {"hook": RunsACommand(marker)}},
+                          f" is not an ActionLSTM checkpoint: it holds Python objects that ActionLSTM will not run "
+                          f"({os.system.__module__}.system); only tensors and plain data are read"),
+        "no-state-dict": (_without(payload, "state_dict"), " is a damaged ActionLSTM checkpoint (missing 'state_dict')"),
+        "no-fps": ({**payload, "preprocess": _without(payload["preprocess"], "fps")},
+                   " is a damaged ActionLSTM checkpoint (missing preprocessing setting 'fps')"),
+        "no-hidden": ({**payload, "model_config": _without(payload["model_config"], "hidden")},
+                      " is a damaged ActionLSTM checkpoint (missing model setting 'hidden')"),
+        "no-weight": ({**payload, "state_dict": _without(payload["state_dict"], "head.1.bias")},
+                      " is a damaged ActionLSTM checkpoint (missing weights 'head.1.bias')"),
+        "newer-preprocess": ({**payload, "preprocess": {**payload["preprocess"], "joint_set": "halpe26"}},
+                             " has a preprocessing setting this ActionLSTM does not know: 'joint_set' (written by a newer version?)"),
+        "newer-model": ({**payload, "model_config": {**payload["model_config"], "attention": True}},
+                        " has a model setting this ActionLSTM does not know: 'attention' (written by a newer version?)"),
+        "bad-setting": ({**payload, "preprocess": {**payload["preprocess"], "window": 0}},
+                        " is a damaged ActionLSTM checkpoint (preprocessing settings: window 0, fps 25.0, min_frames 25 are out of range)"),
+    }
+
+
+def _write(tmp_path: Path, name: str, content: object) -> Path:
+    path = tmp_path / f"{name}.pth"
+    torch.save(content, path)
+    return path
+
+
+def _truncated(tmp_path: Path, payload: dict) -> Path:
+    path = _write(tmp_path, "whole", payload)
+    cut = tmp_path / "truncated.pth"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return cut
+
+
+CASES = ["python-object", "no-state-dict", "no-fps", "no-hidden", "no-weight", "newer-preprocess", "newer-model", "bad-setting"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_checkpoint_is_one_line_naming_the_problem(case, payload, tmp_path):
+    content, message = _damaged(payload, tmp_path)[case]
+    path = _write(tmp_path, case, content)
+    with pytest.raises(UserError) as raised:
+        load_checkpoint(path)
+    assert str(raised.value) == f"{path}{message}"
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_truncated_checkpoint_says_so(payload, tmp_path):
+    path = _truncated(tmp_path, payload)
+    with pytest.raises(UserError) as raised:
+        load_checkpoint(path)
+    assert str(raised.value) == f"{path} is not a readable checkpoint: the file is damaged, cut short or not a PyTorch file"
+
+
+@pytest.mark.parametrize("case", ["python-object", "truncated", "no-fps", "newer-preprocess"])
+def test_the_cli_prints_the_same_line(case, payload, data, tmp_path, single_thread):
+    if case == "truncated":
+        path, message = _truncated(tmp_path, payload), " is not a readable checkpoint: the file is damaged, cut short or not a PyTorch file"
+    else:
+        content, message = _damaged(payload, tmp_path)[case]
+        path = _write(tmp_path, case, content)
+    proc = run_cli("predict", "--data", data, "--checkpoint", path, "--idx", "0", "--device", "cpu", cwd=tmp_path)
+    assert assert_user_error(proc) == f"error: {path}{message}"
+    assert "weights_only" not in proc.stderr
+    assert not (tmp_path / "ran").exists()
