@@ -1,10 +1,12 @@
 """The `actionlstm` command: train, evaluate and predict on skeleton pickles; run the live pipeline; demo."""
 
+import functools
 import json
 import math
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,6 +22,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Skeleton-based action recognition: train on a UCF101-format pickle, run live on video.",
 )
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM inside a command, carried past typer, which would turn a KeyboardInterrupt
+    into a bare exit 130 and lose which of the two it was."""
+
+    def __init__(self, stop: KeyboardInterrupt):
+        super().__init__("SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C")
+        self.exit_code = interrupt_exit_code(stop)
+
+
+def command(fn: Callable) -> Callable:
+    """Register `fn` as an `actionlstm` subcommand whose interruption reaches `main` as `Stopped`."""
+
+    @functools.wraps(fn)
+    def stoppable(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt as stop:
+            raise Stopped(stop) from None
+
+    return app.command()(stoppable)
+
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Skeleton pickle in the PYSKL / MMAction2 format.")]
 SplitOpt = Annotated[int, typer.Option("--split", help="Official split N: trains on trainN, tests on testN.")]
@@ -82,7 +106,7 @@ def _print_json(obj: dict) -> None:
     sys.stdout.write(json.dumps(clean) + "\n")
 
 
-@app.command()
+@command
 def train(
     data: DataOpt,
     split: SplitOpt = 1,
@@ -163,7 +187,7 @@ def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], de
     return clf, dataset, dev
 
 
-@app.command()
+@command
 def evaluate(
     data: DataOpt,
     checkpoint: CheckpointOpt,
@@ -196,7 +220,7 @@ def evaluate(
         console.out.print(f"confusion matrix: {metrics['confusion_matrix_png']}\nper-class CSV:    {metrics['per_class_csv']}")
 
 
-@app.command()
+@command
 def predict(
     data: DataOpt,
     checkpoint: CheckpointOpt,
@@ -234,7 +258,7 @@ def predict(
         console.out.print(f"  {rank}. {item['label']:<28} {item['prob']:6.1%}{mark}")
 
 
-@app.command()
+@command
 def sample(
     out: Annotated[Path, typer.Argument(help="Where to write the sample pickle.")],
     classes: Annotated[int, typer.Option(min=2, help="Number of action classes.")] = 6,
@@ -255,7 +279,7 @@ def sample(
     console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
 
 
-@app.command()
+@command
 def extract(
     videos: Annotated[Path, typer.Argument(help="A folder with one subfolder of videos per action, or a text file of 'path label' lines.")],
     out: Annotated[Path, typer.Option("--out", help="The skeleton pickle to write (class names go to OUT.classes.txt).")],
@@ -336,7 +360,7 @@ def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_ba
     return summary
 
 
-@app.command()
+@command
 def run(
     source: Annotated[str, typer.Argument(help="Webcam index (0), video file, or stream URL.")],
     checkpoint: CheckpointOpt,
@@ -361,7 +385,7 @@ def run(
     _run_pipeline(source, clf, dev, pose_model, pose_backend, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
 
 
-@app.command()
+@command
 def record(
     label: Annotated[str, typer.Argument(help="The action performed; clips go to OUT/LABEL.")],
     out: Annotated[Path, typer.Option("--out", help="Folder of training videos, one subfolder per action.")],
@@ -403,7 +427,7 @@ def record(
     console.out.print(escape(recording_summary(recording, label, folder)), soft_wrap=True)
 
 
-@app.command()
+@command
 def demo(
     out_dir: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("actionlstm-demo"),
     device: DeviceOpt = "auto",
@@ -451,6 +475,6 @@ def main() -> None:
     except UserError as exc:
         console.err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt as stop:
-        console.err.print(f"stopped by {'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'}")
-        sys.exit(interrupt_exit_code(stop))
+    except Stopped as stop:
+        console.err.print(f"stopped by {stop}")
+        sys.exit(stop.exit_code)

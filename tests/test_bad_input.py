@@ -263,7 +263,8 @@ def test_failed_train_keeps_existing_checkpoint(tmp_path, tiny):
     assert sorted(p.name for p in folder.iterdir()) == ["model.pth"]
 
 
-def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny):
+@pytest.mark.parametrize("stop, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny, stop, code, name):
     folder = tmp_path / "ck"
     folder.mkdir()
     out = folder / "model.pth"
@@ -287,7 +288,7 @@ def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny):
         assert started.wait(60), "training never started: " + "".join(chunks)
         time.sleep(1.5)  # well into training; 1000 epochs take far longer
         assert proc.poll() is None, "".join(chunks)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -295,12 +296,14 @@ def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny):
             proc.wait()
     reader.join(timeout=10)
     stderr = "".join(chunks)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and stderr.rstrip().endswith(f"stopped by {name}")
     assert out.read_bytes() == KNOWN
     left = sorted(p.name for p in folder.iterdir())
     # The resume state is kept on purpose (for --resume); nothing else may be.
     assert set(left) <= {"model.pth", "model.pth.resume.pth"}, left
+    hint = "run the same command with --resume" if "model.pth.resume.pth" in left else "before its first epoch ended"
+    assert hint in stderr, stderr
 
 
 # --- outputs ------------------------------------------------------------------------------------------
