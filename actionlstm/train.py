@@ -42,6 +42,9 @@ class TrainConfig:
     seed: int = 0
 
 
+RESUME_VERSION = 2  # 2: AdamW parameter groups and CUDA RNG states
+
+
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.pth")
 
@@ -71,6 +74,35 @@ def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifie
         state = {k: v for k, v in state.items() if not k.startswith(OUTPUT_LAYER)}
     model.load_state_dict(state, strict=False)
     return model
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: weight decay on weight matrices only. Biases and norm gains (every
+    parameter of fewer than 2 dimensions, as in nanoGPT) set offsets and scales; pulling those
+    towards 0 is no simpler model, only a different one."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def rng_states(rng: np.random.Generator) -> dict:
+    """Every random state a resumed run needs to draw what the uninterrupted one would have."""
+    return {
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_states(state: dict, rng: np.random.Generator) -> None:
+    """The inverse of `rng_states`. CUDA states are restored where the same number of GPUs is present
+    (a run begun on a CPU and resumed on a GPU has none to restore)."""
+    rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -121,7 +153,7 @@ def train(
         fit_indices, val_indices = train_indices, train_indices[:0]
 
     model = initial_model(class_names, pre, init).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(max(len(fit_indices), cfg.min_epoch_windows) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -133,13 +165,14 @@ def train(
     fingerprint = run_fingerprint(dataset, fit_indices, class_names, pre, aug, cfg, model)
     if resume:
         state = read_torch_file(state_file, "resume state")
+        if state.get("version") != RESUME_VERSION:
+            raise UserError(f"{state_file} was written by an earlier ActionLSTM; start afresh without --resume")
         if state.get("fingerprint") != fingerprint:
             raise UserError(f"{state_file} belongs to a run with other data or settings; start afresh without --resume")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_states(state, rng)
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
 
     spatial = SpatialAugment(aug, rng)
@@ -184,9 +217,9 @@ def train(
                 best = {"val_top1": score, "epoch": epoch + 1, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
             atomic_torch_save(
                 {
+                    "version": RESUME_VERSION,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "history": history, "best": best, "epoch": epoch + 1,
+                    **rng_states(rng), "history": history, "best": best, "epoch": epoch + 1,
                     "fingerprint": fingerprint,
                 },
                 state_file,

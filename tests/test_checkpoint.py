@@ -1,18 +1,21 @@
-"""Checkpoint files that are not what they should be: one line saying what is wrong, from
+"""Checkpoint and resume files that are not what they should be: one line saying what is wrong, from
 `load_checkpoint` and from the real CLI alike; never torch's advice to turn `weights_only` off, never
-a setting silently replaced by a default."""
+a setting silently replaced by a default. Also the optimiser's weight-decay groups."""
 
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
+from actionlstm.dataset import load_dataset
 from actionlstm.errors import UserError
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
+from actionlstm.train import TrainConfig, param_groups, resume_path, train
 from tests.conftest import assert_user_error, run_cli
 
 CLASSES = ["a", "b", "c"]
@@ -115,3 +118,23 @@ def test_the_cli_prints_the_same_line(case, payload, data, tmp_path, single_thre
     assert assert_user_error(proc) == f"error: {path}{message}"
     assert "weights_only" not in proc.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_resume_state_from_an_earlier_version_is_refused(data, tmp_path):
+    """Resume states written before the weight-decay groups hold an optimiser of one group."""
+    out = tmp_path / "run.pth"
+    torch.save({"model": {}, "optimizer": {}, "epoch": 1}, resume_path(out))
+    dataset = load_dataset(data, use_cache=False)
+    with pytest.raises(UserError) as raised:
+        train(dataset, dataset.split_indices("train1"), CLASSES, out, torch.device("cpu"), TrainConfig(epochs=1), resume=True)
+    assert str(raised.value) == f"{resume_path(out)} was written by an earlier ActionLSTM; start afresh without --resume"
+
+
+def test_weight_decay_spares_biases_and_norm_gains():
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.LSTM(8, 8))
+    names = {id(p): name for name, p in model.named_parameters()}
+    decay, spared = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and spared["weight_decay"] == 0.0
+    assert sorted(names[id(p)] for p in decay["params"]) == ["0.weight", "2.weight_hh_l0", "2.weight_ih_l0"]
+    assert sorted(names[id(p)] for p in spared["params"]) == ["0.bias", "1.bias", "1.weight", "2.bias_hh_l0", "2.bias_ih_l0"]
+    assert len(decay["params"]) + len(spared["params"]) == len(list(model.parameters()))
