@@ -11,7 +11,7 @@ from actionlstm import console
 from actionlstm.checkpoint import Classifier
 from actionlstm.dataset import SkeletonDataset
 from actionlstm.errors import UserError
-from actionlstm.inference import clip_windows, predict_clips
+from actionlstm.inference import predict_clips
 from actionlstm.reports import classification_metrics, confusion_matrix, plot_confusion_matrix, write_per_class_csv
 
 
@@ -25,10 +25,12 @@ def check_compatible(clf: Classifier, dataset: SkeletonDataset, class_names: lis
 
 def evaluate(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, device: torch.device, report_dir: Path, name: str) -> dict:
     """Metrics over the clips in `indices`, plus `<name>.confusion.png` and `<name>.per_class.csv` in `report_dir`."""
-    total = sum(len(clip_windows(dataset, int(i), clf.preprocess)) for i in indices)
     with Progress(transient=True, console=console.err) as progress:
-        task = progress.add_task("evaluating", total=total)
-        probs = predict_clips(clf.model, clf.preprocess, dataset, indices, device, on_batch=lambda n: progress.advance(task, n))
+        task = progress.add_task("evaluating", total=None)
+        probs = predict_clips(
+            clf.model, clf.preprocess, dataset, indices, device,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     labels = dataset.labels[indices]
     metrics = classification_metrics(probs, labels)
     matrix = confusion_matrix(probs.argmax(-1), labels, len(clf.class_names))

@@ -39,10 +39,11 @@ def predict_clips(
     indices: np.ndarray,
     device: torch.device,
     batch_windows: int = 256,
-    on_batch: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Clip-level probabilities [N, C]: the mean over the windows that cover each clip, each window
-    weighted by the frames in which the person is seen."""
+    weighted by the frames in which the person is seen. `on_progress(done, total)` hears of the
+    windows classified so far: once when they are known, then after every batch."""
     was_training = model.training
     model.eval()
     owners: list[int] = []
@@ -56,13 +57,15 @@ def predict_clips(
     weights = np.array([person_seen(score, pre).sum() for _, score in windows], np.float64) + 1e-3
     sums = np.zeros((len(indices), model.cfg.num_classes), np.float64)
     totals = np.zeros(len(indices), np.float64)
+    if on_progress is not None:
+        on_progress(0, len(windows))
     for start in range(0, len(windows), batch_windows):
         probs = predict_windows(model, pre, windows[start : start + batch_windows], device)
         rows = np.asarray(owners[start : start + batch_windows])
         w = weights[start : start + batch_windows]
         np.add.at(sums, rows, probs * w[:, None])
         np.add.at(totals, rows, w)
-        if on_batch is not None:
-            on_batch(len(probs))
+        if on_progress is not None:
+            on_progress(start + len(probs), len(windows))
     model.train(was_training)
     return (sums / np.maximum(totals, 1e-12)[:, None]).astype(np.float32)
