@@ -237,6 +237,15 @@ def test_live_video_plays_as_long_as_the_capture(tmp_path):
     assert {f.shape for f in frames} == {(480, 640, 3)}
 
 
+def test_realtime_run_saves_a_video_as_long_as_the_source(trained_checkpoint, tmp_path):
+    """A 10 s, 30 fps video played as a camera: the pipeline keeps up with fewer frames than that
+    on this CPU, and the saved video still plays for 10 s, at the rate it measured."""
+    video = shared_video("basketball_2people.mp4")
+    proc = run_cli("run", video, "--checkpoint", trained_checkpoint, "--save", tmp_path / "live.mp4", "--realtime", "--no-show", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert abs(_video_seconds(tmp_path / "live.mp4") - 10.0) < 1.0
+
+
 def test_file_video_keeps_every_frame_even_of_another_size(tmp_path):
     sink = VideoSink(tmp_path / "file.avi", fps=10.0)
     for k in range(10):
