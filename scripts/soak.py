@@ -201,6 +201,9 @@ def main() -> int:
         print("  " + run_output.replace("\n", "\n  "))
     if not ended_ok:
         print(run_errors[-3000:], file=sys.stderr)
+        print(f"error: actionlstm run failed (exit {child.returncode})", file=sys.stderr)
+        if len(samples) < 10:
+            return 1
     summary = growth(samples, args.warmup)
     print(f"fit over the {summary['fitted_samples']} samples after the first {summary['warmup_seconds']:.0f} s:")
     print_table(summary)
