@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
@@ -25,7 +24,7 @@ from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
 from pipeline.pose import BACKENDS, PoseEstimator
 from pipeline.runner import ActionPipeline
-from pipeline.session import run_session
+from pipeline.session import Reservoir, run_session
 from pipeline.sources import open_source
 from pipeline.tracking import TRACKERS, Tracker
 
@@ -44,8 +43,8 @@ def pose_only_fps(video: str, device, imgsz: int, backend: str, max_frames: int)
     return frames / (time.perf_counter() - start), pose.backend
 
 
-def percentiles(values: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(values, 50)) * 1000, 2), "p95_ms": round(float(np.percentile(values, 95)) * 1000, 2)}
+def percentiles(values: Reservoir) -> dict:
+    return {"p50_ms": round(values.percentile(50) * 1000, 2), "p95_ms": round(values.percentile(95) * 1000, 2)}
 
 
 def checkpoint_for_bench(folder: Path, device) -> Path:
@@ -101,7 +100,7 @@ def main() -> None:
         "live": {
             "frames_processed": live.frames, "frames_dropped": live.dropped,
             "capture_to_output": percentiles(live.live_latency),
-            "p95_over_pose_stage": round(float(np.percentile(live.live_latency, 95)) / pose_stage, 2),
+            "p95_over_pose_stage": round(live.live_latency.percentile(95) / pose_stage, 2),
         },
     }
     print(json.dumps(figures, indent=2))
