@@ -74,9 +74,9 @@ def place_panels(
         candidates = candidates[free]
         right = np.hypot(candidates[:, 0] - (bx + bw + gap), candidates[:, 1] - by)
         left = np.hypot(candidates[:, 0] - (bx - w - gap), candidates[:, 1] - by)
-        # Covering people costs as much as moving half the frame's diagonal away per panel area covered.
+        # Covering people costs as much as moving the frame's diagonal away per panel area covered.
         covered = _overlap_areas(candidates, people).sum(axis=1) / max(w * h, 1)
-        cost = np.minimum(right, left) + covered * 0.5 * np.hypot(frame_w, frame_h)
+        cost = np.minimum(right, left) + covered * np.hypot(frame_w, frame_h)
         best = tuple(int(v) for v in candidates[int(np.argmin(cost))])
         placed.append(best)
         taken.append(best)
