@@ -54,6 +54,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when presen
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train`.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Re-parse the pickle instead of using the cached arrays.")]
+TrackerOpt = Annotated[str, typer.Option("--tracker", help="Person tracker: bytetrack, or botsort (adds camera-motion compensation; no ReID, nothing downloaded).")]
+LostSecondsOpt = Annotated[float, typer.Option("--lost-seconds", help="Seconds a person who is not detected keeps their id (and their buffered frames).")]
 
 
 def labels_file_for(labels: Optional[Path], data: Path) -> Optional[Path]:
@@ -291,6 +293,8 @@ def extract(
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
     imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels; smaller frames are scaled up to it.")] = 640,
     device: DeviceOpt = "auto",
+    tracker: TrackerOpt = "bytetrack",
+    lost_seconds: LostSecondsOpt = 2.0,
     workers: Annotated[int, typer.Option(min=1, help="Extraction processes run side by side.")] = 1,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
 ) -> None:
@@ -300,15 +304,17 @@ def extract(
     from actionlstm.device import resolve_device
     from actionlstm.videoset import find_videos
     from pipeline.pose import choose_backend, resolve_pose_model
+    from pipeline.tracking import Tracker
 
     if out.suffix != ".pkl":
         raise UserError(f"{out}: the output is a pickle, give a .pkl file name")
     check_output_file(out)
     check_writable_folder(cache_root() / "extract")  # where finished videos are kept for reruns
     dev = resolve_device(device)
-    choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend or model fails now, not after listing
+    choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend, model or tracker fails now, not after listing
+    Tracker(tracker, lost_seconds)
     videoset = find_videos(videos)
-    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons)
+    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons, tracker, lost_seconds)
     result = extract_dataset(videoset, out, settings, test, group, test_fraction, workers, strict)
     for line in result.skipped:
         console.out.print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
@@ -334,25 +340,28 @@ def check_run_outputs(source: str, save: Optional[Path], jsonl: Optional[Path]) 
         raise UserError(f"--save and --jsonl are the same file {save}; give each its own")
 
 
-def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_backend: str, imgsz: int, stride: int, smoothing: float,
-                  min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool, note: str = ""):
+def _run_pipeline(source_spec: str, clf, dev, pose_model: Optional[str], pose_backend: str, imgsz: int, tracker: str, lost_seconds: float,
+                  stride: int, smoothing: float, min_seconds: Optional[float], save: Optional[Path], jsonl: Optional[Path], show: bool,
+                  realtime: bool, note: str = ""):
     from pipeline.pose import PoseEstimator
     from pipeline.runner import ActionPipeline
     from pipeline.session import print_summary, run_session
     from pipeline.sinks import STDOUT
     from pipeline.sources import check_source, open_source, redact
+    from pipeline.tracking import Tracker
 
     if not 0.0 <= smoothing < 1.0:
         raise UserError("--smoothing must be in [0, 1)")
     check_run_outputs(source_spec, save, jsonl)
     check_source(source_spec)
+    tracking = Tracker(tracker, lost_seconds)
     pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)  # loaded first: a live source opened now loses no frame to it
     with open_source(source_spec, realtime=realtime) as source:
         console.err.print(
             f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
             f"pose model {Path(pose.weights).name} ({pose.backend}) on {dev}", soft_wrap=True,
         )
-        pipeline = ActionPipeline(clf, pose, dev, stride=stride, smoothing=smoothing, min_seconds=min_seconds, note=note)
+        pipeline = ActionPipeline(clf, pose, dev, tracking, stride=stride, smoothing=smoothing, min_seconds=min_seconds, note=note)
         summary = run_session(pipeline, source, save=save, jsonl=jsonl, show=show)
     print_summary(summary, save, jsonl, out=console.err if jsonl == STDOUT else console.out)  # stdout carries the JSONL
     if summary.exit_code:
@@ -374,6 +383,8 @@ def run(
     smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
     min_seconds: Annotated[Optional[float], typer.Option(min=0.0, help="Buffered span before a person is classified (default 1 s).")] = None,
     imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels.")] = 640,
+    tracker: TrackerOpt = "bytetrack",
+    lost_seconds: LostSecondsOpt = 2.0,
     realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its own frame rate, as a camera (stale frames dropped).")] = False,
 ) -> None:
     """Run the live pipeline: YOLO-pose -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
@@ -382,7 +393,7 @@ def run(
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
-    _run_pipeline(source, clf, dev, pose_model, pose_backend, imgsz, stride, smoothing, min_seconds, save, jsonl, show, realtime)
+    _run_pipeline(source, clf, dev, pose_model, pose_backend, imgsz, tracker, lost_seconds, stride, smoothing, min_seconds, save, jsonl, show, realtime)
 
 
 @command
@@ -425,6 +436,8 @@ def record(
     finally:
         display.close()
     console.out.print(escape(recording_summary(recording, label, folder)), soft_wrap=True)
+    if recording.ended_by in ("Ctrl-C", "SIGTERM"):  # interrupted, not finished: the shell's codes say so
+        raise typer.Exit(130 if recording.ended_by == "Ctrl-C" else 143)
 
 
 @command
@@ -457,8 +470,8 @@ def demo(
     console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
-    _run_pipeline(str(video), clf, dev, None, "auto", 640, 1, 0.6, None, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl",
-                  show, False, note="DEMO MODEL: synthetic labels")
+    _run_pipeline(str(video), clf, dev, None, "auto", 640, "bytetrack", 2.0, 1, 0.6, None, out_dir / "demo_annotated.mp4",
+                  out_dir / "demo_predictions.jsonl", show, False, note="DEMO MODEL: synthetic labels")
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "
         "For real actions, train on ucf101_2d.pkl (see README) and run:\n"

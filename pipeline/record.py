@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from actionlstm import console
 from actionlstm.atomic import atomic_path
-from actionlstm.errors import UserError
+from actionlstm.errors import Terminated, UserError
 from pipeline.overlay import FONT, Overlay
 from pipeline.pose import PoseEstimator
 from pipeline.display import Display
@@ -32,7 +32,7 @@ _RED = (40, 40, 230)  # BGR
 class Recording:
     clips: list[Path]  # saved clips, in order
     wanted: int  # clips asked for
-    ended_by: str  # "done", "end of source", "quit" or "Ctrl-C"
+    ended_by: str  # "done", "end of source", "quit", "Ctrl-C" or "SIGTERM"
     partial: bool  # a clip was being recorded when it ended (and was discarded)
 
 
@@ -151,8 +151,8 @@ def record_clips(
                 if not display.show(draw_preview(frame.image, people, overlay, status, recording=bool(take))):
                     ended_by = "quit"
                     break
-    except KeyboardInterrupt:
-        ended_by = "Ctrl-C"
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the finished clips are kept
+        ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
     return Recording(saved, clips, ended_by, partial=bool(take))
 
 
@@ -166,6 +166,6 @@ def recording_summary(recording: Recording, label: str, folder: Path) -> str:
         return f"{count} clip{'s' if count != 1 else ''} of {label} in {folder}"
     if count == 0 and recording.ended_by == "end of source":
         raise UserError(f"no clip recorded: the source ended before the first clip of {label} was complete")
-    cause = {"end of source": "the source ended", "quit": "stopped by q", "Ctrl-C": "stopped by Ctrl-C"}[recording.ended_by]
+    cause = {"end of source": "the source ended", "quit": "stopped by q"}.get(recording.ended_by, f"stopped by {recording.ended_by}")
     when = f"during clip {count + 1}, which was discarded" if recording.partial else f"before clip {count + 1}"
     return f"{count} of {recording.wanted} clips of {label} in {folder} ({cause} {when})"

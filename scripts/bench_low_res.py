@@ -34,15 +34,14 @@ def read_frames(path: Path) -> list[np.ndarray]:
 
 def main_person(pose: PoseEstimator, frames: list[np.ndarray], scale: float) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per frame the strongest detection, keypoints in full-resolution pixels, or None."""
-    pose.tracker.reset()
     found = []
     for image in frames:
-        poses = pose(image)
-        if len(poses) == 0:
+        people = pose(image)
+        if len(people) == 0:
             found.append(None)
             continue
-        best = int(np.argmax(poses.scores.sum(1)))
-        found.append((poses.keypoints[best] / scale, poses.scores[best]))
+        best = int(np.argmax(people.scores.sum(1)))
+        found.append((people.keypoints[best] / scale, people.scores[best]))
     return found
 
 

@@ -18,6 +18,7 @@ from actionlstm.dataset import load_dataset
 from actionlstm.pickle_io import load_pickle
 from pipeline.extract import extract_video
 from pipeline.pose import PoseEstimator
+from pipeline.tracking import Tracker
 from tests.conftest import CLI, ROOT, SHARED_DATA, assert_user_error, read_video, run_cli
 
 ACTIONS = SHARED_DATA / "actions"
@@ -81,11 +82,11 @@ def test_frame_t_equals_the_live_pose_stage_on_frame_t(extracted, video_folder):
     out, _ = extracted
     ann = next(a for a in load_pickle(out)["annotations"] if a["frame_dir"] == "PS7A2P1T1")
     pose = PoseEstimator(None, torch.device("cpu"))
-    pose.tracker.reset()
-    frames = read_video(video_folder / "A2" / "PS7A2P1T1.avi")[0]  # decoded here, not by the code under test
+    frames, fps = read_video(video_folder / "A2" / "PS7A2P1T1.avi")  # decoded here, not by the code under test
+    tracker = Tracker(fps=fps)
     assert len(frames) == ann["total_frames"]
     for t, image in enumerate(frames):
-        live = pose(image).keypoints.astype(np.float16).astype(np.float32)
+        live = tracker(pose(image), image).keypoints.astype(np.float16).astype(np.float32)
         stored = ann["keypoint"][0, t].astype(np.float32)
         assert ann["keypoint_score"][0, t].astype(np.float32).sum() > 0, t
         assert np.any(np.abs(live - stored).max(axis=(1, 2)) <= 0.5), t  # float16 rounding at most
@@ -119,8 +120,8 @@ def test_rerun_redoes_no_video_and_gives_the_same_pickle(extracted, video_folder
 
 
 def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
-    """Frames 35-79 of a real clip are blanked: the tracker loses the actor for longer than it keeps a
-    lost track, so the actor comes back under a new id; extraction joins both tracks into one person."""
+    """Frames 35-79 of a real clip are blanked: the tracker loses the actor for 1.5 s, longer than its
+    1 s lost time, so the actor comes back under a new id; extraction joins both tracks into one person."""
     if not ACTIONS.exists():
         pytest.skip("no shared clips")
     frames = read_video(ACTIONS / "A1" / "PS7A1P1T1.avi")[0]
@@ -132,12 +133,13 @@ def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
     writer.release()
 
     pose = PoseEstimator(None, torch.device("cpu"))
+    tracker = Tracker(lost_seconds=1.0, fps=29.97)
     ids = set()
     for image in read_video(video)[0]:
-        ids.update(pose(image).track_ids.tolist())
+        ids.update(tracker(pose(image), image).track_ids.tolist())
     assert len(ids) >= 2  # the tracker really did lose the actor
 
-    ann = extract_video(video, pose, max_persons=2)
+    ann = extract_video(video, pose, tracker, max_persons=2)
     assert ann["keypoint"].shape[:2] == (1, len(frames))
     present = ann["keypoint_score"][0].astype(np.float32).sum(-1) > 0
     assert not present[list(gone)].any()  # frames without the person are zeros, not shifted poses

@@ -105,7 +105,8 @@ def test_no_clip_recorded_is_an_error(tmp_path):
     assert not list((tmp_path / "out" / "wave").iterdir())
 
 
-def test_ctrl_c_keeps_finished_clips(tmp_path):
+@pytest.mark.parametrize("stop, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_interrupt_keeps_finished_clips(tmp_path, stop, code, name):
     command = [*CLI, "record", "wave", "--out", str(tmp_path), "--source", str(shared_video("exercise_3people.avi")),
                "--no-show", "--countdown", "0", "--clips", "3", "--seconds", "2"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,12 +115,12 @@ def test_ctrl_c_keeps_finished_clips(tmp_path):
     while time.monotonic() < deadline and not (folder.is_dir() and any(NAME.fullmatch(p.name) for p in folder.iterdir())):
         time.sleep(0.05)
     time.sleep(0.5)  # into the second clip
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     assert len(_clips(folder)) == 1
-    assert "1 of 3 clips of wave" in stdout and "stopped by Ctrl-C during clip 2" in stdout
+    assert "1 of 3 clips of wave" in stdout and f"stopped by {name} during clip 2" in stdout
 
 
 @pytest.mark.parametrize("label", ["../x", "..", ""])
