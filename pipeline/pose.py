@@ -77,24 +77,27 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
     target = folder / (f"{source.stem}.onnx" if backend == "onnx" else f"{source.stem}_openvino_model")
     if target.exists():
         return str(target)
-    folder.mkdir(parents=True, exist_ok=True)
     from ultralytics import YOLO
 
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        copy = Path(tmp) / source.name
-        shutil.copy2(source, copy)
-        console.err.print(f"exporting {source.name} for {backend} at {imgsz} px (once; cached in {folder})")
-        try:
-            with warnings.catch_warnings():  # the tracer's warnings are about export internals, not the user's input
-                warnings.simplefilter("ignore")
-                exported = YOLO(str(copy), task="pose").export(format=backend, imgsz=imgsz, verbose=False)
-        except Exception as exc:
-            raise UserError(f"exporting {source.name} for {backend} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        try:
-            os.replace(exported, target)
-        except OSError:
-            if not target.exists():  # another run finishing the same export first is fine
-                raise
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            copy = Path(tmp) / source.name
+            shutil.copy2(source, copy)
+            console.err.print(f"exporting {source.name} for {backend} at {imgsz} px (once; cached in {folder})")
+            try:
+                with warnings.catch_warnings():  # the tracer's warnings are about export internals, not the user's input
+                    warnings.simplefilter("ignore")
+                    exported = YOLO(str(copy), task="pose").export(format=backend, imgsz=imgsz, verbose=False)
+            except Exception as exc:
+                raise UserError(f"exporting {source.name} for {backend} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            try:
+                os.replace(exported, target)
+            except OSError:
+                if not target.exists():  # another run finishing the same export first is fine
+                    raise
+    except OSError as exc:  # a full disk or a read-only cache: say where, in one line
+        raise UserError(f"cannot export {source.name} for {backend} into {folder}: {exc.strerror or exc} (--pose-backend torch needs no export)") from None
     return str(target)
 
 
