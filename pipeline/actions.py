@@ -38,6 +38,10 @@ class ActionRuntime:
         self.smoothing = smoothing
         self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
         self.top_k = top_k
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every person's probabilities: a new source starts with nobody."""
         self.probs: dict[int, np.ndarray] = {}
         self._calls = 0
 

@@ -1,7 +1,7 @@
 """The streaming predictor: frames in, one `FrameResult` per frame out (poses, labels, overlay, timings).
 
-    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device)  # ByteTrack, 2 s lost time
-    pipeline = ActionPipeline(classifier, PoseEstimator(None, device), device, Tracker("botsort", lost_seconds=3.0))
+    pipeline = ActionPipeline(PoseEstimator(None, device), Tracker(), ActionRuntime(classifier, device), Overlay())
+    pipeline = ActionPipeline(PoseEstimator(None, device), Tracker("botsort", lost_seconds=3.0), ActionRuntime(classifier, device, stride=2))
     for result in pipeline.stream(open_source("video.mp4")):
         ...  # result.image is annotated; result.persons hold ids, boxes and Top-5
 
@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from actionlstm.checkpoint import Classifier
-from pipeline.buffers import TrackBuffers
 from pipeline.actions import ActionRuntime, LabelProb
+from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
 from pipeline.pose import PoseEstimator
 from pipeline.sources import FrameSource
@@ -57,41 +55,27 @@ class FrameResult:
 
 
 class ActionPipeline:
-    """The pose and tracking stages, then buffers, classifier and overlay, over one source at a time.
+    """The stages, built by the caller, over one source at a time: pose, tracker, per-person buffers,
+    action labels and (unless `overlay` is None) the drawing. Each source starts the stateful
+    stages afresh (`reset`), so one pipeline serves many sources in turn.
 
-    `tracker` defaults to `Tracker()`: ByteTrack keeping a lost person's id for 2 s. Its lost time is
-    counted in the frames it sees at the source's rate; a live source that drops frames because
-    processing is slower than the camera stretches it in seconds by the same factor.
+    The tracker's lost time is counted in the frames it sees at the source's rate; a live source that
+    drops frames because processing is slower than the camera stretches it in seconds by the same factor.
     """
 
-    def __init__(
-        self,
-        clf: Classifier,
-        pose: PoseEstimator,
-        device: torch.device,
-        tracker: Tracker | None = None,
-        stride: int = 1,
-        smoothing: float = 0.6,
-        min_seconds: float | None = None,
-        draw: bool = True,
-        note: str = "",
-    ):
-        self.clf = clf
+    def __init__(self, pose: PoseEstimator, tracker: Tracker, actions: ActionRuntime, overlay: Overlay | None = None, note: str = ""):
         self.pose = pose
-        self.device = device
-        self.tracker = tracker if tracker is not None else Tracker()
-        self.stride = stride
-        self.smoothing = smoothing
-        self.min_seconds = min_seconds
-        self.overlay = Overlay() if draw else None
+        self.tracker = tracker
+        self.actions = actions
+        self.overlay = overlay
         self.note = note
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
         self.tracker.reset(source.fps)  # track ids start afresh with each source, lost time in its frames
         rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
         width, height = source.size
-        buffers = TrackBuffers(self.clf.preprocess, rate, (height, width), forget_seconds=self.tracker.lost_time)
-        runtime = ActionRuntime(self.clf, self.device, self.stride, self.smoothing, self.min_seconds)
+        buffers = TrackBuffers(self.actions.clf.preprocess, rate, (height, width), forget_seconds=self.tracker.lost_time)
+        self.actions.reset()
         fps = math.nan
         last = time.perf_counter()
         frames = iter(source)
@@ -107,7 +91,7 @@ class ActionPipeline:
             t3 = time.perf_counter()
             buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
             t4 = time.perf_counter()
-            labels = runtime.update(buffers, set(poses.track_ids.tolist()))
+            labels = self.actions.update(buffers, set(poses.track_ids.tolist()))
             t5 = time.perf_counter()
             rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now

@@ -22,6 +22,8 @@ from actionlstm.dataset import load_dataset
 from actionlstm.device import resolve_device
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
+from pipeline.actions import ActionRuntime
+from pipeline.overlay import Overlay
 from pipeline.pose import BACKENDS, PoseEstimator
 from pipeline.runner import ActionPipeline
 from pipeline.session import Reservoir, run_session
@@ -79,7 +81,7 @@ def main() -> None:
 
         def pipeline_run(realtime: bool):
             pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
-            pipeline = ActionPipeline(clf, pose, device, Tracker(args.tracker), stride=args.stride)
+            pipeline = ActionPipeline(pose, Tracker(args.tracker), ActionRuntime(clf, device, stride=args.stride), Overlay())
             with open_source(args.video, realtime=realtime) as source:
                 source_limit = _Limit(source, args.max_frames)
                 return run_session(pipeline, source_limit, save=Path(tmp) / "out.mp4", show=False, progress=False), source

@@ -37,12 +37,14 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.device import resolve_device
     from pipeline.pose import PoseEstimator
+    from pipeline.actions import ActionRuntime
     from pipeline.runner import ActionPipeline
     from pipeline.sources import VideoFileSource
+    from pipeline.tracking import Tracker
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
-    pipeline = ActionPipeline(clf, PoseEstimator(None, dev), dev, draw=False)
+    pipeline = ActionPipeline(PoseEstimator(None, dev), Tracker(), ActionRuntime(clf, dev))
     per_video = []
     for path, truth in videos:
         with VideoFileSource(path) as source:

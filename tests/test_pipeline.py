@@ -187,3 +187,30 @@ def test_checkpoint_that_is_not_one(tmp_path):
     result = run_cli("run", str(shared_video("exercise_3people.avi")), "--checkpoint", fake, "--no-show", "--device", "cpu")
     assert result.returncode == 1
     assert "not a readable checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_one_pipeline_serves_sources_in_turn_each_from_scratch(trained_checkpoint):
+    """Ids, buffers and smoothed labels start afresh with each source: the second pass over the same
+    frames gives exactly the first pass's results."""
+    import torch
+
+    from actionlstm.checkpoint import load_checkpoint
+    from pipeline.actions import ActionRuntime
+    from pipeline.pose import PoseEstimator
+    from pipeline.runner import ActionPipeline
+    from pipeline.tracking import Tracker
+
+    cpu = torch.device("cpu")
+    pipeline = ActionPipeline(PoseEstimator(None, cpu), Tracker(), ActionRuntime(load_checkpoint(trained_checkpoint), cpu))
+    passes = []
+    for _ in range(2):
+        with open_source(str(shared_video("exercise_3people.avi"))) as source:
+            results = []
+            for result in pipeline.stream(source):
+                results.append(result.to_json())
+                if len(results) == 30:
+                    break
+        passes.append(results)
+    assert passes[0] == passes[1]
+    assert {p["id"] for p in passes[0][0]["persons"]} == {1, 2, 3}
+    assert any("top5" in p for p in passes[0][-1]["persons"])
