@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from actionlstm import console
 from actionlstm.errors import Terminated, UserError, interrupt_exit_code, stop_on_sigterm
+from pipeline import defaults
 
 app = typer.Typer(
     add_completion=False,
@@ -55,6 +56,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when presen
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train`.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Re-parse the pickle instead of using the cached arrays.")]
+ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
 TrackerOpt = Annotated[str, typer.Option("--tracker", help="Person tracker: bytetrack, or botsort (adds camera-motion compensation; no ReID, nothing downloaded).")]
 LostSecondsOpt = Annotated[float, typer.Option("--lost-seconds", help="Seconds a person who is not detected keeps their id (and their buffered frames).")]
 
@@ -294,8 +296,9 @@ def extract(
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
     imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels; smaller frames are scaled up to it.")] = 640,
     device: DeviceOpt = "auto",
-    tracker: TrackerOpt = "bytetrack",
-    lost_seconds: LostSecondsOpt = 2.0,
+    conf: ConfOpt = defaults.CONF,
+    tracker: TrackerOpt = defaults.TRACKER,
+    lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
     workers: Annotated[int, typer.Option(min=1, help="Extraction processes run side by side.")] = 1,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
 ) -> None:
@@ -315,7 +318,7 @@ def extract(
     choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend, model or tracker fails now, not after listing
     Tracker(tracker, lost_seconds)
     videoset = find_videos(videos)
-    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons, tracker, lost_seconds)
+    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons, tracker, lost_seconds, conf)
     result = extract_dataset(videoset, out, settings, test, group, test_fraction, workers, strict)
     for line in result.skipped:
         console.out.print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
@@ -341,19 +344,21 @@ def check_run_outputs(source: str, save: Optional[Path], jsonl: Optional[Path]) 
         raise UserError(f"--save and --jsonl are the same file {save}; give each its own")
 
 
-def _run_on_source(source_spec: str, pipeline, save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool) -> None:
+def _run_on_source(source_spec: str, recognizer, save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool,
+                   jsonl_keypoints: bool = False) -> None:
     """Open the source (after the pose model has loaded: a live source opened earlier would run on
     without us), run the session, print the summary; an interrupted run exits 130 / 143."""
     from pipeline.session import print_summary, run_session
     from pipeline.sinks import STDOUT
-    from pipeline.sources import open_source, redact
+    from pipeline.sources import redact
 
-    with open_source(source_spec, realtime=realtime) as source:
+    pose = recognizer.pipeline.pose
+    with recognizer.open(source_spec, realtime=realtime) as source:
         console.err.print(
             f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
-            f"pose model {Path(pipeline.pose.weights).name} ({pipeline.pose.backend}) on {pipeline.actions.device}", soft_wrap=True,
+            f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True,
         )
-        summary = run_session(pipeline, source, save=save, jsonl=jsonl, show=show)
+        summary = run_session(recognizer, source, save=save, jsonl=jsonl, show=show, jsonl_keypoints=jsonl_keypoints)
     print_summary(summary, save, jsonl, out=console.err if jsonl == STDOUT else console.out)  # stdout carries the JSONL
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
@@ -367,35 +372,29 @@ def run(
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
-    jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes, Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
+    jsonl_keypoints: Annotated[bool, typer.Option("--jsonl-keypoints", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")] = False,
     show: Annotated[bool, typer.Option("--show/--no-show", help="Show the annotated video in a window.")] = True,
     stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
     smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
+    min_prob: Annotated[float, typer.Option(help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")] = defaults.MIN_PROB,
     min_seconds: Annotated[Optional[float], typer.Option(min=0.0, help="Buffered span before a person is classified (default 1 s).")] = None,
     imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels.")] = 640,
-    tracker: TrackerOpt = "bytetrack",
-    lost_seconds: LostSecondsOpt = 2.0,
+    conf: ConfOpt = defaults.CONF,
+    tracker: TrackerOpt = defaults.TRACKER,
+    lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
     realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its own frame rate, as a camera (stale frames dropped).")] = False,
 ) -> None:
     """Run the live pipeline: YOLO-pose -> tracker -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
-    from actionlstm.checkpoint import load_checkpoint
-    from actionlstm.device import resolve_device
-    from pipeline.actions import ActionRuntime
-    from pipeline.overlay import Overlay
-    from pipeline.pose import PoseEstimator
-    from pipeline.runner import ActionPipeline
+    from pipeline.recognizer import ActionRecognizer
     from pipeline.sources import check_source
-    from pipeline.tracking import Tracker
 
-    if not 0.0 <= smoothing < 1.0:
-        raise UserError("--smoothing must be in [0, 1)")
     check_run_outputs(source, save, jsonl)
     check_source(source)
-    dev = resolve_device(device)
-    actions = ActionRuntime(load_checkpoint(checkpoint, dev), dev, stride, smoothing, min_seconds)
-    tracking = Tracker(tracker, lost_seconds)
-    pose = PoseEstimator(pose_model, dev, imgsz=imgsz, backend=pose_backend)
-    _run_on_source(source, ActionPipeline(pose, tracking, actions, Overlay()), save, jsonl, show, realtime)
+    recognizer = ActionRecognizer(
+        checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob,
+    )
+    _run_on_source(source, recognizer, save, jsonl, show, realtime, jsonl_keypoints)
 
 
 @command
@@ -456,12 +455,8 @@ def demo(
     from actionlstm.device import resolve_device
     from actionlstm.synthetic import write_sample_pickle
     from actionlstm.train import TrainConfig, train as run_training
-    from pipeline.actions import ActionRuntime
     from pipeline.demo import write_demo_video
-    from pipeline.overlay import Overlay
-    from pipeline.pose import PoseEstimator
-    from pipeline.runner import ActionPipeline
-    from pipeline.tracking import Tracker
+    from pipeline.recognizer import ActionRecognizer
 
     dev = resolve_device(device)
     check_writable_folder(out_dir)
@@ -477,8 +472,8 @@ def demo(
     console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
-    pipeline = ActionPipeline(PoseEstimator(None, dev), Tracker(), ActionRuntime(clf, dev), Overlay(), note="DEMO MODEL: synthetic labels")
-    _run_on_source(str(video), pipeline, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl", show, realtime=False)
+    recognizer = ActionRecognizer(checkpoint, device, note="DEMO MODEL: synthetic labels")
+    _run_on_source(str(video), recognizer, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl", show, realtime=False)
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "
         "For real actions, train on ucf101_2d.pkl (see README) and run:\n"

@@ -29,7 +29,7 @@ from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
-from pipeline.tracking import DEFAULT_LOST_SECONDS
+from pipeline import defaults
 
 FORMAT_VERSION = 2  # bump when extraction itself changes, so cached videos are redone
 
@@ -43,8 +43,9 @@ class PoseSettings:
     imgsz: int = 640
     device: str = "auto"
     max_persons: int = 2
-    tracker: str = "bytetrack"
-    lost_seconds: float = DEFAULT_LOST_SECONDS
+    tracker: str = defaults.TRACKER
+    lost_seconds: float = defaults.LOST_SECONDS
+    conf: float = defaults.CONF
 
     def build(self):
         """The pose stage and the tracking stage, as `actionlstm run` builds them."""
@@ -53,7 +54,7 @@ class PoseSettings:
         from pipeline.tracking import Tracker
 
         tracker = Tracker(self.tracker, self.lost_seconds)  # first: a bad tracker setting fails before the model loads
-        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, backend=self.backend), tracker
+        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, conf=self.conf, backend=self.backend), tracker
 
     def fingerprint(self) -> str:
         """Identifies the skeletons these settings produce: every setting (the tracker and its lost time

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 
 from actionlstm.checkpoint import Classifier
+from actionlstm.errors import UserError
+from pipeline import defaults
 from actionlstm.inference import predict_windows
 from pipeline.buffers import TrackBuffers
 
@@ -27,16 +29,22 @@ class ActionRuntime:
     (`smoothing` is the weight of the past, 0 turns it off), so labels don't flicker.
     """
 
-    def __init__(self, clf: Classifier, device: torch.device, stride: int = 1, smoothing: float = 0.6, min_seconds: float | None = None, top_k: int = 5):
+    def __init__(
+        self, clf: Classifier, device: torch.device, stride: int = 1, smoothing: float = 0.6, min_seconds: float | None = None,
+        min_prob: float = defaults.MIN_PROB, top_k: int = 5,
+    ):
         if stride < 1:
-            raise ValueError("stride must be >= 1")
+            raise UserError(f"stride must be 1 or more, not {stride}")
         if not 0.0 <= smoothing < 1.0:
-            raise ValueError("smoothing must be in [0, 1)")
+            raise UserError(f"smoothing must be in [0, 1), not {smoothing:g}")
+        if not 0.0 <= min_prob <= 1.0:
+            raise UserError(f"min_prob must be in [0, 1], not {min_prob:g}")
         self.clf = clf
         self.device = device
         self.stride = stride
         self.smoothing = smoothing
         self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
+        self.min_prob = min_prob
         self.top_k = top_k
         self.reset()
 
@@ -62,6 +70,10 @@ class ActionRuntime:
                     self.probs[buffer.track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
         self._calls += 1
         return {track_id: self.top(p) for track_id, p in self.probs.items()}
+
+    def is_uncertain(self, top: list[LabelProb]) -> bool:
+        """A top-1 below `min_prob`: most likely none of the actions the model knows."""
+        return top[0].prob < self.min_prob
 
     def top(self, probs: np.ndarray) -> list[LabelProb]:
         order = np.argsort(-probs)[: self.top_k]

@@ -90,14 +90,18 @@ class Panel:
     track_id: int
     rect: Rect
     labels: list[LabelProb]
+    uncertain: bool = False  # shown as "#id uncertain" with grey bars and text
 
 
 class Overlay:
     def __init__(self, score_threshold: float = 0.3):
         self.score_threshold = score_threshold
 
-    def draw(self, image: np.ndarray, poses: Poses, labels: dict[int, list[LabelProb]], fps: float | None, note: str = "") -> np.ndarray:
-        """Draw on `image` in place and return it: people first, then the fps line and the panels on top."""
+    def draw(
+        self, image: np.ndarray, poses: Poses, labels: dict[int, list[LabelProb]], fps: float | None, note: str = "", uncertain: set[int] = frozenset(),
+    ) -> np.ndarray:
+        """Draw on `image` in place and return it: people first, then the fps line and the panels on top.
+        The panels of `uncertain` persons say so and grey their labels."""
         unit = max(image.shape[0] / 480.0, 0.5)
         text_unit = self._text_unit(image.shape)
         for i in range(len(poses)):
@@ -111,11 +115,13 @@ class Overlay:
         header = self._header(fps, note)
         if header:
             self._text_box(image, header, self._header_origin(image.shape), (40, 40, 40), text_unit)
-        for panel in self.layout(image.shape, poses, labels, header):
+        for panel in self.layout(image.shape, poses, labels, header, uncertain):
             self._panel(image, panel, text_unit)
         return image
 
-    def layout(self, shape: tuple[int, ...], poses: Poses, labels: dict[int, list[LabelProb]], header: str = "") -> list[Panel]:
+    def layout(
+        self, shape: tuple[int, ...], poses: Poses, labels: dict[int, list[LabelProb]], header: str = "", uncertain: set[int] = frozenset(),
+    ) -> list[Panel]:
         """The panels of the classified persons in a frame of `shape` (height, width[, channels]), oldest
         track first so a newcomer never moves an earlier panel, none covering another or the `header`.
 
@@ -130,11 +136,15 @@ class Overlay:
         most = max((len(labels[tid]) for tid, _ in people), default=1)
         for lines in sorted({most, 1}, reverse=True):
             shown = [labels[tid][:lines] for tid, _ in people]
-            sizes = [self._panel_size(tid, items, text_unit) for (tid, _), items in zip(people, shown)]
+            sizes = [self._panel_size(self._title(tid, tid in uncertain), items, text_unit) for (tid, _), items in zip(people, shown)]
             rects = place_panels(boxes, sizes, frame, reserved)
             if all(r is not None for r in rects):
                 break
-        return [Panel(tid, rect, items) for (tid, _), rect, items in zip(people, rects, shown) if rect is not None]
+        return [Panel(tid, rect, items, tid in uncertain) for (tid, _), rect, items in zip(people, rects, shown) if rect is not None]
+
+    @staticmethod
+    def _title(track_id: int, uncertain: bool) -> str:
+        return f"#{track_id} uncertain" if uncertain else f"#{track_id}"
 
     @staticmethod
     def _text_unit(shape: tuple[int, ...]) -> float:
@@ -180,11 +190,11 @@ class Overlay:
         """Text scale, text thickness, line height and bar width of panels at `unit`."""
         return 0.42 * unit, max(1, round(unit)), int(18 * unit), int(70 * unit)
 
-    def _panel_size(self, track_id: int, labels: list[LabelProb], unit: float) -> tuple[int, int]:
-        """A title line `#id`, then one line `bar label NN%` per label."""
+    def _panel_size(self, title: str, labels: list[LabelProb], unit: float) -> tuple[int, int]:
+        """A title line (`#id`), then one line `bar label NN%` per label."""
         scale, thickness, line, bar_width = self._panel_metrics(unit)
         text_width = max(cv2.getTextSize(f"{l.label} 100%", FONT, scale, thickness + 1)[0][0] for l in labels)
-        title_width = cv2.getTextSize(f"#{track_id}", FONT, scale, thickness + 1)[0][0]
+        title_width = cv2.getTextSize(title, FONT, scale, thickness + 1)[0][0]
         width = max(text_width + bar_width, title_width) + int(14 * unit)
         return width, line * (len(labels) + 1) + int(6 * unit)
 
@@ -196,12 +206,14 @@ class Overlay:
         roi[:] = (roi * 0.35).astype(np.uint8)  # darken what lies behind the panel
         cv2.rectangle(image, (x, y), (x + width - 1, y + line), colour, -1)  # the title strip, in the person's colour
         text_x = x + int(4 * unit)
-        cv2.putText(image, f"#{panel.track_id}", (text_x, y + line - int(4 * unit)), FONT, scale, (255, 255, 255), thickness + 1, cv2.LINE_AA)
+        title = self._title(panel.track_id, panel.uncertain)
+        cv2.putText(image, title, (text_x, y + line - int(4 * unit)), FONT, scale, (255, 255, 255), thickness + 1, cv2.LINE_AA)
+        bar_colour, text_colour = ((120, 120, 120), (170, 170, 170)) if panel.uncertain else (colour, (255, 255, 255))
         for k, item in enumerate(panel.labels):
             base_y = y + (k + 2) * line
             filled = int(bar_width * min(max(item.prob, 0.0), 1.0))
             cv2.rectangle(image, (text_x, base_y - int(11 * unit)), (text_x + bar_width, base_y - int(2 * unit)), (90, 90, 90), -1)
-            cv2.rectangle(image, (text_x, base_y - int(11 * unit)), (text_x + filled, base_y - int(2 * unit)), colour, -1)
-            weight = thickness + 1 if k == 0 else thickness
+            cv2.rectangle(image, (text_x, base_y - int(11 * unit)), (text_x + filled, base_y - int(2 * unit)), bar_colour, -1)
+            weight = thickness + 1 if k == 0 and not panel.uncertain else thickness
             text = f"{item.label} {item.prob:.0%}"
-            cv2.putText(image, text, (text_x + bar_width + int(6 * unit), base_y - int(2 * unit)), FONT, scale, (255, 255, 255), weight, cv2.LINE_AA)
+            cv2.putText(image, text, (text_x + bar_width + int(6 * unit), base_y - int(2 * unit)), FONT, scale, text_colour, weight, cv2.LINE_AA)

@@ -30,28 +30,39 @@ LIVE_FPS_CEILING = 60.0
 
 @dataclass
 class PersonResult:
-    track_id: int
-    box: list[float]
-    top5: list[LabelProb] | None  # None until the person's buffer spans the minimum window
+    """One tracked person in one frame."""
 
-    def to_json(self) -> dict:
-        record = {"id": self.track_id, "box": [round(v, 1) for v in self.box]}
-        if self.top5 is not None:
-            record["top5"] = [{"label": l.label, "prob": round(l.prob, 4)} for l in self.top5]
+    id: int  # the tracker's id, stable while the person stays in view
+    box: list[float]  # x1, y1, x2, y2 in pixels of the frame
+    top5: list[LabelProb] | None  # best first; None until the person's buffer spans the minimum window
+    uncertain: bool = False  # top-1 probability below the recognizer's `min_prob`: none of the known actions, likely
+    keypoints: np.ndarray | None = None  # [17, 2] pixels (COCO order)
+    scores: np.ndarray | None = None  # [17] keypoint confidences
+
+    def to_json(self, keypoints: bool = False) -> dict:
+        top5 = None if self.top5 is None else [{"label": l.label, "prob": round(l.prob, 4)} for l in self.top5]
+        record = {"id": self.id, "box": [round(v, 1) for v in self.box], "top5": top5}
+        if self.uncertain:
+            record["uncertain"] = True
+        if keypoints and self.keypoints is not None:
+            record["keypoints"] = np.round(self.keypoints.astype(np.float64), 1).tolist()
+            record["scores"] = np.round(self.scores.astype(np.float64), 3).tolist()
         return record
 
 
 @dataclass
 class FrameResult:
-    index: int
-    timestamp: float
-    image: np.ndarray  # annotated in place when the pipeline draws
+    """Everything the pipeline knows about one frame."""
+
+    frame: int  # index in the source (capture count for live sources)
+    time: float  # seconds: position in a file, capture time (monotonic clock) for live sources
+    image: np.ndarray  # BGR, annotated in place when the pipeline draws
     persons: list[PersonResult]
     fps: float  # processing rate, smoothed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
 
-    def to_json(self) -> dict:
-        return {"frame": self.index, "time": round(self.timestamp, 4), "persons": [p.to_json() for p in self.persons]}
+    def to_json(self, keypoints: bool = False) -> dict:
+        return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
 
 
 class ActionPipeline:
@@ -96,9 +107,13 @@ class ActionPipeline:
             rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
             last = t5
+            uncertain = {tid for tid, top in labels.items() if self.actions.is_uncertain(top)}
             if self.overlay is not None:
-                self.overlay.draw(frame.image, poses, labels, fps, self.note)
+                self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
             t6 = time.perf_counter()
-            persons = [PersonResult(int(tid), poses.boxes[i].tolist(), labels.get(int(tid))) for i, tid in enumerate(poses.track_ids)]
+            persons = [
+                PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
+                for i, tid in enumerate(poses.track_ids.tolist())
+            ]
             timings = {"decode": t1 - t0, "pose": t2 - t1, "track": t3 - t2, "buffer": t4 - t3, "classify": t5 - t4, "overlay": t6 - t5}
             yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)

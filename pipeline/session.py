@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from actionlstm import console
 from actionlstm.errors import Terminated, interrupt_exit_code
 from pipeline.display import Display
+from pipeline.recognizer import ActionRecognizer
 from pipeline.runner import ActionPipeline, FrameResult
 from pipeline.sinks import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
 from pipeline.sources import FrameSource
@@ -60,7 +61,8 @@ class Reservoir:
 @dataclass
 class PersonTally:
     frames: int = 0  # frames the person was tracked in
-    top1: Counter = field(default_factory=Counter)  # frames per top-1 label
+    top1: Counter = field(default_factory=Counter)  # frames per top-1 label (uncertain frames not counted)
+    uncertain: int = 0  # frames labelled, but below the recognizer's min_prob
 
 
 class PersonLog:
@@ -74,15 +76,17 @@ class PersonLog:
 
     def add(self, result: FrameResult) -> None:
         for person in result.persons:
-            tally = self.persons.get(person.track_id)
+            tally = self.persons.get(person.id)
             if tally is None:
-                tally = self.persons[person.track_id] = PersonTally()
+                tally = self.persons[person.id] = PersonTally()
                 self.total += 1
             tally.frames += 1
-            if person.top5:
+            if person.uncertain:
+                tally.uncertain += 1
+            elif person.top5:
                 tally.top1[person.top5[0].label] += 1
         if len(self.persons) > self.history + len(result.persons):
-            in_view = {p.track_id for p in result.persons}
+            in_view = {p.id for p in result.persons}
             gone = min((t for t in self.persons if t not in in_view), key=lambda t: self.persons[t].frames)
             del self.persons[gone]
 
@@ -110,12 +114,13 @@ class RunSummary:
 
 
 def run_session(
-    pipeline: ActionPipeline,
+    pipeline: ActionRecognizer | ActionPipeline,
     source: FrameSource,
     save: Path | None = None,
     jsonl: Path | None = None,
     show: bool = True,
     progress: bool = True,
+    jsonl_keypoints: bool = False,
 ) -> RunSummary:
     summary = RunSummary()
     outputs: list[Output] = []
@@ -141,14 +146,14 @@ def run_session(
                     summary.persons.add(result)
                     encode_start = time.perf_counter()
                     if video is not None:
-                        video.write(result.image, result.timestamp)
+                        video.write(result.image, result.time)
                     if records is not None:
-                        records.write(result.to_json())
+                        records.write(result.to_json(keypoints=jsonl_keypoints))
                     now = time.perf_counter()
                     summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
                     summary.frame_seconds.add(now - frame_start)
                     if source.is_live:
-                        summary.live_latency.add(time.monotonic() - result.timestamp)
+                        summary.live_latency.add(time.monotonic() - result.time)
                     bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
                     if not display.show(result.image):
                         summary.ended_by = "quit"
@@ -188,9 +193,12 @@ def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None, ou
         more = f" ({len(shown)} seen longest below)" if log.total > len(shown) else ":"
         out.print(f"{log.total} person{'s' if log.total != 1 else ''} seen{more}")
         for track_id, tally in shown:
-            label, count = tally.top1.most_common(1)[0] if tally.top1 else ("(not enough frames to classify)", 0)
-            share = f" ({count} frames)" if count else ""
-            out.print(f"  #{track_id}: in {tally.frames} frames, mostly [bold]{escape(label)}[/]{share}")
+            if tally.top1:
+                label, count = tally.top1.most_common(1)[0]
+                action = f"mostly [bold]{escape(label)}[/] ({count} frames)"
+            else:
+                action = "uncertain throughout" if tally.uncertain else "not long enough in view to classify"
+            out.print(f"  #{track_id}: in {tally.frames} frames, {action}")
     else:
         out.print("nobody was detected")
     for what, path in (("video", save), ("predictions", jsonl)):

@@ -15,10 +15,10 @@ import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
+from pipeline import defaults
 from pipeline.pose import Detections
 
 TRACKERS = ("bytetrack", "botsort")
-DEFAULT_LOST_SECONDS = 2.0
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Tracker:
     compensation, which follows a moving camera from the frame itself.
     """
 
-    def __init__(self, kind: str = "bytetrack", lost_seconds: float = DEFAULT_LOST_SECONDS, fps: float = 30.0):
+    def __init__(self, kind: str = "bytetrack", lost_seconds: float = defaults.LOST_SECONDS, fps: float = 30.0):
         from ultralytics.utils import YAML
         from ultralytics.utils.checks import check_yaml
 

@@ -48,7 +48,7 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
     per_video = []
     for path, truth in videos:
         with VideoFileSource(path) as source:
-            frames = [[(p.track_id, p.top5[0].label if p.top5 else None) for p in r.persons] for r in pipeline.stream(source)]
+            frames = [[(p.id, p.top5[0].label if p.top5 else None) for p in r.persons] for r in pipeline.stream(source)]
         seen = Counter(tid for persons in frames for tid, _ in persons)
         if not seen:
             per_video.append({"video": path.name, "truth": truth, "labelled": 0, "correct": 0, "frames": len(frames)})

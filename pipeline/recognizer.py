@@ -1,0 +1,109 @@
+"""The Python API: `ActionRecognizer`, the object `actionlstm run` is itself built on.
+
+    from actionlstm import ActionRecognizer
+
+    rec = ActionRecognizer("checkpoints/my.pth", device="auto")  # every `run` option as a keyword
+    for r in rec.stream("video.mp4"):  # also a camera index (0), a URL, or a list of sources
+        for p in r.persons:  # r.frame, r.time (s), r.image (annotated unless draw=False)
+            if p.top5 is not None:  # None until the person's buffer spans the minimum window
+                print(f"{r.time:.2f}s #{p.id} {p.top5[0].label} {p.top5[0].prob:.0%}")
+
+    rec.classify(keypoints, scores, fps=30.0)  # one skeleton sequence in the pickle's layout -> Top-5
+
+Like ultralytics' `model.predict(source, stream=True)`, `stream` yields one result per frame as the
+frames arrive, so a camera runs for as long as you keep iterating.
+"""
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import parse_annotations
+from actionlstm.device import resolve_device
+from actionlstm.inference import predict_clips
+from pipeline import defaults
+from pipeline.actions import ActionRuntime, LabelProb
+from pipeline.overlay import Overlay
+from pipeline.pose import PoseEstimator
+from pipeline.runner import ActionPipeline, FrameResult
+from pipeline.sources import FrameSource, open_source
+from pipeline.tracking import Tracker
+
+Source = str | int | Path | FrameSource
+
+
+class ActionRecognizer:
+    """A checkpoint with the live pose, tracking and labelling stages around it.
+
+    Args:
+        checkpoint: a `.pth` written by `actionlstm train`.
+        device: `auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.
+        pose_model, pose_backend, imgsz, conf: the YOLO-pose weights, runtime, input size and the
+            lowest person-detection confidence passed to the tracker.
+        tracker, lost_seconds: `bytetrack` or `botsort`; how long a person not detected keeps their id.
+        stride, smoothing, min_seconds: classify every k-th frame; weight of past probabilities;
+            buffered span before a person is first classified (default: the checkpoint's, 1 s).
+        min_prob: below this top-1 probability a person is marked `uncertain` (0 turns it off).
+        draw: annotate `result.image` (skeletons, ids, Top-5 panels).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "auto",
+        pose_model: str | None = None,
+        pose_backend: str = "auto",
+        imgsz: int = 640,
+        conf: float = defaults.CONF,
+        tracker: str = defaults.TRACKER,
+        lost_seconds: float = defaults.LOST_SECONDS,
+        stride: int = 1,
+        smoothing: float = 0.6,
+        min_seconds: float | None = None,
+        min_prob: float = defaults.MIN_PROB,
+        draw: bool = True,
+        note: str = "",
+    ):
+        self.device = resolve_device(device)
+        self.classifier = load_checkpoint(Path(checkpoint), self.device)
+        actions = ActionRuntime(self.classifier, self.device, stride, smoothing, min_seconds, min_prob)
+        tracking = Tracker(tracker, lost_seconds)
+        pose = PoseEstimator(pose_model, self.device, imgsz=imgsz, conf=conf, backend=pose_backend)
+        self.pipeline = ActionPipeline(pose, tracking, actions, Overlay() if draw else None, note)
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.classifier.class_names
+
+    def open(self, source: str | int | Path, realtime: bool = False) -> FrameSource:
+        """The source `stream` would read: `0` a camera, a path a file, `scheme://...` a stream."""
+        return open_source(str(source), realtime=realtime)
+
+    def stream(self, source: Source | Iterable[Source], realtime: bool = False) -> Iterator[FrameResult]:
+        """One `FrameResult` per frame; a list of sources is read one after the other, each from
+        scratch (ids, buffers and labels start afresh). `realtime` plays files as a camera would."""
+        if isinstance(source, FrameSource):
+            yield from self.pipeline.stream(source)
+            return
+        for spec in source if isinstance(source, (list, tuple)) else [source]:
+            if isinstance(spec, FrameSource):
+                yield from self.pipeline.stream(spec)
+                continue
+            with self.open(spec, realtime) as opened:
+                yield from self.pipeline.stream(opened)
+
+    def classify(self, keypoints: np.ndarray, scores: np.ndarray, fps: float = 25.0, k: int = 5) -> list[LabelProb]:
+        """Top-k labels of one skeleton sequence, exactly as `actionlstm predict` labels a pickle clip.
+
+        `keypoints` is [T, 17, 2] pixels or [M, T, 17, 2] (the pickle's layout, main person chosen as
+        for training), `scores` [T, 17] or [M, T, 17]; `fps` is the sequence's frame rate.
+        """
+        keypoints, scores = np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
+        if keypoints.ndim == 3:
+            keypoints, scores = keypoints[None], scores[None]
+        clip = {"frame_dir": "sequence", "label": 0, "img_shape": (0, 0), "keypoint": keypoints, "keypoint_score": scores, "fps": float(fps)}
+        dataset = parse_annotations({"split": {}, "annotations": [clip]})
+        probs = predict_clips(self.classifier.model, self.classifier.preprocess, dataset, np.array([0]), self.device)[0]
+        return [LabelProb(self.class_names[int(c)], float(probs[c])) for c in np.argsort(-probs)[:k]]

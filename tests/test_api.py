@@ -1,0 +1,79 @@
+"""The Python API (`from actionlstm import ActionRecognizer`) on a real video with real pose, and the
+"uncertain" marking it shares with `actionlstm run`."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from actionlstm import ActionRecognizer
+from actionlstm.pickle_io import load_pickle
+from tests.conftest import read_video, run_cli, shared_video
+
+
+@pytest.fixture(scope="module")
+def clip40(tmp_path_factory):
+    """The first 40 frames of the 3-person exercise video (10 fps), and the frames themselves."""
+    frames, fps = read_video(shared_video("exercise_3people.avi"))
+    path = tmp_path_factory.mktemp("api") / "clip40.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for image in frames[:40]:
+        writer.write(image)
+    writer.release()
+    return path, read_video(path)[0]
+
+
+@pytest.fixture(scope="module")
+def recognizer(trained_checkpoint):
+    return ActionRecognizer(trained_checkpoint, device="cpu")
+
+
+def test_stream_yields_one_result_per_frame_for_each_source_in_turn(recognizer, clip40):
+    path, raw = clip40
+    results = [(r.frame, r.time, r.image.copy(), r.persons) for r in recognizer.stream([path, str(path)])]
+    assert [frame for frame, *_ in results] == list(range(40)) * 2
+    assert [round(t, 6) for _, t, *_ in results[:40]] == [round(k / 10, 6) for k in range(40)]
+    first, second = results[:40], results[40:]
+    for (_, _, _, a), (_, _, _, b) in zip(first, second):  # each source from scratch: ids and labels repeat exactly
+        assert [(p.id, p.box, p.top5) for p in a] == [(p.id, p.box, p.top5) for p in b]
+    assert sorted(p.id for p in first[0][3]) == [1, 2, 3]
+    assert all(p.top5 is None for p in first[0][3])  # one frame is not enough to classify
+    late = first[-1][3]
+    assert late and all(p.top5 is not None and len(p.top5) == 4 for p in late)
+    assert all(len(p.box) == 4 and p.box[0] < p.box[2] and p.box[1] < p.box[3] for p in late)
+    assert all(p.keypoints.shape == (17, 2) and p.scores.shape == (17,) for p in late)
+    for p in late:
+        assert p.uncertain == (p.top5[0].prob < recognizer.pipeline.actions.min_prob)
+    assert not np.array_equal(first[0][2], raw[0])  # annotated
+
+
+def test_draw_false_leaves_frames_untouched(trained_checkpoint, clip40):
+    path, raw = clip40
+    plain = ActionRecognizer(trained_checkpoint, device="cpu", draw=False)
+    for result, image in zip(plain.stream(path), raw):
+        assert np.array_equal(result.image, image)
+
+
+def test_classify_equals_predict_for_a_pickle_clip(recognizer, sample_pickle, trained_checkpoint):
+    proc = run_cli("predict", "--data", sample_pickle, "--checkpoint", trained_checkpoint, "--idx", "3", "--json", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    clip = next(a for a in load_pickle(sample_pickle)["annotations"] if a["frame_dir"] == printed["frame_dir"])
+    top5 = recognizer.classify(clip["keypoint"], clip["keypoint_score"], fps=recognizer.classifier.preprocess.fps)
+    assert [t.label for t in top5] == [t["label"] for t in printed["top5"]]
+    assert np.allclose([t.prob for t in top5], [t["prob"] for t in printed["top5"]], atol=1e-5)
+    one_person = recognizer.classify(clip["keypoint"][0], clip["keypoint_score"][0], fps=recognizer.classifier.preprocess.fps)
+    assert [t.label for t in one_person] == [t.label for t in top5]  # [T, 17, 2] is the one-person layout
+
+
+@pytest.mark.parametrize("min_prob, marked", [(1.0, "all"), (0.0, "none")])
+def test_min_prob_marks_uncertain_frames(trained_checkpoint, clip40, tmp_path, min_prob, marked):
+    path, _ = clip40
+    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "r.jsonl", "--min-prob", min_prob, "--no-show", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    labelled = [p for line in (tmp_path / "r.jsonl").read_text().splitlines() for p in json.loads(line)["persons"] if p["top5"]]
+    assert len(labelled) > 30
+    flags = [p.get("uncertain", False) for p in labelled]
+    assert all(flags) if marked == "all" else not any(flags)
+    assert ("uncertain throughout" in proc.stdout) == (marked == "all")
