@@ -3,7 +3,12 @@
     from actionlstm import ActionRecognizer  # see pipeline/recognizer.py
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("actionlstm")  # one source of truth: pyproject.toml
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown"
 
 
 def __getattr__(name: str):
