@@ -139,6 +139,7 @@ def train(
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", metavar="", help="Continue the interrupted run that writes to --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing checkpoint at --out.")] = False,
     init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune from this checkpoint: its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
@@ -152,6 +153,8 @@ def train(
 
     dev = resolve_device(device)
     check_output_file(out)
+    if out.exists() and not (overwrite or resume):
+        raise UserError(f"{out} already exists (an earlier training wrote it); give --out another file name, or --overwrite to replace it")
     start = load_checkpoint(init) if init is not None else None
     dataset = load_dataset(data, use_cache=not no_cache)
     names = class_names_for(dataset, labels_file_for(labels, data))

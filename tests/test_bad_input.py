@@ -250,17 +250,28 @@ def test_failed_train_keeps_existing_checkpoint(tmp_path, tiny):
     out.write_bytes(KNOWN)
     labels = tmp_path / "two.txt"
     labels.write_text("wave\nclap\n")
-    proc = run_cli("train", "--data", tiny["s3"], "--labels", labels, "--out", out, *FAST, cwd=tmp_path)
+    proc = run_cli("train", "--data", tiny["s3"], "--labels", labels, "--out", out, "--overwrite", *FAST, cwd=tmp_path)
     assert_user_error(proc)
     assert out.read_bytes() == KNOWN
     assert sorted(p.name for p in folder.iterdir()) == ["model.pth"]
 
     # Bad data (not just bad labels) fails the same way.
     bad = write_data(tmp_path / "bad.pkl", lambda d: {"annotations": d["annotations"]})
-    proc = run_cli("train", "--data", bad, "--out", out, *FAST, cwd=tmp_path)
+    proc = run_cli("train", "--data", bad, "--out", out, "--overwrite", *FAST, cwd=tmp_path)
     assert_user_error(proc)
     assert out.read_bytes() == KNOWN
     assert sorted(p.name for p in folder.iterdir()) == ["model.pth"]
+
+
+def test_train_never_replaces_an_existing_checkpoint_unasked(tmp_path, tiny):
+    out = tmp_path / "model.pth"
+    out.write_bytes(KNOWN)
+    proc = run_cli("train", "--data", tiny["s3"], "--out", out, *FAST, cwd=tmp_path)
+    assert_user_error(proc, "already exists", "--overwrite")
+    assert out.read_bytes() == KNOWN
+    proc = run_cli("train", "--data", tiny["s3"], "--out", out, "--overwrite", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() != KNOWN and out.read_bytes()[:2] == b"PK"  # a torch zip checkpoint now
 
 
 @pytest.mark.parametrize("stop, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
@@ -270,7 +281,7 @@ def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny, stop, code,
     out = folder / "model.pth"
     out.write_bytes(KNOWN)
     proc = subprocess.Popen(
-        [*CLI, "train", "--data", str(tiny["s3"]), "--out", str(out), "--epochs", "1000", "--batch-size", "8", "--device", "cpu"],
+        [*CLI, "train", "--data", str(tiny["s3"]), "--out", str(out), "--overwrite", "--epochs", "1000", "--batch-size", "8", "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ),
     )
     started = threading.Event()
