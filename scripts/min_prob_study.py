@@ -1,0 +1,206 @@
+"""How low may the top-1 probability fall before the overlay says "uncertain"? Measured on held-out data.
+
+A model taught N actions calls every movement one of them. Train on some classes only, then feed
+live-like windows of held-out clips through it: windows of the known classes that fall below a
+threshold P are false alarms, windows of the classes it never saw that fall below P are caught.
+
+Windows are made as the live runtime makes them: the clip's frames pushed at their own rate into a
+`PersonBuffer`, a window taken every `--stride` frames once the buffer spans the runtime's minimum,
+classified with `predict_windows` (no smoothing unless `--smoothing` says so: ActionRuntime's EMA).
+
+    python scripts/min_prob_study.py --out /tmp/ms                    # generated data only
+    actionlstm extract ../shared/data/actions --out /tmp/ms/actions.pkl --group 'P(\\d)T' --test 'P2T'
+    python scripts/min_prob_study.py --out /tmp/ms --real /tmp/ms/actions.pkl
+    actionlstm extract ../shared/data/falls --out /tmp/ms/falls.pkl --group '/S(\\d+)_'
+    python scripts/min_prob_study.py --out /tmp/ms --real /tmp/ms/actions.pkl --other /tmp/ms/falls.pkl --skip-generated --skip-left-out
+
+Generated: 8 classes, train on the train split of 5, known = their test split, unknown = every clip
+of the other 3. Real: for each action left out and each actor held out (train1 vs test1), train on
+the other actor's clips of the 2 known actions; known = the held-out actor's clips of those,
+unknown = every clip of the left-out action. With --other (e.g. the falls/ clips extracted the same
+way): train on every action of one actor, known = the other actor's clips, unknown = every --other
+clip. Writes the per-window numbers to <out>/min_prob_study.json.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from actionlstm.checkpoint import Classifier, load_checkpoint  # noqa: E402
+from actionlstm.dataset import SkeletonDataset, load_dataset  # noqa: E402
+from actionlstm.inference import predict_windows  # noqa: E402
+from actionlstm.synthetic import write_sample_pickle  # noqa: E402
+from actionlstm.train import TrainConfig, train  # noqa: E402
+from pipeline.buffers import PersonBuffer, TrackBuffers  # noqa: E402
+
+THRESHOLDS = np.round(np.arange(0.30, 0.901, 0.05), 2)
+DEVICE = torch.device("cpu")  # small models, short windows: the study is meant to run anywhere
+
+
+@dataclass
+class Measured:
+    """Per window: the top-1 probability, and (known classes only) whether top-1 was right."""
+
+    known_top1: np.ndarray
+    known_right: np.ndarray
+    unknown_top1: np.ndarray
+
+    def __add__(self, other: "Measured") -> "Measured":
+        return Measured(*(np.concatenate([a, b]) for a, b in zip(vars(self).values(), vars(other).values())))
+
+
+def live_windows(dataset: SkeletonDataset, index: int, clf: Classifier, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The windows the live runtime would classify while this clip plays (every `stride`-th frame)."""
+    pre = clf.preprocess
+    keypoint, score = dataset.clip(index)
+    rate = dataset.clip_rate(index, pre.fps)
+    height, width = (int(v) for v in dataset.img_shapes[index])
+    buffer = PersonBuffer(0, TrackBuffers(pre, rate, (height, width)).capacity, (height, width))
+    min_seconds = (pre.min_frames - 1) / pre.fps  # ActionRuntime's default
+    windows = []
+    for frame in range(len(keypoint)):
+        buffer.push(frame / rate, keypoint[frame], score[frame])
+        if frame % stride == 0 and buffer.span() >= min_seconds - 1e-6:
+            windows.append(buffer.window(pre))
+    return windows
+
+
+def clip_probs(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, stride: int, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities [windows, classes] of every live window of these clips, and each window's clip."""
+    probs, owners = [], []
+    for index in indices:
+        windows = live_windows(dataset, int(index), clf, stride)
+        if not windows:
+            continue
+        p = predict_windows(clf.model, clf.preprocess, windows, DEVICE)
+        for t in range(1, len(p)):  # ActionRuntime's EMA over one person's successive predictions
+            p[t] = smoothing * p[t - 1] + (1 - smoothing) * p[t]
+        probs.append(p)
+        owners += [int(index)] * len(p)
+    return np.concatenate(probs), np.asarray(owners)
+
+
+def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, known_idx: np.ndarray,
+          unknown: tuple[SkeletonDataset, np.ndarray], names: list[str], out: Path, args: argparse.Namespace) -> Measured:
+    """Train on `known` classes' `train_idx` clips, then measure known_idx (known) and the `unknown`
+    clips (of this dataset or another)."""
+    remap = np.full(max(dataset.labels.max() + 1, 1), -1, np.int64)
+    remap[known] = np.arange(len(known))
+    subset = replace(dataset, labels=remap[dataset.labels])  # the trained classes as 0..K-1
+    started = time.perf_counter()
+    train(subset, train_idx, [names[k] for k in known], out, DEVICE, TrainConfig(epochs=args.epochs, seed=args.seed))
+    trained = time.perf_counter()
+    clf = load_checkpoint(out, DEVICE)
+    known_probs, owners = clip_probs(clf, subset, known_idx, args.stride, args.smoothing)
+    unknown_probs, _ = clip_probs(clf, *unknown, args.stride, args.smoothing)
+    print(f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {len(known_probs) + len(unknown_probs)} windows in {time.perf_counter() - trained:.0f} s")
+    return Measured(known_probs.max(1), known_probs.argmax(1) == subset.labels[owners], unknown_probs.max(1))
+
+
+def table(title: str, m: Measured, max_false_alarms: float) -> dict:
+    """Print the share of windows marked uncertain per threshold; return it with the recommended P:
+    the highest P whose false alarms stay within `max_false_alarms` (catches grow with P)."""
+    print(f"\n{title}: {len(m.known_top1)} known-class windows ({m.known_right.mean():.1%} right), {len(m.unknown_top1)} unknown-class windows")
+    quantiles = (5, 25, 50, 75, 95)
+    for name, top1 in (("known", m.known_top1), ("unknown", m.unknown_top1)):
+        print(f"  {name} top-1 at " + ", ".join(f"p{q} {v:.3f}" for q, v in zip(quantiles, np.percentile(top1, quantiles))))
+    print(f"{'P':>5}  {'known marked (false alarms)':>28}  {'unknown marked (caught)':>24}  {'known but wrong, marked':>24}")
+    rows = []
+    wrong = m.known_top1[~m.known_right]
+    for p in THRESHOLDS:
+        row = {
+            "P": float(p),
+            "false_alarms": float((m.known_top1 < p).mean()),
+            "caught": float((m.unknown_top1 < p).mean()),
+            "wrong_marked": float((wrong < p).mean()) if len(wrong) else float("nan"),
+        }
+        rows.append(row)
+        wrong_marked = "-" if np.isnan(row["wrong_marked"]) else f"{row['wrong_marked']:.1%}"
+        print(f"{p:5.2f}  {row['false_alarms']:28.1%}  {row['caught']:24.1%}  {wrong_marked:>24}")
+    within = [r for r in rows if r["false_alarms"] <= max_false_alarms]
+    best = within[-1] if within else None
+    if best:
+        print(f"-> highest P with false alarms <= {max_false_alarms:.0%}: {best['P']:.2f} (false alarms {best['false_alarms']:.1%}, caught {best['caught']:.1%})")
+    else:
+        print(f"-> no P in the table keeps false alarms <= {max_false_alarms:.0%}")
+    return {"rows": rows, "recommended": best and best["P"], "windows": {k: v.tolist() for k, v in vars(m).items()}}
+
+
+def synthetic_study(args: argparse.Namespace) -> dict:
+    data = args.out / "sample8.pkl"
+    names = write_sample_pickle(data, num_classes=8, clips_per_class=30, seed=args.seed)
+    dataset = load_dataset(data)
+    known, train_split, test_split = list(range(5)), dataset.split_indices("train1"), dataset.split_indices("test1")
+    is_known = np.isin(dataset.labels, known)
+    m = study(dataset, known, train_split[is_known[train_split]], test_split[is_known[test_split]], (dataset, np.flatnonzero(~is_known)), names,
+              args.out / "sample5.pth", args)
+    return {"generated, 5 known of 8": table("Generated data, 5 of 8 classes known", m, args.max_false_alarms)}
+
+
+def real_study(args: argparse.Namespace) -> dict:
+    dataset = load_dataset(args.real)
+    names = args.real.with_suffix(".classes.txt").read_text().split()
+    results, pooled = {}, None
+    for left_out in range(len(names)):
+        known = [c for c in range(len(names)) if c != left_out]
+        for fit, held in (("train1", "test1"), ("test1", "train1")):
+            fit_idx, held_idx = dataset.split_indices(fit), dataset.split_indices(held)
+            m = study(
+                dataset, known, fit_idx[np.isin(dataset.labels[fit_idx], known)], held_idx[np.isin(dataset.labels[held_idx], known)],
+                (dataset, np.flatnonzero(dataset.labels == left_out)), names, args.out / f"real_without_{names[left_out]}_{fit}.pth", args,
+            )
+            title = f"Real: {names[left_out]} unknown, trained on {fit}, known tested on {held}"
+            results[title] = table(title, m, args.max_false_alarms)
+            pooled = m if pooled is None else pooled + m
+    results["real, pooled"] = table("Real, all of the above pooled", pooled, args.max_false_alarms)
+    return results
+
+
+def other_study(args: argparse.Namespace) -> dict:
+    """Every action of --real known (trained on one actor, tested on the other), every clip of --other unknown."""
+    dataset, other = load_dataset(args.real), load_dataset(args.other)
+    names = args.real.with_suffix(".classes.txt").read_text().split()
+    known, pooled = list(range(len(names))), None
+    for fit, held in (("train1", "test1"), ("test1", "train1")):
+        m = study(dataset, known, dataset.split_indices(fit), dataset.split_indices(held), (other, np.arange(len(other))), names,
+                  args.out / f"real_all_{fit}.pth", args)
+        pooled = m if pooled is None else pooled + m
+    title = f"Real: all {len(names)} actions known, every clip of {args.other.name} unknown, both actors held out in turn"
+    return {title: table(title, pooled, args.max_false_alarms)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/min_prob_study"))
+    parser.add_argument("--real", type=Path, help="a pickle from `actionlstm extract` with splits train1/test1 by actor")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--stride", type=int, default=2, help="take a window every this many frames")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="ActionRuntime's EMA weight of the past (live default 0.6)")
+    parser.add_argument("--max-false-alarms", type=float, default=0.10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (small LSTM batches: one thread is the fastest on a busy 2-core machine)")
+    parser.add_argument("--other", type=Path, help="with --real: a pickle of other activities (e.g. extracted falls/), all unknown")
+    parser.add_argument("--skip-generated", action="store_true")
+    parser.add_argument("--skip-left-out", action="store_true", help="with --real: skip the runs that leave one action out")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {} if args.skip_generated else synthetic_study(args)
+    if args.real and not args.skip_left_out:
+        results |= real_study(args)
+    if args.real and args.other:
+        results |= other_study(args)
+    (args.out / "min_prob_study.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "studies": results}))
+
+
+if __name__ == "__main__":
+    main()
