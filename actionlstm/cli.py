@@ -72,6 +72,7 @@ CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint 
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", metavar="", help="Re-parse the pickle instead of using the cached arrays.")]
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
+MinSegmentOpt = Annotated[float, typer.Option(min=0.0, help="Shorter runs of one action are flickers, merged into their neighbours (seconds).")]
 TrackerOpt = Annotated[str, typer.Option("--tracker", help="Person tracker: bytetrack, or botsort (adds camera-motion compensation; no ReID, nothing downloaded).")]
 LostSecondsOpt = Annotated[float, typer.Option("--lost-seconds", help="Seconds a person who is not detected keeps their id (and their buffered frames).")]
 
@@ -349,21 +350,53 @@ def extract(
     )
 
 
-def check_run_outputs(source: str, save: Optional[Path], jsonl: Optional[Path]) -> None:
-    """Everything about the outputs that can be refused is refused before the pose model loads."""
+TIMELINE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
+
+
+def check_run_outputs(source: str, **outputs: Optional[Path]) -> None:
+    """Everything about the outputs (`save=`, `jsonl=`, `segments=`, `timeline=`) that can be refused
+    is refused before the pose model loads."""
     from pipeline.sinks import check_video_path, is_stream
 
-    if save is not None:
-        check_video_path(save)
-        check_output_file(save, source)
-    if jsonl is not None and not is_stream(jsonl):
-        check_output_file(jsonl, source)
-    if save is not None and jsonl is not None and save.resolve() == jsonl.resolve():
-        raise UserError(f"--save and --jsonl are the same file {save}; give each its own")
+    given = {name: path for name, path in outputs.items() if path is not None}
+    if "save" in given:
+        check_video_path(given["save"])
+    if "segments" in given and given["segments"].suffix.lower() != ".json":
+        raise UserError(f"{given['segments']}: segments are written as JSON, give a .json file name")
+    if "timeline" in given and given["timeline"].suffix.lower() not in TIMELINE_SUFFIXES:
+        raise UserError(f"{given['timeline']}: give the picture a {', '.join(TIMELINE_SUFFIXES)} file name")
+    files = {name: path for name, path in given.items() if not (name == "jsonl" and is_stream(path))}
+    for path in files.values():
+        check_output_file(path, source)
+    seen: dict[Path, str] = {}
+    for name, path in files.items():
+        other = seen.setdefault(path.resolve(), name)
+        if other != name:
+            raise UserError(f"--{other} and --{name} are the same file {path}; give each its own")
+
+
+def write_segments(segments: list[dict], path: Path) -> None:
+    from actionlstm.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(segments, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_timeline(segments: list[dict], path: Path, duration: Optional[float], title: str) -> None:
+    from pipeline.timeline import draw_timeline
+
+    try:
+        draw_timeline(segments, path, duration=duration, title=title)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _run_on_source(source_spec: str, recognizer, save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool,
-                   jsonl_keypoints: bool = False) -> None:
+                   jsonl_keypoints: bool = False, segments: Optional[Path] = None, timeline: Optional[Path] = None,
+                   min_segment: float = 0.5) -> None:
     """Open the source (after the pose model has loaded: a live source opened earlier would run on
     without us), run the session, print the summary; an interrupted run exits 130 / 143."""
     from pipeline.session import print_summary, run_session
@@ -376,8 +409,13 @@ def _run_on_source(source_spec: str, recognizer, save: Optional[Path], jsonl: Op
             f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
             f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True,
         )
-        summary = run_session(recognizer, source, save=save, jsonl=jsonl, show=show, jsonl_keypoints=jsonl_keypoints)
-    print_summary(summary, save, jsonl, out=console.err if jsonl == STDOUT else console.out)  # stdout carries the JSONL
+        summary = run_session(recognizer, source, save=save, jsonl=jsonl, show=show, jsonl_keypoints=jsonl_keypoints, min_segment=min_segment)
+    if summary.frames and segments is not None:
+        write_segments(summary.segments, segments)
+    if summary.frames and timeline is not None:
+        write_timeline(summary.segments, timeline, summary.duration, redact(source_spec))
+    print_summary(summary, out=console.err if jsonl == STDOUT else console.out,  # stdout carries the JSONL
+                  outputs={"video": save, "predictions": jsonl, "segments": segments, "timeline": timeline})
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 
@@ -391,6 +429,9 @@ def run(
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
+    segments: Annotated[Optional[Path], typer.Option(help="Write each person's action segments here (JSON: id, label, start, end, mean_prob; seconds).")] = None,
+    timeline: Annotated[Optional[Path], typer.Option(help="Draw the action segments as a timeline picture (.png): one row per person.")] = None,
+    min_segment: MinSegmentOpt = 0.5,
     jsonl_keypoints: Annotated[bool, typer.Option("--jsonl-keypoints", metavar="", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")] = False,
     show: Annotated[bool, typer.Option("--show/--no-show", metavar="", help="Show the annotated video in a window.")] = True,
     stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
@@ -407,12 +448,35 @@ def run(
     from pipeline.recognizer import ActionRecognizer
     from pipeline.sources import check_source
 
-    check_run_outputs(source, save, jsonl)
+    check_run_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline)
     check_source(source)
     recognizer = ActionRecognizer(
         checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob,
     )
-    _run_on_source(source, recognizer, save, jsonl, show, realtime, jsonl_keypoints)
+    _run_on_source(source, recognizer, save, jsonl, show, realtime, jsonl_keypoints, segments, timeline, min_segment)
+
+
+@command
+def timeline(
+    jsonl: Annotated[Path, typer.Argument(help="The --jsonl output of an earlier `actionlstm run`.")],
+    out: Annotated[Path, typer.Option("--out", help="The picture to write (.png, .svg, .pdf or .jpg).")],
+    segments: Annotated[Optional[Path], typer.Option(help="Also write the segments as JSON here.")] = None,
+    min_segment: MinSegmentOpt = 0.5,
+) -> None:
+    """Who did what, when: a timeline picture (one row per person) of an earlier run's JSONL."""
+    from pipeline.segments import format_segments, segments_from_jsonl
+
+    if not jsonl.is_file():
+        raise UserError(f"predictions file not found: {jsonl}")
+    check_run_outputs(str(jsonl), timeline=out, segments=segments)
+    found = segments_from_jsonl(jsonl, min_segment)
+    if segments is not None:
+        write_segments(found, segments)
+    write_timeline(found, out, None, jsonl.name)
+    for line in format_segments(found):
+        console.out.print(escape(line), soft_wrap=True)
+    persons = len({s["id"] for s in found})
+    console.out.print(f"{len(found)} segments of {persons} person{'s' if persons != 1 else ''}: {escape(str(out))}")
 
 
 @command

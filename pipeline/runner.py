@@ -55,7 +55,7 @@ class FrameResult:
     """Everything the pipeline knows about one frame."""
 
     frame: int  # index in the source (capture count for live sources)
-    time: float  # seconds: position in a file, capture time (monotonic clock) for live sources
+    time: float  # seconds since the source started: position in a file, capture time for live sources
     image: np.ndarray  # BGR, annotated in place when the pipeline draws
     persons: list[PersonResult]
     fps: float  # processing rate, smoothed

@@ -22,6 +22,7 @@ from actionlstm.errors import Terminated, interrupt_exit_code
 from pipeline.display import Display
 from pipeline.recognizer import ActionRecognizer
 from pipeline.runner import ActionPipeline, FrameResult
+from pipeline.segments import SegmentBuilder, format_segments
 from pipeline.sinks import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
 from pipeline.sources import FrameSource
 
@@ -104,6 +105,8 @@ class RunSummary:
     exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM: the run did not end by itself
     warning: str = ""  # a problem with the source worth telling (a truncated file)
     persons: PersonLog = field(default_factory=PersonLog)
+    segments: list[dict] = field(default_factory=list)  # per person, runs of one action (see pipeline.segments)
+    duration: float = 0.0  # seconds of source time covered: the last frame's time plus one frame
     stage_seconds: Counter = field(default_factory=Counter)  # per stage, summed over frames
     frame_seconds: Reservoir = field(default_factory=Reservoir)  # per frame: decode start to outputs written
     live_latency: Reservoir = field(default_factory=Reservoir)  # live sources: capture to outputs written
@@ -121,8 +124,10 @@ def run_session(
     show: bool = True,
     progress: bool = True,
     jsonl_keypoints: bool = False,
+    min_segment: float = 0.5,
 ) -> RunSummary:
     summary = RunSummary()
+    segments = SegmentBuilder(min_segment)
     outputs: list[Output] = []
     try:
         video = VideoSink(save, source.fps, live=source.is_live) if save else None
@@ -144,6 +149,8 @@ def run_session(
                 for result in pipeline.stream(source):
                     summary.frames += 1
                     summary.persons.add(result)
+                    summary.duration = result.time + 1.0 / source.fps
+                    summary.segments += segments.add(result.time, [p.to_json() for p in result.persons])
                     encode_start = time.perf_counter()
                     if video is not None:
                         video.write(result.image, result.time)
@@ -153,7 +160,7 @@ def run_session(
                     summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
                     summary.frame_seconds.add(now - frame_start)
                     if source.is_live:
-                        summary.live_latency.add(time.monotonic() - result.time)
+                        summary.live_latency.add(time.monotonic() - source.started - result.time)
                     bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
                     if not display.show(result.image):
                         summary.ended_by = "quit"
@@ -165,6 +172,7 @@ def run_session(
         finally:
             display.close()
         summary.seconds = time.perf_counter() - started
+        summary.segments = sorted(summary.segments + segments.finish(), key=lambda s: (s["id"], s["start"]))
         summary.skipped, summary.dropped = source.skipped, source.dropped
         summary.warning = source.warning
         if summary.frames:
@@ -177,7 +185,7 @@ def run_session(
     return summary
 
 
-def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None, out: Console = console.out, top: int = 10) -> None:
+def print_summary(summary: RunSummary, out: Console = console.out, top: int = 10, outputs: dict[str, Path | None] | None = None) -> None:
     """Frames, rate and how the run ended; the persons seen longest with their dominant actions."""
     extra = []
     if summary.skipped:
@@ -199,8 +207,12 @@ def print_summary(summary: RunSummary, save: Path | None, jsonl: Path | None, ou
             else:
                 action = "uncertain throughout" if tally.uncertain else "not long enough in view to classify"
             out.print(f"  #{track_id}: in {tally.frames} frames, {action}")
+        if summary.segments:
+            out.print("actions over time (per person):")
+            for line in format_segments(summary.segments, max_persons=top):
+                out.print(f"  {escape(line)}", soft_wrap=True)
     else:
         out.print("nobody was detected")
-    for what, path in (("video", save), ("predictions", jsonl)):
+    for what, path in (outputs or {}).items():
         if path is not None and summary.frames:
             out.print(f"{what}: {escape(str(path))}")

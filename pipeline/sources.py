@@ -50,7 +50,7 @@ def is_url(spec: str) -> bool:
 @dataclass
 class Frame:
     index: int  # position in the source (capture count for live sources)
-    timestamp: float  # seconds: file position for files, capture time for live sources
+    timestamp: float  # seconds since the source started: file position for files, capture time since opening for live sources
     image: np.ndarray  # BGR
 
 
@@ -64,6 +64,7 @@ class FrameSource:
     skipped: int = 0  # unreadable frames in a file
     dropped: int = 0  # live frames replaced by a newer one before being read
     warning: str = ""  # set when the source ended in a way worth telling (a truncated file)
+    started: float = 0.0  # time.monotonic() at which timestamp 0 was; live sources set it when they open
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -173,6 +174,7 @@ class LiveSource(FrameSource):
         self._stop = threading.Event()
         self._ready = threading.Condition()
         self.captured = 0
+        self.started = time.monotonic()  # frame timestamps count from here
         self._thread = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
         self._thread.start()
 
@@ -210,7 +212,6 @@ class LiveSource(FrameSource):
                 self._ready.notify_all()
 
     def _capture_frames(self) -> None:
-        start = time.monotonic()
         while not self._stop.is_set():
             ok, image = self._read()
             if not ok:
@@ -219,14 +220,14 @@ class LiveSource(FrameSource):
                 break
             now = time.monotonic()
             if self.realtime_file:
-                due = start + self.captured / self.fps
+                due = self.started + self.captured / self.fps
                 if due > now:
                     self._stop.wait(due - now)
                 now = time.monotonic()
             with self._ready:
                 if self._latest is not None and self._latest.index > self._consumed:
                     self.dropped += 1
-                self._latest = Frame(self.captured, now, image)
+                self._latest = Frame(self.captured, now - self.started, image)
                 self.captured += 1
                 self._ready.notify_all()
 

@@ -77,3 +77,26 @@ def test_min_prob_marks_uncertain_frames(trained_checkpoint, clip40, tmp_path, m
     flags = [p.get("uncertain", False) for p in labelled]
     assert all(flags) if marked == "all" else not any(flags)
     assert ("uncertain throughout" in proc.stdout) == (marked == "all")
+
+
+def test_run_segments_and_timeline_equal_those_of_its_jsonl(trained_checkpoint, clip40, tmp_path):
+    """The live run's segments (built frame by frame) are the ones `actionlstm timeline` finds in
+    its JSONL afterwards; both pictures are written, and the summary lists the segments."""
+    path, _ = clip40
+    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "r.jsonl", "--segments", tmp_path / "live.json",
+                   "--timeline", tmp_path / "live.png", "--min-prob", "0", "--min-segment", "0.3", "--no-show", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    live = json.loads((tmp_path / "live.json").read_text())
+    assert live and {s["id"] for s in live} <= {1, 2, 3}
+    assert all(0.0 <= s["start"] < s["end"] <= 4.0 + 1e-6 and s["end"] - s["start"] >= 0.3 - 1e-6 for s in live)
+    proc = run_cli("timeline", tmp_path / "r.jsonl", "--out", tmp_path / "later.png", "--segments", tmp_path / "later.json", "--min-segment", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "later.json").read_text()) == live
+    assert cv2.imread(str(tmp_path / "live.png")) is not None and cv2.imread(str(tmp_path / "later.png")) is not None
+
+
+def test_outputs_of_one_run_on_one_path_are_refused(trained_checkpoint, clip40, tmp_path):
+    path, _ = clip40
+    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "x.json", "--segments", tmp_path / "x.json", "--no-show")
+    assert proc.returncode == 1 and "--jsonl and --segments are the same file" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -49,7 +49,7 @@ def test_summary_lists_the_persons_seen_longest_not_every_id():
     for k in range(60):
         summary.persons.add(_frame(k, {7: "wave", 100 + k: None}))
     text = io.StringIO()
-    print_summary(summary, None, None, out=Console(file=text, width=200), top=3)
+    print_summary(summary, out=Console(file=text, width=200), top=3)
     lines = text.getvalue().splitlines()
     assert lines[0] == "60 frames in 2.0 s (30.0 fps), ended by end of source"
     assert lines[1] == "61 persons seen (3 seen longest below)"
