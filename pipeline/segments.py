@@ -183,6 +183,8 @@ def _read_records(path: Path) -> Iterable[dict]:
                 yield record
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a JSONL file (not UTF-8 text)") from None
 
 
 def segments_from_jsonl(path: Path, min_segment: float = 0.5, max_gap: float = 1.0) -> list[dict]:

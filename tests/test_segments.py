@@ -157,6 +157,11 @@ def test_a_truncated_last_line_is_skipped_a_bad_line_before_the_end_is_an_error(
         segments(tmp_path, '{"time": 0.0, "persons": []}\n{"time": 0.2, "pers\n{"time": 0.4, "persons": []}\n')
     with pytest.raises(UserError, match=r"run.jsonl:1: not a frame record"):
         segments(tmp_path, '{"frame": 0}\n')
+    (tmp_path / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42\xff\xfe\x81")
+    with pytest.raises(UserError, match="not a JSONL file"):
+        segments_from_jsonl(tmp_path / "video.mp4")
+    with pytest.raises(UserError, match="cannot read"):
+        segments_from_jsonl(tmp_path / "missing.jsonl")
 
 
 def test_the_builder_hands_out_segments_as_they_close():
