@@ -6,7 +6,8 @@ threshold P are false alarms, windows of the classes it never saw that fall belo
 
 Windows are made as the live runtime makes them: the clip's frames pushed at their own rate into a
 `PersonBuffer`, a window taken every `--stride` frames once the buffer spans the runtime's minimum,
-classified with `predict_windows` (no smoothing unless `--smoothing` says so: ActionRuntime's EMA).
+classified with `predict_windows`; measured without smoothing and with ActionRuntime's EMA (`--smoothing`),
+on the same trained model.
 
     python scripts/min_prob_study.py --out /tmp/ms                    # generated data only
     actionlstm extract ../shared/data/actions --out /tmp/ms/actions.pkl --group 'P(\\d)T' --test 'P2T'
@@ -24,6 +25,7 @@ clip. Writes the per-window numbers to <out>/min_prob_study.json.
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -74,25 +76,28 @@ def live_windows(dataset: SkeletonDataset, index: int, clf: Classifier, stride: 
     return windows
 
 
-def clip_probs(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, stride: int, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities [windows, classes] of every live window of these clips, and each window's clip."""
-    probs, owners = [], []
+def clip_probs(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, stride: int) -> dict[int, np.ndarray]:
+    """Per clip with at least one live window: the probabilities [windows, classes] in playing order."""
+    probs = {}
     for index in indices:
         windows = live_windows(dataset, int(index), clf, stride)
-        if not windows:
-            continue
-        p = predict_windows(clf.model, clf.preprocess, windows, DEVICE)
-        for t in range(1, len(p)):  # ActionRuntime's EMA over one person's successive predictions
-            p[t] = smoothing * p[t - 1] + (1 - smoothing) * p[t]
-        probs.append(p)
-        owners += [int(index)] * len(p)
-    return np.concatenate(probs), np.asarray(owners)
+        if windows:
+            probs[int(index)] = predict_windows(clf.model, clf.preprocess, windows, DEVICE)
+    return probs
+
+
+def smoothed(probs: np.ndarray, smoothing: float) -> np.ndarray:
+    """ActionRuntime's EMA over one person's successive predictions (`smoothing` = weight of the past)."""
+    out = probs.copy()
+    for t in range(1, len(out)):
+        out[t] = smoothing * out[t - 1] + (1 - smoothing) * out[t]
+    return out
 
 
 def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, known_idx: np.ndarray,
-          unknown: tuple[SkeletonDataset, np.ndarray], names: list[str], out: Path, args: argparse.Namespace) -> Measured:
+          unknown: tuple[SkeletonDataset, np.ndarray], names: list[str], out: Path, args: argparse.Namespace) -> dict[float, Measured]:
     """Train on `known` classes' `train_idx` clips, then measure known_idx (known) and the `unknown`
-    clips (of this dataset or another)."""
+    clips (of this dataset or another), once per smoothing: the same model, so they compare."""
     remap = np.full(max(dataset.labels.max() + 1, 1), -1, np.int64)
     remap[known] = np.arange(len(known))
     subset = replace(dataset, labels=remap[dataset.labels])  # the trained classes as 0..K-1
@@ -100,10 +105,16 @@ def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, kno
     train(subset, train_idx, [names[k] for k in known], out, DEVICE, TrainConfig(epochs=args.epochs, seed=args.seed))
     trained = time.perf_counter()
     clf = load_checkpoint(out, DEVICE)
-    known_probs, owners = clip_probs(clf, subset, known_idx, args.stride, args.smoothing)
-    unknown_probs, _ = clip_probs(clf, *unknown, args.stride, args.smoothing)
-    print(f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {len(known_probs) + len(unknown_probs)} windows in {time.perf_counter() - trained:.0f} s")
-    return Measured(known_probs.max(1), known_probs.argmax(1) == subset.labels[owners], unknown_probs.max(1))
+    known_probs, unknown_probs = clip_probs(clf, subset, known_idx, args.stride), clip_probs(clf, *unknown, args.stride)
+    windows = sum(len(p) for p in (*known_probs.values(), *unknown_probs.values()))
+    print(f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {windows} windows in {time.perf_counter() - trained:.0f} s")
+    measured = {}
+    for smoothing in args.smoothing:
+        known_p = {i: smoothed(p, smoothing) for i, p in known_probs.items()}
+        unknown_top1 = np.concatenate([smoothed(p, smoothing).max(1) for p in unknown_probs.values()])
+        right = np.concatenate([p.argmax(1) == subset.labels[i] for i, p in known_p.items()])
+        measured[smoothing] = Measured(np.concatenate([p.max(1) for p in known_p.values()]), right, unknown_top1)
+    return measured
 
 
 def table(title: str, m: Measured, max_false_alarms: float) -> dict:
@@ -135,47 +146,48 @@ def table(title: str, m: Measured, max_false_alarms: float) -> dict:
     return {"rows": rows, "recommended": best and best["P"], "windows": {k: v.tolist() for k, v in vars(m).items()}}
 
 
+def tables(title: str, measured: dict[float, Measured], args: argparse.Namespace) -> dict:
+    return {f"{title}, smoothing {s}": table(f"{title}, smoothing {s}", m, args.max_false_alarms) for s, m in measured.items()}
+
+
 def synthetic_study(args: argparse.Namespace) -> dict:
     data = args.out / "sample8.pkl"
     names = write_sample_pickle(data, num_classes=8, clips_per_class=30, seed=args.seed)
     dataset = load_dataset(data)
     known, train_split, test_split = list(range(5)), dataset.split_indices("train1"), dataset.split_indices("test1")
     is_known = np.isin(dataset.labels, known)
-    m = study(dataset, known, train_split[is_known[train_split]], test_split[is_known[test_split]], (dataset, np.flatnonzero(~is_known)), names,
-              args.out / "sample5.pth", args)
-    return {"generated, 5 known of 8": table("Generated data, 5 of 8 classes known", m, args.max_false_alarms)}
+    measured = study(dataset, known, train_split[is_known[train_split]], test_split[is_known[test_split]], (dataset, np.flatnonzero(~is_known)), names,
+                     args.out / "sample5.pth", args)
+    return tables("Generated data, 5 of 8 classes known", measured, args)
 
 
 def real_study(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.real)
     names = args.real.with_suffix(".classes.txt").read_text().split()
-    results, pooled = {}, None
+    results, pooled = {}, {}
     for left_out in range(len(names)):
         known = [c for c in range(len(names)) if c != left_out]
         for fit, held in (("train1", "test1"), ("test1", "train1")):
             fit_idx, held_idx = dataset.split_indices(fit), dataset.split_indices(held)
-            m = study(
+            measured = study(
                 dataset, known, fit_idx[np.isin(dataset.labels[fit_idx], known)], held_idx[np.isin(dataset.labels[held_idx], known)],
                 (dataset, np.flatnonzero(dataset.labels == left_out)), names, args.out / f"real_without_{names[left_out]}_{fit}.pth", args,
             )
-            title = f"Real: {names[left_out]} unknown, trained on {fit}, known tested on {held}"
-            results[title] = table(title, m, args.max_false_alarms)
-            pooled = m if pooled is None else pooled + m
-    results["real, pooled"] = table("Real, all of the above pooled", pooled, args.max_false_alarms)
-    return results
+            results |= tables(f"Real: {names[left_out]} unknown, trained on {fit}, known tested on {held}", measured, args)
+            pooled = {s: pooled[s] + m if s in pooled else m for s, m in measured.items()}
+    return results | tables("Real, all of the above pooled", pooled, args)
 
 
 def other_study(args: argparse.Namespace) -> dict:
     """Every action of --real known (trained on one actor, tested on the other), every clip of --other unknown."""
     dataset, other = load_dataset(args.real), load_dataset(args.other)
     names = args.real.with_suffix(".classes.txt").read_text().split()
-    known, pooled = list(range(len(names))), None
+    known, pooled = list(range(len(names))), {}
     for fit, held in (("train1", "test1"), ("test1", "train1")):
-        m = study(dataset, known, dataset.split_indices(fit), dataset.split_indices(held), (other, np.arange(len(other))), names,
-                  args.out / f"real_all_{fit}.pth", args)
-        pooled = m if pooled is None else pooled + m
-    title = f"Real: all {len(names)} actions known, every clip of {args.other.name} unknown, both actors held out in turn"
-    return {title: table(title, pooled, args.max_false_alarms)}
+        measured = study(dataset, known, dataset.split_indices(fit), dataset.split_indices(held), (other, np.arange(len(other))), names,
+                         args.out / f"real_all_{fit}.pth", args)
+        pooled = {s: pooled[s] + m if s in pooled else m for s, m in measured.items()}
+    return tables(f"Real: all {len(names)} actions known, every clip of {args.other.name} unknown, both actors held out in turn", pooled, args)
 
 
 def main() -> None:
@@ -184,7 +196,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="a pickle from `actionlstm extract` with splits train1/test1 by actor")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--stride", type=int, default=2, help="take a window every this many frames")
-    parser.add_argument("--smoothing", type=float, default=0.0, help="ActionRuntime's EMA weight of the past (live default 0.6)")
+    parser.add_argument("--smoothing", type=float, nargs="+", default=[0.0, 0.6], help="ActionRuntime's EMA weights of the past to measure (live default 0.6)")
     parser.add_argument("--max-false-alarms", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (small LSTM batches: one thread is the fastest on a busy 2-core machine)")
@@ -199,7 +211,9 @@ def main() -> None:
         results |= real_study(args)
     if args.real and args.other:
         results |= other_study(args)
-    (args.out / "min_prob_study.json").write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "studies": results}))
+    code = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    settings = {"code": code, **{k: str(v) for k, v in vars(args).items()}}  # trainings differ with the training code
+    (args.out / "min_prob_study.json").write_text(json.dumps({"settings": settings, "studies": results}))
 
 
 if __name__ == "__main__":
