@@ -93,3 +93,16 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     return frames, fps
+
+
+@pytest.fixture(scope="session")
+def short_video(tmp_path_factory) -> Path:
+    """The first 40 frames of the 3-person exercise video (10 fps), as an MJPG .avi: real people for
+    runs that need a few seconds of video, not a whole clip."""
+    frames, fps = read_video(shared_video("exercise_3people.avi"))
+    path = tmp_path_factory.mktemp("short") / "short.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for image in frames[:40]:
+        writer.write(image)
+    writer.release()
+    return path

@@ -9,19 +9,13 @@ import pytest
 
 from actionlstm import ActionRecognizer
 from actionlstm.pickle_io import load_pickle
-from tests.conftest import read_video, run_cli, shared_video
+from tests.conftest import read_video, run_cli
 
 
 @pytest.fixture(scope="module")
-def clip40(tmp_path_factory):
-    """The first 40 frames of the 3-person exercise video (10 fps), and the frames themselves."""
-    frames, fps = read_video(shared_video("exercise_3people.avi"))
-    path = tmp_path_factory.mktemp("api") / "clip40.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
-    for image in frames[:40]:
-        writer.write(image)
-    writer.release()
-    return path, read_video(path)[0]
+def clip40(short_video):
+    """The 40-frame clip (10 fps) and its frames, decoded here."""
+    return short_video, read_video(short_video)[0]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from functools import partial
@@ -33,18 +32,6 @@ def _records(text: str) -> list[dict]:
 
 def _partials(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
-
-
-@pytest.fixture(scope="module")
-def short_video(tmp_path_factory) -> Path:
-    """The first 40 frames of the 3-person exercise video, as an MJPG .avi (10 fps)."""
-    frames, fps = read_video(shared_video("exercise_3people.avi"))
-    path = tmp_path_factory.mktemp("short") / "short.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
-    for image in frames[:40]:
-        writer.write(image)
-    writer.release()
-    return path
 
 
 def _run(*args, preexec_fn=None, timeout: float = 300) -> subprocess.CompletedProcess:
