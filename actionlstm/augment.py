@@ -20,6 +20,11 @@ class AugmentConfig:
     speed_range: tuple[float, float] = (0.67, 1.5)  # playback speed: people do the same action at different paces
     short_crop_prob: float = 0.4  # train on a window shorter than full, as the live buffer fills
     prefix_prob: float = 0.5  # such a short window starts at the clip's first frame, as a live buffer does
+    # Scores remapped per window, s -> floor + (1 - floor) * s ** gamma + noise (log-uniform gamma), as
+    # another pose model would score the same joints (see `remap_scores`; (1, 1), (0, 0), 0 turns it off).
+    score_gamma_range: tuple[float, float] = (0.5, 2.0)
+    score_floor_range: tuple[float, float] = (0.0, 0.5)
+    score_noise: float = 0.05
 
 
 class SpatialAugment:
@@ -49,6 +54,23 @@ class SpatialAugment:
             valid[flip] = valid[flip][:, :, FLIP_INDEX]
         coords = np.where(valid[..., None], coords, 0.0)
         return coords, score, valid
+
+
+def remap_scores(score: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Raw scores [B, W, J] of a batch of windows as another pose model might give them: one random
+    monotone remap per window, plus noise. Undetected joints (score 0) stay undetected; a remapped
+    score may cross the missing-joint threshold either way, as with a more or less confident detector.
+
+    The model reads only which joints are seen (`PreprocessConfig.score_feature`), but which ones pass
+    the threshold depends on the detector too: YOLO-pose scores a joint outside the picture near 0,
+    HRNet's heatmap maxima rarely go that low. Without this a model trained on one and run on the
+    other meets joints it never saw (scripts/score_ablation.py)."""
+    batch = (len(score), 1, 1)
+    gamma = np.exp(rng.uniform(*np.log(cfg.score_gamma_range), batch))
+    floor = rng.uniform(*cfg.score_floor_range, batch)
+    noise = rng.normal(0.0, cfg.score_noise, score.shape) if cfg.score_noise > 0 else 0.0
+    remapped = floor + (1 - floor) * np.clip(score, 0, 1) ** gamma + noise
+    return np.where(score > 0, np.clip(remapped, 0, 1), score).astype(np.float32)
 
 
 def sample_training_window(

@@ -15,9 +15,10 @@ import numpy as np
 
 from actionlstm.skeleton import NUM_JOINTS, PARENTS
 
-# Per joint: normalised x, y; bone x, y; velocity x, y; score.
+# Per joint: normalised x, y; bone x, y; velocity x, y; score (see `score_feature`).
 FEATURES_PER_JOINT = 7
 MAX_EMPTY_FRAMES = 1000
+SCORE_FEATURES = ("raw", "mask")
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,19 @@ class PreprocessConfig:
     fps: float = 25.0  # the frame rate of the training clips; live windows are resampled to it
     score_threshold: float = 0.05  # a joint scored at or below this counts as missing
     min_frames: int = 25  # the shortest window the live classifier predicts on (1 s at 25 fps)
+    # What the model sees of a joint's score: "mask" (1 seen, 0 missing) or "raw" (the detector's
+    # confidence). Raw confidences differ between pose models (HRNet heatmap maxima in ucf101_2d.pkl,
+    # YOLO-pose live), so a model that reads them meets other numbers live than in training.
+    score_feature: str = "mask"
 
     # Settings added after the first checkpoints, with the value those checkpoints were trained with.
-    ADDED_LATER: ClassVar[dict[str, Any]] = {}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"score_feature": "raw"}
 
     def __post_init__(self) -> None:
         if not (self.window >= 1 and self.fps > 0 and self.min_frames >= 1):
             raise ValueError(f"window {self.window}, fps {self.fps}, min_frames {self.min_frames} are out of range")
+        if self.score_feature not in SCORE_FEATURES:
+            raise ValueError(f"score_feature '{self.score_feature}' is not one of {', '.join(SCORE_FEATURES)}")
 
     @property
     def num_features(self) -> int:
@@ -157,17 +164,21 @@ def normalize(keypoint: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.where(mask, coords, 0.0).astype(np.float32)
 
 
+def score_feature(score: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray:
+    """The score channel: the validity mask, or the raw score of valid joints (`PreprocessConfig.score_feature`)."""
+    return (valid if kind == "mask" else np.where(valid, score, 0.0)).astype(np.float32)
+
+
 def joint_features(coords: np.ndarray, score: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
-    """Per frame and joint: position, bone (joint minus parent), velocity (per second) and score."""
+    """Per frame and joint: position, bone (joint minus parent), velocity (per second) and the score channel."""
     parents = np.asarray(PARENTS)
     bone_ok = valid & valid[:, :, parents]
     bone = np.where(bone_ok[..., None], coords - coords[:, :, parents], 0.0)
     velocity = np.zeros_like(coords)
     moving_ok = valid[:, 1:] & valid[:, :-1]
     velocity[:, 1:] = np.where(moving_ok[..., None], (coords[:, 1:] - coords[:, :-1]) * fps, 0.0)
-    score = np.where(valid, score, 0.0)[..., None]
     batch, frames = coords.shape[:2]
-    return np.concatenate([coords, bone, velocity, score], axis=-1).reshape(batch, frames, -1).astype(np.float32)
+    return np.concatenate([coords, bone, velocity, score[..., None]], axis=-1).reshape(batch, frames, -1).astype(np.float32)
 
 
 def preprocess(
@@ -189,4 +200,4 @@ def preprocess(
     coords = normalize(keypoint, valid)
     if augment is not None:
         coords, score, valid = augment(coords, score, valid)
-    return joint_features(coords, score, valid, cfg.fps)
+    return joint_features(coords, score_feature(score, valid, cfg.score_feature), valid, cfg.fps)

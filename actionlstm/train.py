@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from actionlstm import console
-from actionlstm.augment import AugmentConfig, SpatialAugment, sample_training_window
+from actionlstm.augment import AugmentConfig, SpatialAugment, remap_scores, sample_training_window
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
 from actionlstm.errors import UserError
@@ -125,7 +125,7 @@ def make_batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
     keypoint, score, lengths = stack_windows(windows, pre.window)
-    x = preprocess(keypoint, score, lengths, pre, augment=spatial)
+    x = preprocess(keypoint, remap_scores(score, aug, rng), lengths, pre, augment=spatial)
     return torch.from_numpy(x), torch.from_numpy(np.maximum(lengths, 1)), torch.from_numpy(dataset.labels[indices])
 
 

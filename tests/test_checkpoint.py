@@ -120,6 +120,13 @@ def test_the_cli_prints_the_same_line(case, payload, data, tmp_path, single_thre
     assert not (tmp_path / "ran").exists()
 
 
+def test_a_checkpoint_from_before_score_feature_keeps_raw_scores(payload, tmp_path):
+    """Checkpoints written before `score_feature` existed were trained on raw scores and keep them."""
+    path = _write(tmp_path, "old", {**payload, "preprocess": _without(payload["preprocess"], "score_feature")})
+    assert load_checkpoint(path).preprocess.score_feature == "raw"
+    assert load_checkpoint(_write(tmp_path, "new", payload)).preprocess == PreprocessConfig()
+
+
 def test_a_resume_state_from_an_earlier_version_is_refused(data, tmp_path):
     """Resume states written before the weight-decay groups hold an optimiser of one group."""
     out = tmp_path / "run.pth"
