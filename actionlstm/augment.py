@@ -92,7 +92,7 @@ def sample_training_window(
     speed = rng.uniform(*aug.speed_range)
     if abs(clip_fps * speed - pre.fps) > 1e-3 and len(keypoint) > 1:
         timestamps = np.arange(len(keypoint)) / (clip_fps * speed)
-        keypoint, score = resample(keypoint, score, timestamps, pre.fps)
+        keypoint, score = resample(keypoint, score, timestamps, pre.fps, score_threshold=pre.score_threshold)
     frames = len(keypoint)
     length = min(frames, pre.window)
     prefix = False

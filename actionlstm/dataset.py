@@ -15,7 +15,7 @@ from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import load_pickle
-from actionlstm.preprocess import resample, select_main_person
+from actionlstm.preprocess import PreprocessConfig, resample, select_main_person
 from actionlstm.skeleton import NUM_JOINTS
 from actionlstm.videoset import UCF101_GROUP, group_of
 
@@ -46,13 +46,13 @@ class SkeletonDataset:
         rate = float(self.fps[index])
         return default if np.isnan(rate) else rate
 
-    def clip_at(self, index: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Clip `index` at `fps` frames per second, resampled when the pickle recorded another rate."""
+    def clip_at(self, index: int, pre: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Clip `index` at the training rate `pre.fps`, resampled when the pickle recorded another rate."""
         keypoint, score = self.clip(index)
-        rate = self.clip_rate(index, fps)
-        if abs(rate - fps) < 1e-6 or len(keypoint) < 2:
+        rate = self.clip_rate(index, pre.fps)
+        if abs(rate - pre.fps) < 1e-6 or len(keypoint) < 2:
             return keypoint, score
-        return resample(keypoint, score, np.arange(len(keypoint)) / rate, fps)
+        return resample(keypoint, score, np.arange(len(keypoint)) / rate, pre.fps, score_threshold=pre.score_threshold)
 
     def num_frames(self, index: int) -> int:
         return int(self.offsets[index + 1] - self.offsets[index])

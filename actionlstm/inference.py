@@ -28,7 +28,7 @@ def predict_windows(model: ActionLSTM, pre: PreprocessConfig, windows: list[Wind
 
 def clip_windows(dataset: SkeletonDataset, index: int, pre: PreprocessConfig) -> list[Window]:
     """The windows that cover clip `index` (one for clips up to the window length)."""
-    keypoint, score = dataset.clip_at(index, pre.fps)
+    keypoint, score = dataset.clip_at(index, pre)
     return [(keypoint[s : s + pre.window], score[s : s + pre.window]) for s in eval_window_starts(len(keypoint), pre.window)]
 
 

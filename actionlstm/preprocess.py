@@ -73,12 +73,15 @@ def select_main_person(keypoint: np.ndarray, score: np.ndarray, total_frames: in
 
 
 def resample(
-    keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, fps: float, window: int | None = None
+    keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, fps: float, window: int | None = None,
+    score_threshold: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resample frames taken at `timestamps` (seconds) to `fps`, ending at the newest frame.
 
     Joints are interpolated linearly between the two neighbouring frames and count as missing where
-    either neighbour misses them. A target time that falls on a frame (within 1 us) takes that frame
+    either neighbour misses them: scored at or below `score_threshold` (pass the config's, as
+    `preprocess` counts missing joints), zero or not finite. A pose model reports occluded joints
+    with a low score and a guessed place; blending that guess in would make it count as seen. A target time that falls on a frame (within 1 us) takes that frame
     unchanged, so a 25 fps sequence resampled to 25 fps is returned exactly as it came.
     `window` keeps only the newest frames.
     """
@@ -93,7 +96,7 @@ def resample(
     exact = (offset <= 1e-6) | (gap <= 0)
     w = np.where(exact, 0.0, offset / np.where(gap > 0, gap, 1.0)).astype(np.float32)[:, None]
 
-    valid = np.isfinite(keypoint).all(-1) & np.isfinite(score) & (score > 0)
+    valid = np.isfinite(keypoint).all(-1) & np.isfinite(score) & (score > max(score_threshold, 0.0))
     both = valid[left] & valid[right]
     blend_kp = (1 - w[..., None]) * keypoint[left] + w[..., None] * keypoint[right]
     blend_sc = (1 - w) * score[left] + w * score[right]

@@ -60,7 +60,7 @@ class PersonBuffer:
     def window(self, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
         """The newest `cfg.window` frames at `cfg.fps`, ready for `preprocess` (via `stack_windows`)."""
         keypoint, score, timestamp = self.frames()
-        return resample(keypoint, score, timestamp, cfg.fps, cfg.window)
+        return resample(keypoint, score, timestamp, cfg.fps, cfg.window, cfg.score_threshold)
 
     def to_annotation(self) -> dict:
         """The buffer as one annotation of a UCF101 skeleton pickle (M = 1, label unknown = -1)."""

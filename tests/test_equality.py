@@ -68,6 +68,37 @@ def test_buffer_resamples_a_faster_source_to_the_same_input(sample_pickle):
     assert np.array_equal(expected, live)
 
 
+
+def test_a_30_fps_clip_from_the_pickle_and_from_the_camera_give_the_same_input():
+    """Both paths resample to the training rate, and both count a joint scored at or below the
+    threshold (an occluded joint the pose model guessed) as missing rather than blending it in."""
+    cfg = PreprocessConfig()
+    rng = np.random.default_rng(3)
+    frames = 90
+    t = np.arange(frames) / 30.0
+    keypoint = (200.0 + 40.0 * np.sin(2 * np.pi * t)[:, None, None] + rng.normal(0, 3, (frames, 17, 2))).astype(np.float32)
+    score = rng.uniform(0.5, 1.0, (frames, 17)).astype(np.float32)
+    score[rng.random((frames, 17)) < 0.1] = 0.03  # guessed joints, below the threshold
+    clip = {"frame_dir": "clip", "label": 0, "img_shape": (480, 640), "original_shape": (480, 640), "total_frames": frames,
+            "keypoint": keypoint[None], "keypoint_score": score[None], "fps": 30.0}
+    dataset = parse_annotations({"split": {"test1": ["clip"]}, "annotations": [clip]})
+
+    pickle_input, _ = model_input(clip_windows(dataset, 0, cfg), cfg)
+    buffers = TrackBuffers(cfg, source_fps=30.0, img_shape=(480, 640))
+    _feed(buffers, keypoint, score, t)
+    live_input, _ = model_input([buffers[7].window(cfg)], cfg)
+
+    assert np.array_equal(pickle_input, live_input)
+    # Target k of 75 sits at source frame 89 - 1.2 * (74 - k): seen only where the frames on both sides are.
+    position = 89 - 1.2 * (74 - np.arange(75))
+    left = np.floor(position + 1e-6).astype(int)
+    on_frame = np.isclose(position, left)
+    right = np.where(on_frame, left, left + 1)
+    good = score > cfg.score_threshold
+    expected_seen = good[left] & good[right]
+    assert np.array_equal(live_input[0, :75, 6::7], expected_seen.astype(np.float32))
+
+
 def test_live_top5_equals_predict_top5(sample_pickle, trained_checkpoint):
     dataset = load_dataset(sample_pickle)
     clf = load_checkpoint(trained_checkpoint)

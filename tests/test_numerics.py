@@ -93,12 +93,6 @@ def test_resampling_marks_a_joint_missing_where_either_neighbour_misses_it():
     np.testing.assert_allclose(kp[5, 3], [16.0, 16.0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resample() treats only score 0 / NaN as missing, not score <= cfg.score_threshold: a joint that "
-    "preprocess counts as missing in one neighbour is blended in (score 0.8 * 0.9 + 0.2 * 0.03 = 0.726, "
-    "position 20% of the way to its unreliable coordinates) and then counts as seen",
-)
 def test_live_resampling_treats_a_joint_at_or_below_the_score_threshold_as_missing():
     """The live pose model reports every joint, occluded ones with a low score and a guessed position."""
     cfg = PreprocessConfig()

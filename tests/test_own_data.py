@@ -119,9 +119,9 @@ def test_clips_are_resampled_from_their_own_frame_rate(tmp_path):
 
     dataset = load_dataset(path, use_cache=False)
     assert dataset.fps[0] == 50.0 and np.isnan(dataset.fps[1])
-    keypoint, _ = dataset.clip_at(0, 25.0)  # 50 fps -> 25 fps: every other frame, ending at the newest
+    keypoint, _ = dataset.clip_at(0, PreprocessConfig(fps=25.0))  # 50 fps -> 25 fps: every other frame, ending at the newest
     assert keypoint[:, 0, 0].tolist() == list(range(0, 51, 2))
-    keypoint, _ = dataset.clip_at(1, 25.0)  # no rate recorded: taken as the training rate, unchanged
+    keypoint, _ = dataset.clip_at(1, PreprocessConfig(fps=25.0))  # no rate recorded: taken as the training rate, unchanged
     assert keypoint[:, 0, 0].tolist() == list(range(26))
     bad = _annotation(10, -3.0)
     with pytest.raises(UserError, match="fps"):
