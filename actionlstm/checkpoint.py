@@ -29,6 +29,17 @@ class Classifier:
     preprocess: PreprocessConfig
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def synthetic(self) -> bool:
+        """Trained on `actionlstm sample`'s generated movements: its labels name no real action."""
+        return bool(self.meta.get("data", {}).get("synthetic", False))
+
+    def describe(self) -> str:
+        """One line on what the model knows and learnt from, for banners (older checkpoints did not record the data)."""
+        data = self.meta.get("data", {})
+        learnt = f", trained on {data.get('file') or 'a skeleton pickle'} ({data.get('clips', '?')} clips)" if data else ""
+        return f"{len(self.class_names)} classes{learnt}" + ("; SYNTHETIC SAMPLE, not real actions" if self.synthetic else "")
+
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     with atomic_path(path) as tmp:

@@ -150,7 +150,7 @@ def train(
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.device import resolve_device
-    from actionlstm.train import TrainConfig, train as run_training
+    from actionlstm.train import TrainConfig, train as run_training, training_files
 
     dev = resolve_device(device)
     check_output_file(out)
@@ -175,6 +175,7 @@ def train(
         else:
             console.err.print(f"training stopped before its first epoch ended; {out} was not written", soft_wrap=True)
         raise
+    files = {name: str(path) for name, path in training_files(out).items()}
     result = {
         "checkpoint": str(out),
         "best_epoch": summary["best_epoch"],
@@ -182,7 +183,7 @@ def train(
         "train_clips": summary["train_clips"],
         "val_clips": summary["val_clips"],
         "seconds": round(summary["seconds"], 1),
-        "curves_png": str(out.with_suffix(".curves.png")),
+        **files,
     }
     if json_output:
         _print_json(result)
@@ -191,7 +192,11 @@ def train(
             f"best epoch {summary['best_epoch']}, validation top-1 {summary['val_top1']:.1%}" if summary["val_clips"]
             else f"last epoch: {summary['train_clips']} clips are too few to hold out a validation part"
         )
-        console.out.print(f"saved [bold]{out}[/] ({chosen}, {summary['seconds']:.0f} s); curves in {result['curves_png']}")
+        console.out.print(f"saved [bold]{escape(str(out))}[/] ({chosen}, {summary['seconds']:.0f} s)", soft_wrap=True)
+        console.out.print(
+            f"beside it: last epoch {escape(files['last'])}, per-epoch log {escape(files['epochs_csv'])}, "
+            f"settings {escape(files['settings_json'])}, curves {escape(files['curves_png'])}", soft_wrap=True,
+        )
 
 
 def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], device: str, no_cache: bool):
@@ -409,6 +414,12 @@ def _run_on_source(source_spec: str, recognizer, save: Optional[Path], jsonl: Op
             f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
             f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True,
         )
+        console.err.print(f"action model {escape(recognizer.checkpoint.name)}: {escape(recognizer.classifier.describe())}", soft_wrap=True)
+        if recognizer.classifier.synthetic:
+            console.err.print(
+                "[bold yellow]warning:[/] this model learnt generated movements (`actionlstm sample`), not real actions: "
+                "its labels are placeholders. Train on your own videos or ucf101_2d.pkl for real ones.", soft_wrap=True,
+            )
         summary = run_session(recognizer, source, save=save, jsonl=jsonl, show=show, jsonl_keypoints=jsonl_keypoints, min_segment=min_segment)
     if summary.frames and segments is not None:
         write_segments(summary.segments, segments)
@@ -554,7 +565,7 @@ def demo(
     console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
-    recognizer = ActionRecognizer(checkpoint, device, note="DEMO MODEL: synthetic labels")
+    recognizer = ActionRecognizer(checkpoint, device)  # trained on the sample: its overlay says so
     _run_on_source(str(video), recognizer, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl", show, realtime=False)
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "

@@ -76,6 +76,18 @@ def write_per_class_csv(matrix: np.ndarray, probs: np.ndarray, labels: np.ndarra
                 writer.writerow([c, name, clips, f"{matrix[c, c] / clips:.4f}" if clips else "", f"{top5_acc:.4f}" if clips else "", confused])
 
 
+EPOCH_LOG_COLUMNS = ("epoch", "loss", "train_top1", "val_top1", "lr", "seconds")
+
+
+def write_epoch_log(history: list[dict], path: Path) -> None:
+    """One CSV row per epoch, the `results.csv` that ultralytics users look for beside the weights."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, EPOCH_LOG_COLUMNS, restval="", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+
+
 def plot_training_curves(history: list[dict], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))

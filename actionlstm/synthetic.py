@@ -3,7 +3,9 @@
 Each class is a fixed mix of one or two body movements (arm raises, squats, kicks, sways...) at its
 own tempo; each clip varies the person's size, place, image size, speed, phase and noise, and some
 clips carry a second, static person, missing joints, empty frames or nobody at all, as real
-annotations do. Arrays are float16 and labels numpy integers, as mmcv wrote them.
+annotations do. Arrays are float16 and labels numpy integers, as mmcv wrote them. One top-level key
+is added, `actionlstm_sample: True` (other readers of the format ignore it), so a model trained on
+these generated movements says so in its checkpoint and when it is run.
 """
 
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionlstm.dataset import SAMPLE_KEY
 from actionlstm.errors import UserError
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.skeleton import NUM_JOINTS
@@ -170,7 +173,7 @@ def make_sample_annotations(
         is_test = [int(a["frame_dir"].split("_g")[1][:2]) % 3 == k % 3 for a in annotations]
         split[f"train{k}"] = [a["frame_dir"] for a, t in zip(annotations, is_test) if not t]
         split[f"test{k}"] = [a["frame_dir"] for a, t in zip(annotations, is_test) if t]
-    return {"split": split, "annotations": annotations}, [m.name for m in motions]
+    return {"split": split, "annotations": annotations, SAMPLE_KEY: True}, [m.name for m in motions]
 
 
 def write_sample_pickle(path: Path, **kwargs) -> list[str]:

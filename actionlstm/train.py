@@ -2,7 +2,9 @@
 
 The test split is never looked at here. Every epoch ends by writing a resume state next to the output
 (`<out>.resume.pth`); the checkpoint itself is written once, at the end, from the epoch that scored
-best on validation, so an interrupted or failed run never touches an existing checkpoint.
+best on validation, so an interrupted or failed run never touches an existing checkpoint. Beside it go
+what users of ultralytics and MMAction2 look for (see `training_files`): the last epoch's weights, the
+per-epoch log as CSV, the settings the run used as JSON, and the training curves.
 """
 
 import hashlib
@@ -18,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from actionlstm import console
+from actionlstm.atomic import atomic_path
 from actionlstm.augment import AugmentConfig, SpatialAugment, remap_scores, sample_training_window
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
@@ -25,7 +28,7 @@ from actionlstm.errors import UserError
 from actionlstm.inference import predict_clips
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig, preprocess, stack_windows
-from actionlstm.reports import plot_training_curves
+from actionlstm.reports import plot_training_curves, write_epoch_log
 
 
 @dataclass
@@ -47,6 +50,21 @@ RESUME_VERSION = 2  # 2: AdamW parameter groups and CUDA RNG states
 
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume.pth")
+
+
+def training_files(out: Path) -> dict[str, Path]:
+    """The files a finished run writes beside its (best) checkpoint `out`, e.g. `my.last.pth`."""
+    return {
+        "last": out.with_suffix(".last.pth"),
+        "epochs_csv": out.with_suffix(".epochs.csv"),
+        "settings_json": out.with_suffix(".settings.json"),
+        "curves_png": out.with_suffix(".curves.png"),
+    }
+
+
+def write_settings(settings: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
 def run_fingerprint(
@@ -141,7 +159,7 @@ def train(
     resume: bool = False,
     init: Classifier | None = None,
 ) -> dict:
-    """Train, write the best checkpoint to `out` and its training curves next to it; return a summary."""
+    """Train, write the best checkpoint to `out` and the `training_files` beside it; return a summary."""
     if init is not None:
         pre = init.preprocess  # the starting model's features: changing them would make its weights meaningless
     pre = pre or PreprocessConfig()
@@ -210,7 +228,10 @@ def train(
                 probs = predict_clips(model, pre, dataset, val_indices, device)
                 val_top1 = float((probs.argmax(-1) == dataset.labels[val_indices]).mean())
             progress.update(task, val=f"{val_top1:.1%}" if len(val_indices) else "-")
-            history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1, "seconds": epoch_seconds})
+            history.append({
+                "epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1,
+                "lr": scheduler.get_last_lr()[0], "seconds": epoch_seconds,
+            })
             # Without a validation part the last epoch is kept.
             score = val_top1 if len(val_indices) else float(epoch)
             if score > best["val_top1"]:
@@ -225,7 +246,7 @@ def train(
                 state_file,
             )
 
-    model.load_state_dict(best["state_dict"])
+    data = dataset.describe(train_indices, len(class_names))
     summary = {
         "epochs": cfg.epochs,
         "best_epoch": best["epoch"],
@@ -233,11 +254,21 @@ def train(
         "train_clips": int(len(fit_indices)),
         "val_clips": int(len(val_indices)),
         "seconds": time.perf_counter() - started,
+        "data": data,
         "train_config": asdict(cfg),
         "augment": asdict(aug),
         "history": history,
     }
-    save_checkpoint(out, model, class_names, pre, summary)
-    plot_training_curves(history, out.with_suffix(".curves.png"))
+    files = training_files(out)
+    save_checkpoint(files["last"], model, class_names, pre, {**summary, "weights": f"last (epoch {cfg.epochs})"})
+    model.load_state_dict(best["state_dict"])
+    save_checkpoint(out, model, class_names, pre, {**summary, "weights": f"best (epoch {best['epoch']})"})
+    write_epoch_log(history, files["epochs_csv"])
+    settings = {
+        "data": data, "device": str(device), "resumed": resume, "train": asdict(cfg), "augment": asdict(aug),
+        "preprocess": pre.to_dict(), "model": model.cfg.to_dict(), "class_names": list(class_names),
+    }
+    write_settings(settings, files["settings_json"])
+    plot_training_curves(history, files["curves_png"])
     state_file.unlink(missing_ok=True)
     return summary

@@ -32,6 +32,7 @@ from pipeline.sources import FrameSource, open_source
 from pipeline.tracking import Tracker
 
 Source = str | int | Path | FrameSource
+SAMPLE_MODEL_NOTE = "SAMPLE MODEL: synthetic labels"
 
 
 class ActionRecognizer:
@@ -47,6 +48,8 @@ class ActionRecognizer:
             buffered span before a person is first classified (default: the checkpoint's, 1 s).
         min_prob: below this top-1 probability a person is marked `uncertain` (0 turns it off).
         draw: annotate `result.image` (skeletons, ids, Top-5 panels).
+        note: text for the overlay's header; by default a warning when the checkpoint was trained on
+            the generated sample, whose labels are no real actions.
     """
 
     def __init__(
@@ -64,13 +67,16 @@ class ActionRecognizer:
         min_seconds: float | None = None,
         min_prob: float = defaults.MIN_PROB,
         draw: bool = True,
-        note: str = "",
+        note: str | None = None,
     ):
         self.device = resolve_device(device)
-        self.classifier = load_checkpoint(Path(checkpoint), self.device)
+        self.checkpoint = Path(checkpoint)
+        self.classifier = load_checkpoint(self.checkpoint, self.device)
         actions = ActionRuntime(self.classifier, self.device, stride, smoothing, min_seconds, min_prob)
         tracking = Tracker(tracker, lost_seconds)
         pose = PoseEstimator(pose_model, self.device, imgsz=imgsz, conf=conf, backend=pose_backend)
+        if note is None:
+            note = SAMPLE_MODEL_NOTE if self.classifier.synthetic else ""
         self.pipeline = ActionPipeline(pose, tracking, actions, Overlay() if draw else None, note)
 
     @property

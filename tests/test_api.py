@@ -6,9 +6,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from actionlstm import ActionRecognizer
 from actionlstm.pickle_io import load_pickle
+from pipeline.recognizer import SAMPLE_MODEL_NOTE
 from tests.conftest import read_video, run_cli
 
 
@@ -94,3 +96,22 @@ def test_outputs_of_one_run_on_one_path_are_refused(trained_checkpoint, clip40, 
     proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "x.json", "--segments", tmp_path / "x.json", "--no-show")
     assert proc.returncode == 1 and "--jsonl and --segments are the same file" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_trained_on_the_generated_sample_says_so_on_the_video(recognizer, trained_checkpoint, clip40, tmp_path):
+    """The checkpoint records its data; a sample-trained model's overlay carries a warning, a model
+    trained on real skeletons (same weights, data not synthetic) none."""
+    path, _ = clip40
+    assert recognizer.classifier.synthetic and recognizer.pipeline.note == SAMPLE_MODEL_NOTE
+    assert "sample.pkl" in recognizer.classifier.describe() and "SYNTHETIC" in recognizer.classifier.describe()
+    payload = torch.load(trained_checkpoint, weights_only=True)
+    payload["meta"]["data"] = {**payload["meta"]["data"], "file": "ucf101_2d.pkl", "synthetic": False}
+    real = tmp_path / "real.pth"
+    torch.save(payload, real)
+    plain = ActionRecognizer(real, device="cpu")
+    assert not plain.classifier.synthetic and plain.pipeline.note == ""
+    assert "SYNTHETIC" not in plain.classifier.describe()
+    warned = next(iter(recognizer.stream(path))).image
+    unwarned = next(iter(plain.stream(path))).image
+    header = (slice(0, 40), slice(None))  # the overlay's header line, where the note goes
+    assert not np.array_equal(warned[header], unwarned[header])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actionlstm.dataset import parse_annotations
+from actionlstm.dataset import SAMPLE_KEY, load_dataset, parse_annotations
 from actionlstm.errors import UserError
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.synthetic import make_sample_annotations
@@ -157,6 +157,17 @@ def test_sample_pickle_round_trips_and_parses(tmp_path):
     assert len(dataset) == len(data["annotations"])
     assert dataset.num_frames(0) == 25
     assert dataset.num_classes == 3
+
+
+def test_the_sample_flag_survives_the_cache_and_a_real_format_pickle_has_none(tmp_path):
+    data, _ = make_sample_annotations(num_classes=3, clips_per_class=6, frames=(20, 40), seed=3)
+    dump_pickle_like_mmcv(data, tmp_path / "sample.pkl")
+    del data[SAMPLE_KEY]  # as ucf101_2d.pkl or `actionlstm extract` write it
+    dump_pickle_like_mmcv(data, tmp_path / "real.pkl")
+    for _ in range(2):  # parsed, then read back from the cache
+        sample, real = load_dataset(tmp_path / "sample.pkl"), load_dataset(tmp_path / "real.pkl")
+        assert (sample.synthetic, sample.source) == (True, "sample.pkl")
+        assert (real.synthetic, real.source) == (False, "real.pkl")
 
 
 @pytest.mark.parametrize("protocol", [2, 5])

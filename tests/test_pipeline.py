@@ -36,6 +36,12 @@ def exercise_run(trained_checkpoint, tmp_path_factory):
     return video, out, result
 
 
+def test_banner_names_the_action_model_and_warns_that_it_learnt_the_generated_sample(exercise_run):
+    _, _, result = exercise_run
+    assert "action model model.pth: 4 classes, trained on sample.pkl" in result.stderr
+    assert "warning: this model learnt generated movements" in result.stderr
+
+
 def test_saved_video_keeps_every_frame(exercise_run):
     video, out, _ = exercise_run
     assert _frame_count(out / "annotated.mp4") == _frame_count(video) == 393

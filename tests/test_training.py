@@ -17,7 +17,7 @@ from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import resume_path
+from actionlstm.train import resume_path, training_files
 from tests.conftest import ROOT, run_cli
 
 
@@ -81,8 +81,29 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
         assert meta["best_epoch"] == 1 + int(np.argmax(scores))
     else:  # no validation part: the last epoch is kept
         assert meta["best_epoch"] == 12
-    assert trained_checkpoint.with_suffix(".curves.png").stat().st_size > 1000
+    assert meta["data"] == {"file": "sample.pkl", "classes": 4, "clips": 96, "synthetic": True}  # train1 of the fixture
     assert not resume_path(trained_checkpoint).exists()
+
+
+def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_checkpoint(trained_checkpoint):
+    files = training_files(trained_checkpoint)
+    best = torch.load(trained_checkpoint, weights_only=True)
+    last = load_checkpoint(files["last"])
+    assert last.meta["weights"] == "last (epoch 12)" and best["meta"]["weights"] == f"best (epoch {best['meta']['best_epoch']})"
+    same = all(torch.equal(t, best["state_dict"][k]) for k, t in last.model.state_dict().items())
+    assert same == (best["meta"]["best_epoch"] == 12)  # the last epoch's weights, which are the best only when it was kept
+    with open(files["epochs_csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+    history = best["meta"]["history"]
+    assert [float(r["loss"]) for r in rows] == [h["loss"] for h in history]
+    lrs = [float(r["lr"]) for r in rows]
+    assert max(lrs) <= 3e-3 and lrs[-1] < lrs[0]  # the one-cycle schedule anneals
+    settings = json.loads(files["settings_json"].read_text())
+    assert settings["train"]["epochs"] == 12 and settings["train"]["batch_size"] == 32
+    assert settings["data"] == best["meta"]["data"] and settings["class_names"] == best["class_names"]
+    assert PreprocessConfig(**settings["preprocess"]) == load_checkpoint(trained_checkpoint).preprocess
+    assert files["curves_png"].stat().st_size > 1000
 
 
 def test_interrupted_training_resumes(tmp_path, single_thread):
