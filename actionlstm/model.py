@@ -52,7 +52,12 @@ class ActionLSTM(nn.Module):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=frames)
-        mask = (torch.arange(frames, device=x.device)[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
-        mean = (out * mask).sum(1) / lengths.to(out.dtype).to(x.device)[:, None]
+        return self.pool_and_classify(out, lengths)
+
+    def pool_and_classify(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs [B, W, H] -> logits [B, C], from the first `lengths` frames of each window only."""
+        frames = out.shape[1]
+        mask = (torch.arange(frames, device=out.device)[None, :] < lengths.to(out.device)[:, None]).unsqueeze(-1)
+        mean = (out * mask).sum(1) / lengths.to(out.dtype).to(out.device)[:, None]
         peak = out.masked_fill(~mask, float("-inf")).amax(1)
         return self.head(torch.cat([mean, peak], dim=-1))

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import parse_annotations
 from actionlstm.device import resolve_device
+from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
 from pipeline import defaults
 from pipeline.actions import ActionRuntime, LabelProb
@@ -39,7 +39,8 @@ class ActionRecognizer:
     """A checkpoint with the live pose, tracking and labelling stages around it.
 
     Args:
-        checkpoint: a `.pth` written by `actionlstm train`.
+        checkpoint: a `.pth` written by `actionlstm train`, or a model `actionlstm export` wrote
+            (`.onnx`, OpenVINO folder).
         device: `auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.
         pose_model, pose_backend, imgsz, conf: the YOLO-pose weights, runtime, input size and the
             lowest person-detection confidence passed to the tracker.
@@ -48,6 +49,7 @@ class ActionRecognizer:
             buffered span before a person is first classified (default: the checkpoint's, 1 s).
         min_prob: below this top-1 probability a person is marked `uncertain` (0 turns it off).
         draw: annotate `result.image` (skeletons, ids, Top-5 panels).
+        classifier_backend: `auto`, `torch`, `onnx` or `openvino`: the runtime of a `.pth` action model.
         note: text for the overlay's header; by default a warning when the checkpoint was trained on
             the generated sample, whose labels are no real actions.
     """
@@ -68,10 +70,11 @@ class ActionRecognizer:
         min_prob: float = defaults.MIN_PROB,
         draw: bool = True,
         note: str | None = None,
+        classifier_backend: str = "auto",
     ):
         self.device = resolve_device(device)
         self.checkpoint = Path(checkpoint)
-        self.classifier = load_checkpoint(self.checkpoint, self.device)
+        self.classifier = load_classifier(self.checkpoint, self.device, classifier_backend)
         actions = ActionRuntime(self.classifier, self.device, stride, smoothing, min_seconds, min_prob)
         tracking = Tracker(tracker, lost_seconds)
         pose = PoseEstimator(pose_model, self.device, imgsz=imgsz, conf=conf, backend=pose_backend)
