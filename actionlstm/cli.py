@@ -151,10 +151,14 @@ def train(
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.device import resolve_device
+    from actionlstm.distributed import join, launched_world, leave
     from actionlstm.export import exported_format
     from actionlstm.train import TrainConfig, train as run_training, training_files
 
-    dev = resolve_device(device)
+    world = launched_world()  # several processes when started by torchrun
+    if not world.is_main:  # one process speaks for all
+        console.out.quiet = console.err.quiet = True
+    dev = join(world, resolve_device(device))
     check_output_file(out)
     if out.exists() and not (overwrite or resume):
         raise UserError(f"{out} already exists (an earlier training wrote it); give --out another file name, or --overwrite to replace it")
@@ -165,12 +169,13 @@ def train(
     names = class_names_for(dataset, labels_file_for(labels, data))
     indices = dataset.split_indices(train_split or f"train{split}")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    console.err.print(f"training on {len(indices)} clips, {len(names)} classes, device {dev}")
+    processes = f", {world.size} processes" if world.size > 1 else ""
+    console.err.print(f"training on {len(indices)} clips, {len(names)} classes, device {dev}{processes}")
     if start is not None:
         kept = list(start.class_names) == names
         console.err.print(f"fine-tuning from {init} ({'its output layer kept' if kept else f'a fresh output layer for {len(names)} classes'})", soft_wrap=True)
     try:
-        summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume, init=start)
+        summary = run_training(dataset, indices, names, out, dev, cfg, resume=resume, init=start, world=world)
     except KeyboardInterrupt:
         from actionlstm.train import resume_path
 
@@ -179,6 +184,10 @@ def train(
         else:
             console.err.print(f"training stopped before its first epoch ended; {out} was not written", soft_wrap=True)
         raise
+    finally:
+        leave(world)
+    if not world.is_main:
+        return
     files = {name: str(path) for name, path in training_files(out).items()}
     result = {
         "checkpoint": str(out),
@@ -187,6 +196,7 @@ def train(
         "train_clips": summary["train_clips"],
         "val_clips": summary["val_clips"],
         "seconds": round(summary["seconds"], 1),
+        "world_size": summary["world_size"],
         **files,
     }
     if json_output:

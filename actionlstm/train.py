@@ -18,12 +18,15 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from actionlstm import console
 from actionlstm.atomic import atomic_path
 from actionlstm.augment import AugmentConfig, SpatialAugment, remap_scores, sample_training_window
+from actionlstm.background import in_background
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
+from actionlstm.distributed import World
 from actionlstm.errors import UserError
 from actionlstm.inference import predict_clips
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
@@ -45,7 +48,7 @@ class TrainConfig:
     seed: int = 0
 
 
-RESUME_VERSION = 2  # 2: AdamW parameter groups and CUDA RNG states
+RESUME_VERSION = 3  # 2: AdamW parameter groups and CUDA RNG states; 3: a random state per process, loss scaler
 
 
 def resume_path(out: Path) -> Path:
@@ -138,9 +141,12 @@ def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.ran
     return rng.permutation(np.concatenate(drawn))[:count]
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs [B, W, F], lengths [B], labels [B]
+
+
 def make_batch(
     dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, spatial: SpatialAugment, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> Batch:
     windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
     keypoint, score, lengths = stack_windows(windows, pre.window)
     x = preprocess(keypoint, remap_scores(score, aug, rng), lengths, pre, augment=spatial)
@@ -158,22 +164,30 @@ def train(
     aug: AugmentConfig | None = None,
     resume: bool = False,
     init: Classifier | None = None,
+    world: World = World(),
 ) -> dict:
     """Train, write the best checkpoint to `out` and the `training_files` beside it; return a summary."""
     if init is not None:
         pre = init.preprocess  # the starting model's features: changing them would make its weights meaningless
     pre = pre or PreprocessConfig()
     aug = aug or AugmentConfig()
+    if cfg.batch_size < world.size:
+        raise UserError(f"--batch-size {cfg.batch_size} is smaller than the {world.size} processes that share each batch")
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    order_rng = np.random.default_rng(cfg.seed)  # the same in every process: which clips each step trains on
+    rng = np.random.default_rng([cfg.seed, world.rank])  # this process's crops and augmentations
     fit_indices, val_indices = holdout_by_group(dataset, train_indices, cfg.val_fraction, cfg.seed)
     if len(val_indices) < cfg.min_val_clips:
         fit_indices, val_indices = train_indices, train_indices[:0]
 
     model = initial_model(class_names, pre, init).to(device)
+    torch.manual_seed(cfg.seed + world.rank)  # dropout: each process its own masks
+    trainer = model if world.size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = math.ceil(max(len(fit_indices), cfg.min_epoch_windows) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    mixed = device.type == "cuda"  # float16 autocast with loss scaling: the usual CUDA mixed precision
+    scaler = torch.amp.GradScaler("cuda", enabled=mixed)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history: list[dict] = []
     best = {"val_top1": -1.0, "epoch": 0, "state_dict": None}
@@ -187,10 +201,14 @@ def train(
             raise UserError(f"{state_file} was written by an earlier ActionLSTM; start afresh without --resume")
         if state.get("fingerprint") != fingerprint:
             raise UserError(f"{state_file} belongs to a run with other data or settings; start afresh without --resume")
+        if len(state["rng"]) != world.size:
+            raise UserError(f"{state_file} was written by a run of {len(state['rng'])} processes; resume it with as many (torchrun --nproc-per-node)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state, rng)
+        scaler.load_state_dict(state["scaler"])
+        order_rng.bit_generator.state = state["order_rng"]
+        restore_rng_states(state["rng"][world.rank], rng)
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
 
     spatial = SpatialAugment(aug, rng)
@@ -200,34 +218,41 @@ def train(
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
     started = time.perf_counter()
-    with Progress(*columns, console=console.err) as progress:
+    with Progress(*columns, console=console.err, disable=not world.is_main) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
             model.train()
-            order = epoch_order(fit_indices, dataset.labels, steps_per_epoch * cfg.batch_size, rng)
+            order = epoch_order(fit_indices, dataset.labels, steps_per_epoch * cfg.batch_size, order_rng)
+            shares = [np.array_split(order[s * cfg.batch_size : (s + 1) * cfg.batch_size], world.size)[world.rank] for s in range(steps_per_epoch)]
             loss_sum, correct, seen = 0.0, 0, 0
             epoch_start = time.perf_counter()
-            for step in range(steps_per_epoch):
-                x, lengths, y = make_batch(dataset, order[step * cfg.batch_size : (step + 1) * cfg.batch_size], pre, aug, spatial, rng)
+            # The next batches are made on a thread while the model trains on this one. Only this epoch's
+            # are made, so the random state at the epoch's end is the same as without the thread.
+            batches = (make_batch(dataset, share, pre, aug, spatial, rng) for share in shares)
+            for x, lengths, y in in_background(batches, ahead=2, name="batches"):
                 x, lengths, y = x.to(device), lengths.to(device), y.to(device)
-                logits = model(x, lengths)
-                loss = criterion(logits, y)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=mixed):
+                    logits = trainer(x, lengths)
+                loss = criterion(logits.float(), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 loss_sum += loss.item() * len(y)
                 correct += int((logits.argmax(-1) == y).sum())
                 seen += len(y)
                 progress.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+            loss_sum, correct, seen = world.sum([loss_sum, correct, seen])
             epoch_seconds = time.perf_counter() - epoch_start
 
             val_top1 = float("nan")
-            if len(val_indices):
+            if len(val_indices):  # every process scores the same model on the same clips, so all choose alike
                 probs = predict_clips(model, pre, dataset, val_indices, device)
                 val_top1 = float((probs.argmax(-1) == dataset.labels[val_indices]).mean())
-            progress.update(task, val=f"{val_top1:.1%}" if len(val_indices) else "-")
+            progress.update(task, loss=loss_sum / seen, acc=correct / seen, val=f"{val_top1:.1%}" if len(val_indices) else "-")
             history.append({
                 "epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1,
                 "lr": scheduler.get_last_lr()[0], "seconds": epoch_seconds,
@@ -236,15 +261,17 @@ def train(
             score = val_top1 if len(val_indices) else float(epoch)
             if score > best["val_top1"]:
                 best = {"val_top1": score, "epoch": epoch + 1, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-            atomic_torch_save(
-                {
-                    "version": RESUME_VERSION,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    **rng_states(rng), "history": history, "best": best, "epoch": epoch + 1,
-                    "fingerprint": fingerprint,
-                },
-                state_file,
-            )
+            every_rng = world.gather(rng_states(rng))
+            if world.is_main:
+                atomic_torch_save(
+                    {
+                        "version": RESUME_VERSION,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(), "order_rng": order_rng.bit_generator.state, "rng": every_rng,
+                        "history": history, "best": best, "epoch": epoch + 1, "fingerprint": fingerprint,
+                    },
+                    state_file,
+                )
 
     data = dataset.describe(train_indices, len(class_names))
     summary = {
@@ -254,21 +281,32 @@ def train(
         "train_clips": int(len(fit_indices)),
         "val_clips": int(len(val_indices)),
         "seconds": time.perf_counter() - started,
+        "world_size": world.size,
         "data": data,
         "train_config": asdict(cfg),
         "augment": asdict(aug),
         "history": history,
     }
+    if world.is_main:
+        write_training_files(out, model, best, summary, class_names, pre, device, resume)
+    world.barrier()  # the files exist before any process returns
+    return summary
+
+
+def write_training_files(
+    out: Path, model: ActionLSTM, best: dict, summary: dict, class_names: list[str], pre: PreprocessConfig, device: torch.device, resumed: bool,
+) -> None:
+    """The best checkpoint at `out`, the `training_files` beside it; the resume state goes."""
     files = training_files(out)
-    save_checkpoint(files["last"], model, class_names, pre, {**summary, "weights": f"last (epoch {cfg.epochs})"})
+    save_checkpoint(files["last"], model, class_names, pre, {**summary, "weights": f"last (epoch {summary['epochs']})"})
     model.load_state_dict(best["state_dict"])
     save_checkpoint(out, model, class_names, pre, {**summary, "weights": f"best (epoch {best['epoch']})"})
-    write_epoch_log(history, files["epochs_csv"])
+    write_epoch_log(summary["history"], files["epochs_csv"])
     settings = {
-        "data": data, "device": str(device), "resumed": resume, "train": asdict(cfg), "augment": asdict(aug),
-        "preprocess": pre.to_dict(), "model": model.cfg.to_dict(), "class_names": list(class_names),
+        "data": summary["data"], "device": str(device), "world_size": summary["world_size"], "resumed": resumed,
+        "train": summary["train_config"], "augment": summary["augment"], "preprocess": pre.to_dict(), "model": model.cfg.to_dict(),
+        "class_names": list(class_names),
     }
     write_settings(settings, files["settings_json"])
-    plot_training_curves(history, files["curves_png"])
-    state_file.unlink(missing_ok=True)
-    return summary
+    plot_training_curves(summary["history"], files["curves_png"])
+    resume_path(out).unlink(missing_ok=True)
