@@ -6,7 +6,8 @@
         ...  # result.image is annotated; result.persons hold ids, boxes and Top-5
 
 Each frame passes through small stages, each timed here: decode, pose (detections), track (ids),
-buffer (per-person ring buffers), classify, overlay. The tracker's lost time also sets how long the
+buffer (per-person ring buffers), classify, overlay. Decoding and pose run one frame ahead on a
+thread of their own, so the network is busy while the rest of the frame's work is done. The tracker's lost time also sets how long the
 buffers keep a person who is not seen, so both let a person go at the same frame.
 """
 
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from actionlstm.background import in_background
 from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
-from pipeline.pose import PoseEstimator
-from pipeline.sources import FrameSource
+from pipeline.pose import Detections, PoseEstimator
+from pipeline.sources import Frame, FrameSource
 from pipeline.tracking import Tracker
 
 # Live sources may deliver faster than they report; buffers are sized for at least this rate.
@@ -89,14 +91,10 @@ class ActionPipeline:
         self.actions.reset()
         fps = math.nan
         last = time.perf_counter()
-        frames = iter(source)
-        while True:
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
-                return
-            t1 = time.perf_counter()
-            detections = self.pose(frame.image)
+        # Frame t+1 is decoded and run through the pose network while frame t is tracked, labelled
+        # and drawn (and, by the caller, saved). Detections depend on their own frame only, so every
+        # result is what a one-stage-at-a-time loop gives.
+        for frame, detections, decode_seconds, pose_seconds in in_background(self._detect(source), ahead=1, name="pose"):
             t2 = time.perf_counter()
             poses = self.tracker(detections, frame.image)
             t3 = time.perf_counter()
@@ -115,5 +113,17 @@ class ActionPipeline:
                 PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
                 for i, tid in enumerate(poses.track_ids.tolist())
             ]
-            timings = {"decode": t1 - t0, "pose": t2 - t1, "track": t3 - t2, "buffer": t4 - t3, "classify": t5 - t4, "overlay": t6 - t5}
+            timings = {"decode": decode_seconds, "pose": pose_seconds, "track": t3 - t2, "buffer": t4 - t3, "classify": t5 - t4, "overlay": t6 - t5}
             yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)
+
+    def _detect(self, source: FrameSource) -> Iterator[tuple[Frame, Detections, float, float]]:
+        """Each frame with its detections and the seconds spent decoding it and running the pose network."""
+        frames = iter(source)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                return
+            t1 = time.perf_counter()
+            detections = self.pose(frame.image)
+            yield frame, detections, t1 - t0, time.perf_counter() - t1

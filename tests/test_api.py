@@ -10,7 +10,9 @@ import torch
 
 from actionlstm import ActionRecognizer
 from actionlstm.pickle_io import load_pickle
+from pipeline.buffers import TrackBuffers
 from pipeline.recognizer import SAMPLE_MODEL_NOTE
+from pipeline.sources import open_source
 from tests.conftest import read_video, run_cli
 
 
@@ -115,3 +117,28 @@ def test_a_model_trained_on_the_generated_sample_says_so_on_the_video(recognizer
     unwarned = next(iter(plain.stream(path))).image
     header = (slice(0, 40), slice(None))  # the overlay's header line, where the note goes
     assert not np.array_equal(warned[header], unwarned[header])
+
+
+def test_pipelined_stream_gives_what_one_stage_at_a_time_gives(recognizer, clip40):
+    """Pose runs a frame ahead on its own thread; every frame's ids, boxes and Top-5 must still be those
+    of the plain loop: decode, pose, track, buffer, classify, one frame after the other."""
+    path, _ = clip40
+    pipelined = [(r.frame, [(p.id, p.box, p.top5, p.uncertain) for p in r.persons]) for r in recognizer.stream(path)]
+
+    stages = recognizer.pipeline
+    serial = []
+    with open_source(str(path)) as source:
+        stages.tracker.reset(source.fps)
+        stages.actions.reset()
+        buffers = TrackBuffers(stages.actions.clf.preprocess, source.fps, source.size[::-1], forget_seconds=stages.tracker.lost_time)
+        for frame in source:
+            poses = stages.tracker(stages.pose(frame.image), frame.image)
+            buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+            labels = stages.actions.update(buffers, set(poses.track_ids.tolist()))
+            persons = [
+                (tid, poses.boxes[i].tolist(), labels.get(tid), tid in labels and stages.actions.is_uncertain(labels[tid]))
+                for i, tid in enumerate(poses.track_ids.tolist())
+            ]
+            serial.append((frame.index, persons))
+    assert len(pipelined) == 40 and pipelined == serial
+    assert sum(p[2] is not None for _, persons in serial for p in persons) > 40  # labels were compared, not only Nones
