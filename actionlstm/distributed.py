@@ -1,13 +1,15 @@
-"""Training on several processes or GPUs with PyTorch's own engine: `torchrun --nproc-per-node N -m actionlstm train ...`.
+"""Several processes or GPUs with PyTorch's own engine: `torchrun --nproc-per-node N -m actionlstm train|extract ...`.
 
 torchrun starts N copies of the command and tells each its place through environment variables
 (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`...). Each process trains on its share of every batch
 with DistributedDataParallel (gloo on CPUs, NCCL on GPUs), which averages gradients so all copies
-of the model stay equal. Without torchrun the world is one process and nothing here does anything.
+of the model stay equal; `extract` gives each process a share of the videos. Without torchrun the
+world is one process and nothing here does anything.
 """
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -62,7 +64,8 @@ def join(world: World, device: torch.device) -> torch.device:
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Long timeout: extraction waits at the end for the slowest process's share of the videos.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=6))
     return device
 
 

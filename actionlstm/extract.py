@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from actionlstm import console
 from actionlstm.atomic import atomic_path
+from actionlstm.distributed import World
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
@@ -248,8 +249,12 @@ def extract_dataset(
     test_fraction: float = 0.2,
     workers: int = 1,
     strict: bool = False,
-) -> ExtractResult:
-    """Extract every video not extracted yet, then write `out` and `<out>.classes.txt` atomically."""
+    world: World = World(),
+) -> ExtractResult | None:
+    """Extract every video not extracted yet, then write `out` and `<out>.classes.txt` atomically.
+
+    Under torchrun each process extracts its share of the videos into the cache; rank 0 then writes
+    the pickle from all of them and returns the result (the other processes return None)."""
     if not videoset.videos:
         raise UserError("no videos to extract")
     if strict and videoset.problems:  # known before any video is read: fail at once
@@ -262,16 +267,22 @@ def extract_dataset(
         if target.exists() and (ann := _load_annotation(target)) is not None:
             annotations[i] = ann
     jobs = [(v, t) for i, (v, t) in enumerate(zip(videoset.videos, targets)) if i not in annotations]
+    world.barrier()  # every process has listed the same unfinished videos before any is written
+    mine = jobs[world.rank :: world.size]
     problems: dict[Path, str] = {}
-    if jobs:
-        console.err.print(f"extracting {len(jobs)} of {len(videoset.videos)} videos ({len(videoset.videos) - len(jobs)} done earlier)")
-        bars = _Bars(len(jobs), sum(_frame_count(v.path) for v, _ in jobs))
+    if mine:
+        share = f"; {len(mine)} in this process, one of {world.size}" if world.size > 1 else ""
+        console.err.print(f"extracting {len(jobs)} of {len(videoset.videos)} videos ({len(videoset.videos) - len(jobs)} done earlier{share})")
+        bars = _Bars(len(mine), sum(_frame_count(v.path) for v, _ in mine))
         try:
             with bars.progress:
-                problems = _run_jobs(jobs, settings, workers, bars)
+                problems = _run_jobs(mine, settings, workers, bars)
         except KeyboardInterrupt:
             console.err.print("extraction stopped: finished videos are kept; run the same command again to continue")
             raise
+    problems = {path: problem for found in world.gather(problems) for path, problem in found.items()}  # waits for every share
+    if not world.is_main:
+        return None
         for i, target in enumerate(targets):
             if i not in annotations and videoset.videos[i].path not in problems:
                 annotations[i] = _load_annotation(target)

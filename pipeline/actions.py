@@ -1,6 +1,6 @@
 """Action labels of tracked persons: every ready buffer of a frame in one batched forward pass, smoothed over time."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -9,7 +9,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
 from pipeline import defaults
 from actionlstm.inference import predict_windows
-from pipeline.buffers import TrackBuffers
+from pipeline.buffers import PersonBuffer, TrackBuffers
 
 
 @dataclass
@@ -18,6 +18,14 @@ class LabelProb:
 
     label: str
     prob: float
+
+
+@dataclass
+class LabelState:
+    """One source's smoothed probabilities per person, and its frame count (for the stride)."""
+
+    probs: dict[int, np.ndarray] = field(default_factory=dict)
+    calls: int = 0
 
 
 class ActionRuntime:
@@ -50,26 +58,32 @@ class ActionRuntime:
 
     def reset(self) -> None:
         """Forget every person's probabilities: a new source starts with nobody."""
-        self.probs: dict[int, np.ndarray] = {}
-        self._calls = 0
+        self.state = LabelState()
 
     def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[LabelProb]]:
         """Top-k labels of every person that has a prediction. On stride frames the `visible` persons
         (detected in this frame) whose buffers span `min_seconds` are classified; persons briefly
         out of sight keep their last labels until their buffer is freed."""
-        for track_id in [t for t in self.probs if t not in buffers]:
-            del self.probs[track_id]
-        if self._calls % self.stride == 0:
-            candidates = (buffers[t] for t in visible if t in buffers)
-            ready = [b for b in candidates if b.span() >= self.min_seconds - 1e-6]
-            if ready:
-                windows = [b.window(self.clf.preprocess) for b in ready]
-                probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
-                for buffer, p in zip(ready, probs):
-                    previous = self.probs.get(buffer.track_id)
-                    self.probs[buffer.track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
-        self._calls += 1
-        return {track_id: self.top(p) for track_id, p in self.probs.items()}
+        return self.update_many([(buffers, visible, self.state)])[0]
+
+    def update_many(self, sources: list[tuple[TrackBuffers, set[int], "LabelState"]]) -> list[dict[int, list[LabelProb]]]:
+        """`update` for one frame of each of several sources (each with its own buffers and state), with
+        the ready persons of all of them in one forward pass."""
+        ready: list[tuple[LabelState, PersonBuffer]] = []
+        for buffers, visible, state in sources:
+            for track_id in [t for t in state.probs if t not in buffers]:
+                del state.probs[track_id]
+            if state.calls % self.stride == 0:
+                candidates = (buffers[t] for t in visible if t in buffers)
+                ready += [(state, b) for b in candidates if b.span() >= self.min_seconds - 1e-6]
+            state.calls += 1
+        if ready:
+            windows = [b.window(self.clf.preprocess) for _, b in ready]
+            probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
+            for (state, buffer), p in zip(ready, probs):
+                previous = state.probs.get(buffer.track_id)
+                state.probs[buffer.track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
+        return [{track_id: self.top(p) for track_id, p in state.probs.items()} for _, _, state in sources]
 
     def is_uncertain(self, top: list[LabelProb]) -> bool:
         """A top-1 below `min_prob`: most likely none of the actions the model knows."""

@@ -81,7 +81,8 @@ def x_server_reachable() -> bool:
 class Display:
     """A resizable OpenCV window when a display exists; otherwise says so once and stays headless."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, title: str = WINDOW_TITLE):
+        self.title = title
         self.enabled = enabled and self._display_available()
         self._opened = False
         if enabled and not self.enabled:
@@ -102,14 +103,14 @@ class Display:
         GUI_NORMAL: the picture only, without the Qt toolbar (pan/zoom/save) and pixel-value status bar,
         which only take room from the video a person watches."""
         use_existing_font_dir()
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        cv2.resizeWindow(WINDOW_TITLE, *window_size(width, height))
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        cv2.resizeWindow(self.title, *window_size(width, height))
         self._opened = True
 
     def _closed_by_user(self) -> bool:
         """True once the window's close button was used (OpenCV reports it not visible, or it is gone)."""
         try:
-            return cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
         except cv2.error:
             return True
 
@@ -122,7 +123,7 @@ class Display:
                 self._open(image.shape[1], image.shape[0])
             elif self._closed_by_user():
                 return False
-            cv2.imshow(WINDOW_TITLE, image)
+            cv2.imshow(self.title, image)
             key = cv2.waitKey(1) & 0xFF
         except cv2.error:
             console.err.print("cannot open a window: continuing headless")
@@ -136,7 +137,7 @@ class Display:
             return
         self._opened = False
         try:
-            cv2.destroyWindow(WINDOW_TITLE)
+            cv2.destroyWindow(self.title)
             cv2.waitKey(1)
         except cv2.error:
             pass  # the user already closed it

@@ -147,12 +147,24 @@ class PoseEstimator:
             raise UserError(f"cannot load pose model {weights}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     def __call__(self, image: np.ndarray) -> Detections:
-        result = self.model.predict(image, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)[0]
-        boxes = result.boxes.cpu().numpy()
-        keypoints = result.keypoints.data.float().cpu().numpy()  # [N, 17, 3]: x, y, score
-        return Detections(
-            boxes=boxes.xyxy.astype(np.float32),
-            confidences=boxes.conf.astype(np.float32),
-            keypoints=np.ascontiguousarray(keypoints[..., :2]),
-            scores=np.ascontiguousarray(keypoints[..., 2]),
-        )
+        return self.batch([image])[0]
+
+    def batch(self, images: list[np.ndarray]) -> list[Detections]:
+        """Detections of several frames (of several sources): one batched pass with PyTorch; exported
+        models are fixed to batch 1, so they take the frames one by one."""
+        if self.backend == "torch":
+            results = self.model.predict(images, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)
+        else:
+            results = [self.model.predict(image, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False)[0] for image in images]
+        return [_detections(result) for result in results]
+
+
+def _detections(result) -> Detections:
+    boxes = result.boxes.cpu().numpy()
+    keypoints = result.keypoints.data.float().cpu().numpy()  # [N, 17, 3]: x, y, score
+    return Detections(
+        boxes=boxes.xyxy.astype(np.float32),
+        confidences=boxes.conf.astype(np.float32),
+        keypoints=np.ascontiguousarray(keypoints[..., :2]),
+        scores=np.ascontiguousarray(keypoints[..., 2]),
+    )

@@ -3,10 +3,13 @@
     from actionlstm import ActionRecognizer
 
     rec = ActionRecognizer("checkpoints/my.pth", device="auto")  # every `run` option as a keyword
-    for r in rec.stream("video.mp4"):  # also a camera index (0), a URL, or a list of sources
+    for r in rec.stream("video.mp4"):  # also a camera index (0), a URL, or a list of sources in turn
         for p in r.persons:  # r.frame, r.time (s), r.image (annotated unless draw=False)
             if p.top5 is not None:  # None until the person's buffer spans the minimum window
                 print(f"{r.time:.2f}s #{p.id} {p.top5[0].label} {p.top5[0].prob:.0%}")
+
+    for step in rec.stream_together([0, "rtsp://cam2/stream"]):  # side by side: one result per running source
+        ...
 
     rec.classify(keypoints, scores, fps=30.0)  # one skeleton sequence in the pickle's layout -> Top-5
 
@@ -15,6 +18,7 @@ frames arrive, so a camera runs for as long as you keep iterating.
 """
 
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +106,14 @@ class ActionRecognizer:
                 continue
             with self.open(spec, realtime) as opened:
                 yield from self.pipeline.stream(opened)
+
+    def stream_together(self, sources: Iterable[Source], realtime: bool = False) -> Iterator[list[FrameResult]]:
+        """Several sources side by side, as `actionlstm run SRC1 SRC2 ...` runs them: per step, a list
+        with a result for the next frame of each source still running (`result.source` is its index).
+        Their frames go through the pose network together and their persons through one classifier pass."""
+        with ExitStack() as stack:
+            opened = [spec if isinstance(spec, FrameSource) else stack.enter_context(self.open(spec, realtime)) for spec in sources]
+            yield from self.pipeline.stream_many(opened)
 
     def classify(self, keypoints: np.ndarray, scores: np.ndarray, fps: float = 25.0, k: int = 5) -> list[LabelProb]:
         """Top-k labels of one skeleton sequence, exactly as `actionlstm predict` labels a pickle clip.

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actionlstm.background import in_background
-from pipeline.actions import ActionRuntime, LabelProb
+from pipeline.actions import ActionRuntime, LabelProb, LabelState
 from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
 from pipeline.pose import Detections, PoseEstimator
@@ -62,6 +62,7 @@ class FrameResult:
     persons: list[PersonResult]
     fps: float  # processing rate, smoothed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
+    source: int = 0  # which of the run's sources the frame came from (see `ActionPipeline.stream_many`)
 
     def to_json(self, keypoints: bool = False) -> dict:
         return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
@@ -84,46 +85,104 @@ class ActionPipeline:
         self.note = note
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
-        self.tracker.reset(source.fps)  # track ids start afresh with each source, lost time in its frames
-        rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
-        width, height = source.size
-        buffers = TrackBuffers(self.actions.clf.preprocess, rate, (height, width), forget_seconds=self.tracker.lost_time)
-        self.actions.reset()
+        """One result per frame of `source`."""
+        for results in self.stream_many([source]):
+            yield results[0]
+
+    def stream_many(self, sources: list[FrameSource]) -> Iterator[list[FrameResult]]:
+        """Several sources side by side: per step, a result for the next frame of each source that
+        has not ended (`result.source` says which). Each source has its own tracker, buffers and
+        labels; the pose network sees their frames as one batch and the classifier their ready
+        persons in one pass. A source that ends or drops leaves the others running."""
+        lanes = [self._lane(k, source) for k, source in enumerate(sources)]
         fps = math.nan
         last = time.perf_counter()
-        # Frame t+1 is decoded and run through the pose network while frame t is tracked, labelled
+        # Step t+1 is decoded and run through the pose network while step t is tracked, labelled
         # and drawn (and, by the caller, saved). Detections depend on their own frame only, so every
         # result is what a one-stage-at-a-time loop gives.
-        for frame, detections, decode_seconds, pose_seconds in in_background(self._detect(source), ahead=1, name="pose"):
-            t2 = time.perf_counter()
-            poses = self.tracker(detections, frame.image)
-            t3 = time.perf_counter()
-            buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+        for step in in_background(self._detect(lanes), ahead=1, name="pose"):
+            tracked, track_seconds, buffer_seconds = [], 0.0, 0.0
+            for lane, frame, detections in step.frames:
+                t2 = time.perf_counter()
+                poses = lane.tracker(detections, frame.image)
+                t3 = time.perf_counter()
+                lane.buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+                track_seconds, buffer_seconds = track_seconds + t3 - t2, buffer_seconds + time.perf_counter() - t3
+                tracked.append((lane, frame, poses))
             t4 = time.perf_counter()
-            labels = self.actions.update(buffers, set(poses.track_ids.tolist()))
+            every_label = self.actions.update_many([(lane.buffers, set(poses.track_ids.tolist()), lane.labels) for lane, _, poses in tracked])
             t5 = time.perf_counter()
             rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
             last = t5
-            uncertain = {tid for tid, top in labels.items() if self.actions.is_uncertain(top)}
-            if self.overlay is not None:
-                self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
+            results = []
+            for (lane, frame, poses), labels in zip(tracked, every_label):
+                uncertain = {tid for tid, top in labels.items() if self.actions.is_uncertain(top)}
+                if self.overlay is not None:
+                    self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
+                persons = [
+                    PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
+                    for i, tid in enumerate(poses.track_ids.tolist())
+                ]
+                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index))
             t6 = time.perf_counter()
-            persons = [
-                PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
-                for i, tid in enumerate(poses.track_ids.tolist())
-            ]
-            timings = {"decode": decode_seconds, "pose": pose_seconds, "track": t3 - t2, "buffer": t4 - t3, "classify": t5 - t4, "overlay": t6 - t5}
-            yield FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, timings)
+            share = 1.0 / len(results)  # per-frame times: a batched stage's time is split over its frames
+            for result in results:
+                result.timings = {
+                    "decode": step.decode_seconds[result.source], "pose": step.pose_seconds * share, "track": track_seconds * share,
+                    "buffer": buffer_seconds * share, "classify": (t5 - t4) * share, "overlay": (t6 - t5) * share,
+                }
+            yield results
 
-    def _detect(self, source: FrameSource) -> Iterator[tuple[Frame, Detections, float, float]]:
-        """Each frame with its detections and the seconds spent decoding it and running the pose network."""
-        frames = iter(source)
-        while True:
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            if frame is None:
+    def _lane(self, index: int, source: FrameSource) -> "_Lane":
+        """A source's own tracker, buffers and label state; the first source uses the pipeline's tracker
+        and label state (reset), so a one-source pipeline is what the caller built."""
+        tracker = self.tracker if index == 0 else Tracker(self.tracker.kind, self.tracker.lost_seconds)
+        tracker.reset(source.fps)  # track ids start afresh with each source, lost time in its frames
+        rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
+        width, height = source.size
+        buffers = TrackBuffers(self.actions.clf.preprocess, rate, (height, width), forget_seconds=tracker.lost_time)
+        if index == 0:
+            self.actions.reset()
+        return _Lane(index, source, iter(source), tracker, buffers, self.actions.state if index == 0 else LabelState())
+
+    def _detect(self, lanes: list["_Lane"]) -> Iterator["_Step"]:
+        """The next frame of every running source and their detections, until every source has ended."""
+        running = list(lanes)
+        while running:
+            frames, decode_seconds = [], {}
+            for lane in list(running):
+                t0 = time.perf_counter()
+                frame = next(lane.frames, None)
+                decode_seconds[lane.index] = time.perf_counter() - t0
+                if frame is None:
+                    running.remove(lane)
+                else:
+                    frames.append((lane, frame))
+            if not frames:
                 return
             t1 = time.perf_counter()
-            detections = self.pose(frame.image)
-            yield frame, detections, t1 - t0, time.perf_counter() - t1
+            detections = self.pose.batch([frame.image for _, frame in frames])
+            pose_seconds = time.perf_counter() - t1
+            yield _Step([(lane, frame, found) for (lane, frame), found in zip(frames, detections)], decode_seconds, pose_seconds)
+
+
+@dataclass
+class _Lane:
+    """One source's state within a run of several."""
+
+    index: int
+    source: FrameSource
+    frames: Iterator[Frame]
+    tracker: Tracker
+    buffers: TrackBuffers
+    labels: LabelState
+
+
+@dataclass
+class _Step:
+    """One frame of each running source with its detections, and what reading and detecting cost."""
+
+    frames: list[tuple[_Lane, Frame, Detections]]
+    decode_seconds: dict[int, float]
+    pose_seconds: float

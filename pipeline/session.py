@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from actionlstm import console
 from actionlstm.errors import Terminated, interrupt_exit_code
-from pipeline.display import Display
+from pipeline.display import WINDOW_TITLE, Display
 from pipeline.recognizer import ActionRecognizer
 from pipeline.runner import ActionPipeline, FrameResult
 from pipeline.segments import SegmentBuilder, format_segments
@@ -116,6 +116,57 @@ class RunSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
+class SourceRun:
+    """One source's part of a run: its video and JSONL outputs, window, statistics and segments."""
+
+    def __init__(self, source: FrameSource, save: Path | None, jsonl: Path | None, show: bool, jsonl_keypoints: bool, min_segment: float, title: str):
+        self.source = source
+        self.summary = RunSummary()
+        self.segments = SegmentBuilder(min_segment)
+        self.jsonl_keypoints = jsonl_keypoints
+        self.outputs: list[Output] = []
+        try:
+            self.video = VideoSink(save, source.fps, live=source.is_live) if save else None
+            self.outputs += [self.video] if self.video else []
+            self.records = JsonlSink(jsonl) if jsonl else None
+            self.outputs += [self.records] if self.records else []
+        except BaseException:
+            discard_outputs(self.outputs)
+            raise
+        self.display = Display(show, title)
+
+    def add(self, result: FrameResult, step_start: float) -> bool:
+        """Record and show one frame's result; False when the user asked to quit in the window."""
+        summary = self.summary
+        summary.frames += 1
+        summary.persons.add(result)
+        summary.duration = result.time + 1.0 / self.source.fps
+        summary.segments += self.segments.add(result.time, [p.to_json() for p in result.persons])
+        encode_start = time.perf_counter()
+        if self.video is not None:
+            self.video.write(result.image, result.time)
+        if self.records is not None:
+            self.records.write(result.to_json(keypoints=self.jsonl_keypoints))
+        now = time.perf_counter()
+        summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
+        summary.frame_seconds.add(now - step_start)
+        if self.source.is_live:
+            summary.live_latency.add(time.monotonic() - self.source.started - result.time)
+        return self.display.show(result.image)
+
+    def finish(self, seconds: float) -> None:
+        """Complete the statistics and publish the outputs (a run without a frame keeps what was there)."""
+        summary = self.summary
+        summary.seconds = seconds
+        summary.segments = sorted(summary.segments + self.segments.finish(), key=lambda s: (s["id"], s["start"]))
+        summary.skipped, summary.dropped = self.source.skipped, self.source.dropped
+        summary.warning = self.source.warning
+        if summary.frames:
+            finish_outputs(self.outputs)
+        else:
+            discard_outputs(self.outputs)
+
+
 def run_session(
     pipeline: ActionRecognizer | ActionPipeline,
     source: FrameSource,
@@ -126,63 +177,66 @@ def run_session(
     jsonl_keypoints: bool = False,
     min_segment: float = 0.5,
 ) -> RunSummary:
-    summary = RunSummary()
-    segments = SegmentBuilder(min_segment)
-    outputs: list[Output] = []
+    """A run over one source; see `run_sessions`."""
+    return run_sessions(pipeline, [source], [save], [jsonl], show, progress, jsonl_keypoints, min_segment)[0]
+
+
+def run_sessions(
+    pipeline: ActionRecognizer | ActionPipeline,
+    sources: list[FrameSource],
+    saves: list[Path | None],
+    jsonls: list[Path | None],
+    show: bool = True,
+    progress: bool = True,
+    jsonl_keypoints: bool = False,
+    min_segment: float = 0.5,
+) -> list[RunSummary]:
+    """A run over several sources side by side (`ActionPipeline.stream_many`), each with its own
+    outputs, window and summary. q / Esc in any window, Ctrl-C or SIGTERM end them all."""
+    stages = pipeline.pipeline if isinstance(pipeline, ActionRecognizer) else pipeline
+    runs: list[SourceRun] = []
     try:
-        video = VideoSink(save, source.fps, live=source.is_live) if save else None
-        outputs += [video] if video else []
-        records = JsonlSink(jsonl) if jsonl else None
-        outputs += [records] if records else []
+        for k, (source, save, jsonl) in enumerate(zip(sources, saves, jsonls)):
+            title = WINDOW_TITLE if len(sources) == 1 else f"{WINDOW_TITLE} #{k}"
+            runs.append(SourceRun(source, save, jsonl, show, jsonl_keypoints, min_segment, title))
     except BaseException:
-        discard_outputs(outputs)
+        for run in runs:
+            discard_outputs(run.outputs)
         raise
-    display = Display(show)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
     bar = Progress(*columns, console=console.err, disable=not progress)
     started = time.perf_counter()
     try:
         try:
             with bar:
-                task = bar.add_task("live" if source.is_live else "video", total=source.frame_count, status="")
-                frame_start = time.perf_counter()
-                for result in pipeline.stream(source):
-                    summary.frames += 1
-                    summary.persons.add(result)
-                    summary.duration = result.time + 1.0 / source.fps
-                    summary.segments += segments.add(result.time, [p.to_json() for p in result.persons])
-                    encode_start = time.perf_counter()
-                    if video is not None:
-                        video.write(result.image, result.time)
-                    if records is not None:
-                        records.write(result.to_json(keypoints=jsonl_keypoints))
-                    now = time.perf_counter()
-                    summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
-                    summary.frame_seconds.add(now - frame_start)
-                    if source.is_live:
-                        summary.live_latency.add(time.monotonic() - source.started - result.time)
-                    bar.update(task, advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
-                    if not display.show(result.image):
-                        summary.ended_by = "quit"
+                names = ["live" if s.is_live else "video" for s in sources]
+                tasks = [bar.add_task(name if len(sources) == 1 else f"{name} #{k}", total=s.frame_count, status="") for k, (name, s) in enumerate(zip(names, sources))]
+                step_start = time.perf_counter()
+                for results in stages.stream_many(sources):
+                    quit = False
+                    for result in results:
+                        quit |= not runs[result.source].add(result, step_start)
+                        bar.update(tasks[result.source], advance=1, status=f"{result.fps:4.1f} fps, {len(result.persons)} persons")
+                    if quit:
+                        for run in runs:
+                            run.summary.ended_by = "quit"
                         break
-                    frame_start = time.perf_counter()
+                    step_start = time.perf_counter()
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (see actionlstm.errors.Terminated)
-            summary.ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
-            summary.exit_code = interrupt_exit_code(stop)
+            for run in runs:
+                run.summary.ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+                run.summary.exit_code = interrupt_exit_code(stop)
         finally:
-            display.close()
-        summary.seconds = time.perf_counter() - started
-        summary.segments = sorted(summary.segments + segments.finish(), key=lambda s: (s["id"], s["start"]))
-        summary.skipped, summary.dropped = source.skipped, source.dropped
-        summary.warning = source.warning
-        if summary.frames:
-            finish_outputs(outputs)
-        else:  # a run that processed no frame has nothing to show: keep what was there before
-            discard_outputs(outputs)
+            for run in runs:
+                run.display.close()
+        seconds = time.perf_counter() - started
+        for run in runs:
+            run.finish(seconds)
     except BaseException:
-        discard_outputs(outputs)
+        for run in runs:
+            discard_outputs(run.outputs)
         raise
-    return summary
+    return [run.summary for run in runs]
 
 
 def print_summary(summary: RunSummary, out: Console = console.out, top: int = 10, outputs: dict[str, Path | None] | None = None) -> None:

@@ -1,25 +1,27 @@
 """Pose-only vs full-pipeline speed on one video, per-stage times, per-frame latency, live latency.
 
-    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--pose-backend auto] [--imgsz 640] [--stride 1] [--tracker bytetrack]
+    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--pose-backend auto] [--classifier-backend auto] [--imgsz 640] [--stride 1] [--tracker bytetrack]
 
 (a) the pose stage alone (decode + YOLO-pose), (b) the whole `actionlstm run` pipeline headless with
 video saving, on the same frames, model and image size, and (c) the same pipeline fed live (the file
 played at its real rate through the newest-frame capture thread). Prints the figures and writes them
 as JSON (`--out`); `live.p95_over_pose_stage` divides the live p95 latency by the pose and track
-stages' time per frame.
+stages' time per frame. `--streams 1,2,4` adds (d): the video as 1, 2 and 4 sources side by side
+(`actionlstm run SRC1 SRC2 ...`), total frames per second over all of them.
 """
 
 import argparse
 import json
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 
-from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
 from actionlstm.device import resolve_device
+from actionlstm.export import BACKENDS as CLASSIFIER_BACKENDS, load_classifier
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
 from pipeline.actions import ActionRuntime
@@ -65,17 +67,19 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="default: a quickly trained 101-class model")
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--pose-backend", default="auto", choices=BACKENDS)
+    parser.add_argument("--classifier-backend", default="auto", choices=CLASSIFIER_BACKENDS)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--tracker", default="bytetrack", choices=TRACKERS)
     parser.add_argument("--max-frames", type=int, default=10**9)
     parser.add_argument("--out", default="bench_pipeline.json")
+    parser.add_argument("--streams", default="", help="comma-separated source counts, e.g. 1,2,4")
     args = parser.parse_args()
     device = resolve_device(args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(args.checkpoint) if args.checkpoint else checkpoint_for_bench(Path(tmp), device)
-        clf = load_checkpoint(checkpoint, device)
+        clf = load_classifier(checkpoint, device, args.classifier_backend)
 
         pose_fps, backend = pose_only_fps(args.video, device, args.imgsz, args.pose_backend, args.max_frames)
 
@@ -88,11 +92,14 @@ def main() -> None:
 
         full, _ = pipeline_run(realtime=False)
         live, _ = pipeline_run(realtime=True)
+        counts = [int(n) for n in args.streams.split(",") if n.strip()]
+        streams = {n: streams_fps(args, clf, device, n) for n in counts}
 
     stages = {k: round(v / full.frames * 1000, 2) for k, v in full.stage_seconds.items()}
     pose_stage = (full.stage_seconds["pose"] + full.stage_seconds["track"]) / full.frames
     figures = {
-        "video": args.video, "device": str(device), "pose_backend": backend, "imgsz": args.imgsz, "tracker": args.tracker,
+        "video": args.video, "device": str(device), "pose_backend": backend, "classifier_backend": args.classifier_backend,
+        "imgsz": args.imgsz, "tracker": args.tracker,
         "frames": full.frames, "stride": args.stride,
         "pose_only_fps": round(pose_fps, 2),
         "pipeline_fps": round(full.fps, 2),
@@ -105,8 +112,24 @@ def main() -> None:
             "p95_over_pose_stage": round(live.live_latency.percentile(95) / pose_stage, 2),
         },
     }
+    if streams:
+        figures["streams_total_fps"] = streams
     print(json.dumps(figures, indent=2))
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def streams_fps(args, clf, device, count: int) -> float:
+    """Total frames per second of `count` copies of the video run side by side, headless, no outputs."""
+    pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
+    pipeline = ActionPipeline(pose, Tracker(args.tracker), ActionRuntime(clf, device, stride=args.stride), Overlay())
+    with ExitStack() as stack:
+        sources = [_Limit(stack.enter_context(open_source(args.video)), args.max_frames) for _ in range(count)]
+        start, frames = time.perf_counter(), 0
+        for step in pipeline.stream_many(sources):
+            frames += len(step)
+        fps = frames / (time.perf_counter() - start)
+    print(f"{count} source{'s' if count > 1 else ''} side by side: {fps:.1f} frames/s in total")
+    return round(fps, 2)
 
 
 class _Limit:

@@ -142,3 +142,53 @@ def test_pipelined_stream_gives_what_one_stage_at_a_time_gives(recognizer, clip4
             serial.append((frame.index, persons))
     assert len(pipelined) == 40 and pipelined == serial
     assert sum(p[2] is not None for _, persons in serial for p in persons) > 40  # labels were compared, not only Nones
+
+
+def test_two_sources_run_side_by_side_each_with_its_own_outputs(trained_checkpoint, clip40, tmp_path):
+    """The 40-frame clip and its first 20 frames together: per-source files (o.0.mp4, o.1.mp4...), the
+    shorter source ending leaves the other running, and each source is labelled as if run alone."""
+    path, raw = clip40
+    short = tmp_path / "first20.avi"
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (raw[0].shape[1], raw[0].shape[0]))
+    for image in raw[:20]:
+        writer.write(image)
+    writer.release()
+
+    alone = {}
+    for name, video in (("long", path), ("short", short)):
+        alone[name] = tmp_path / f"alone_{name}.jsonl"
+        proc = run_cli("run", video, "--checkpoint", trained_checkpoint, "--jsonl", alone[name], "--no-show", "--device", "cpu")
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", path, short, "--checkpoint", trained_checkpoint, "--save", tmp_path / "o.mp4", "--jsonl", tmp_path / "o.jsonl",
+                   "--segments", tmp_path / "s.json", "--no-show", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.jsonl").exists()
+    assert json.loads((tmp_path / "s.0.json").read_text()) and json.loads((tmp_path / "s.1.json").read_text())
+    for k, frames in ((0, 40), (1, 20)):
+        capture = cv2.VideoCapture(str(tmp_path / f"o.{k}.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+        capture.release()
+        assert len((tmp_path / f"o.{k}.jsonl").read_text().splitlines()) == frames
+    assert "#0 " in proc.stdout and "#1 " in proc.stdout and "40 frames in" in proc.stdout and "20 frames in" in proc.stdout
+
+    def labels(file):
+        return [[(p["id"], p["box"], p["top5"] and [t["label"] for t in p["top5"]]) for p in json.loads(line)["persons"]]
+                for line in file.read_text().splitlines()]
+
+    assert labels(tmp_path / "o.0.jsonl") == labels(alone["long"])
+    assert labels(tmp_path / "o.1.jsonl") == labels(alone["short"])
+    assert any(p[2] for frame in labels(alone["short"]) for p in frame)  # persons were labelled
+
+
+def test_a_stream_takes_the_lines_of_one_source_only(trained_checkpoint, clip40):
+    path, _ = clip40
+    proc = run_cli("run", path, path, "--checkpoint", trained_checkpoint, "--jsonl", "-", "--no-show")
+    assert proc.returncode == 1 and "takes the lines of one source" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_stream_together_gives_each_step_a_result_per_running_source(recognizer, clip40):
+    path, _ = clip40
+    steps = [[(r.source, r.frame, [p.id for p in r.persons]) for r in step] for step in recognizer.stream_together([path, path])]
+    assert len(steps) == 40
+    assert all([source for source, _, _ in step] == [0, 1] for step in steps)
+    assert all(step[0][1:] == step[1][1:] for step in steps)  # the same video: same frames, same ids

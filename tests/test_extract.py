@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -215,6 +216,20 @@ def test_two_workers_write_the_same_pickle_as_one(extracted, video_folder, tmp_p
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "4 videos extracted now" in result.stdout
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_torchrun_shards_the_videos_and_rank_0_writes_the_same_pickle_as_one_process(extracted, video_folder, tmp_path):
+    reference, _ = extracted
+    cache, env = _fresh_cache(tmp_path)
+    out = tmp_path / "sharded.pkl"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "actionlstm"]
+    args = [*torchrun, "extract", str(video_folder), "--out", str(out), "--group", r"P(\d)T", "--device", "cpu"]
+    result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("wrote ") == 1  # one process writes and reports
+    assert "2 in this process, one of 2" in result.stderr
+    assert len(list((cache / "extract").glob("*.npz"))) == 4  # each video extracted once, by one of the two
     assert out.read_bytes() == reference.read_bytes()
 
 
