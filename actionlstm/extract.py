@@ -283,9 +283,9 @@ def extract_dataset(
     problems = {path: problem for found in world.gather(problems) for path, problem in found.items()}  # waits for every share
     if not world.is_main:
         return None
-        for i, target in enumerate(targets):
-            if i not in annotations and videoset.videos[i].path not in problems:
-                annotations[i] = _load_annotation(target)
+    for i, target in enumerate(targets):
+        if i not in annotations and videoset.videos[i].path not in problems:
+            annotations[i] = _load_annotation(target)
 
     skipped = list(videoset.problems)
     names = frame_dirs(videoset.videos, videoset.class_names)
