@@ -1,4 +1,5 @@
-"""One run of the pipeline over a source: window, saved video, JSONL, progress bar and summary.
+"""One run of the pipeline over one source or several side by side: per source a window, saved video,
+JSONL and summary; one progress bar.
 
 The run ends at the end of a file, when a live source gives up, on q / Esc in the window, or on
 Ctrl-C / SIGTERM; each of these leaves the video playable and the JSONL complete up to the last
