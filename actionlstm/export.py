@@ -31,6 +31,7 @@ FORMATS = ("onnx", "openvino")
 BACKENDS = ("auto", "torch", *FORMATS)
 METADATA_KEY = "actionlstm"
 OPENVINO_XML = "model.xml"
+EXPORT_VERSION = 2  # part of the cache key: 2 keeps OpenVINO weights in float32
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -113,7 +114,7 @@ def export_openvino(clf: Classifier, folder: Path) -> Path:
         model = ov.convert_model(str(onnx_file))
         model.set_rt_info(_metadata(clf), [METADATA_KEY])
         staged = Path(tmp) / "ir"
-        ov.save_model(model, str(staged / OPENVINO_XML))
+        ov.save_model(model, str(staged / OPENVINO_XML), compress_to_fp16=False)  # the default float16 weights move probabilities by ~1e-3
         if folder.exists():  # replaced whole, so no file of an older export is left beside the new one
             old = Path(tmp) / "old"
             os.replace(folder, old)
@@ -205,7 +206,7 @@ def exported_format(path: Path) -> str:
 
 def _cached_export(checkpoint: Path, clf: Classifier, fmt: str) -> Path:
     """`checkpoint` exported for `fmt`, made on first use and kept in the cache (keyed by the file)."""
-    key = hashlib.sha256(file_identity(checkpoint).encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{EXPORT_VERSION}|{file_identity(checkpoint)}".encode()).hexdigest()[:12]
     target = cache_root() / "classifier" / f"{checkpoint.stem}-{key}" / ("model.onnx" if fmt == "onnx" else "openvino")
     if not target.exists():
         try:

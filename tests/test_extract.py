@@ -208,6 +208,12 @@ def _fresh_cache(tmp_path: Path) -> tuple[Path, dict]:
     return cache, {**os.environ, "ACTIONLSTM_CACHE_DIR": str(cache)}
 
 
+def _finished(cache: Path) -> list[Path]:
+    """The cache's finished videos: not the hidden temporary files they are written as (a Ctrl-C while
+    one is being written removes it)."""
+    return [p for p in (cache / "extract").glob("*.npz") if not p.name.startswith(".")]
+
+
 def test_two_workers_write_the_same_pickle_as_one(extracted, video_folder, tmp_path):
     reference, _ = extracted
     cache, env = _fresh_cache(tmp_path)
@@ -229,7 +235,7 @@ def test_torchrun_shards_the_videos_and_rank_0_writes_the_same_pickle_as_one_pro
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("wrote ") == 1  # one process writes and reports
     assert "2 in this process, one of 2" in result.stderr
-    assert len(list((cache / "extract").glob("*.npz"))) == 4  # each video extracted once, by one of the two
+    assert len(_finished(cache)) == 4  # each video extracted once, by one of the two
     assert out.read_bytes() == reference.read_bytes()
 
 
@@ -243,14 +249,14 @@ def test_interrupted_run_then_rerun_equals_one_run(extracted, video_folder, tmp_
     args = [*CLI, "extract", str(video_folder), "--out", str(out), "--group", r"P(\d)T", "--device", "cpu"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not list((cache / "extract").glob("*.npz")) and time.monotonic() < deadline and proc.poll() is None:
+    while not _finished(cache) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert out.read_bytes() == b"an earlier pickle"
-    done = len(list((cache / "extract").glob("*.npz")))
+    done = len(_finished(cache))
     assert 1 <= done < 4
 
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
