@@ -1,5 +1,6 @@
 """Write-to-temporary-then-rename, so a crash or Ctrl-C never leaves a half-written file behind."""
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -30,3 +31,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def write_json(obj: object, path: Path) -> None:
+    """`obj` as indented JSON, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")

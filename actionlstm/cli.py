@@ -122,6 +122,17 @@ def check_output_file(path: Path, source: Optional[str] = None) -> None:
     check_writable_folder(path.parent)
 
 
+def torchrun_world():
+    """The processes torchrun started this one among (one when not launched by it); all but rank 0
+    stay quiet, so one process speaks for all."""
+    from actionlstm.distributed import launched_world
+
+    world = launched_world()
+    if not world.is_main:
+        console.out.quiet = console.err.quiet = True
+    return world
+
+
 def _print_json(obj: dict) -> None:
     """One JSON object on stdout; a NaN value (no validation part, say) becomes null, since NaN is not JSON."""
     clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in obj.items()}
@@ -151,13 +162,11 @@ def train(
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.dataset import load_dataset
     from actionlstm.device import resolve_device
-    from actionlstm.distributed import join, launched_world, leave
+    from actionlstm.distributed import join, leave
     from actionlstm.export import exported_format
     from actionlstm.train import TrainConfig, train as run_training, training_files
 
-    world = launched_world()  # several processes when started by torchrun
-    if not world.is_main:  # one process speaks for all
-        console.out.quiet = console.err.quiet = True
+    world = torchrun_world()
     dev = join(world, resolve_device(device))
     check_output_file(out)
     if out.exists() and not (overwrite or resume):
@@ -332,7 +341,7 @@ def export(
     """Export an action model for ONNX Runtime or OpenVINO: class names and preprocessing go inside,
     so `run --checkpoint OUT` uses it like the .pth (same Top-5 within 1e-3)."""
     from actionlstm.checkpoint import load_checkpoint
-    from actionlstm.export import FORMATS, export_onnx, export_openvino, exported_format
+    from actionlstm.export import EXPORTERS, FORMATS, exported_format
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
@@ -351,7 +360,7 @@ def export(
         check_writable_folder(target.parent)
     clf = load_checkpoint(checkpoint)
     try:
-        (export_onnx if fmt == "onnx" else export_openvino)(clf, target)
+        EXPORTERS[fmt](clf, target)
     except OSError as exc:
         raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
     console.out.print(f"wrote {escape(str(target))} ({fmt}; {len(clf.class_names)} classes); run it with --checkpoint {escape(str(target))}", soft_wrap=True)
@@ -377,7 +386,7 @@ def extract(
 ) -> None:
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from actionlstm.device import resolve_device
-    from actionlstm.distributed import join, launched_world, leave
+    from actionlstm.distributed import join, leave
     from actionlstm.extract import PoseSettings, extract_dataset
     from actionlstm.paths import cache_root
     from actionlstm.videoset import find_videos
@@ -388,9 +397,7 @@ def extract(
         raise UserError(f"{out}: the output is a pickle, give a .pkl file name")
     check_output_file(out)
     check_writable_folder(cache_root() / "extract")  # where finished videos are kept for reruns
-    world = launched_world()  # several processes (or GPUs, or machines) when started by torchrun
-    if not world.is_main:
-        console.out.quiet = console.err.quiet = True
+    world = torchrun_world()
     dev = resolve_device(device)
     choose_backend(pose_backend, dev, resolve_pose_model(pose_model))  # a bad backend, model or tracker fails now, not after listing
     Tracker(tracker, lost_seconds)
@@ -440,11 +447,10 @@ def check_run_outputs(source: str, **outputs: Optional[Path]) -> None:
 
 
 def write_segments(segments: list[dict], path: Path) -> None:
-    from actionlstm.atomic import atomic_path
+    from actionlstm.atomic import write_json
 
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(segments, indent=1) + "\n", encoding="utf-8")
+        write_json(segments, path)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -481,15 +487,12 @@ def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Option
                     jsonl_keypoints: bool = False, min_segment: float = 0.5) -> None:
     """Open the sources (after the pose model has loaded: a live source opened earlier would run on
     without us), run them side by side, print each one's summary; an interrupted run exits 130 / 143."""
-    from contextlib import ExitStack
-
     from pipeline.session import print_summary, run_sessions
     from pipeline.sinks import STDOUT
     from pipeline.sources import redact
 
     pose = recognizer.pipeline.pose
-    with ExitStack() as opened:
-        sources = [opened.enter_context(recognizer.open(spec, realtime=realtime)) for spec in specs]
+    with recognizer.open_many(specs, realtime=realtime) as sources:
         for k, (spec, source) in enumerate(zip(specs, sources)):
             number = f"#{k} " if len(specs) > 1 else ""
             console.err.print(
@@ -658,7 +661,7 @@ def demo(
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
     recognizer = ActionRecognizer(checkpoint, device)  # trained on the sample: its overlay says so
-    outputs = [{"save": out_dir / "demo_annotated.mp4", "jsonl": out_dir / "demo_predictions.jsonl", "segments": None, "timeline": None}]
+    outputs = source_outputs([str(video)], save=out_dir / "demo_annotated.mp4", jsonl=out_dir / "demo_predictions.jsonl", segments=None, timeline=None)
     _run_on_sources([str(video)], recognizer, outputs, show, realtime=False)
     console.out.print(
         "[bold yellow]These labels come from a demo model trained on synthetic movements.[/] "

@@ -122,38 +122,50 @@ def export_openvino(clf: Classifier, folder: Path) -> Path:
     return folder
 
 
-class OnnxModel(nn.Module):
-    """An exported ActionLSTM run by ONNX Runtime, called like the PyTorch model (tensors in, logits out)."""
+class ExportedModel(nn.Module):
+    """An exported ActionLSTM, called like the PyTorch model: tensors in, logits out (on the inputs'
+    device). Subclasses run the graph's named inputs through their runtime on the CPU."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        inputs = {"x": x.detach().cpu().float().numpy(), "lengths": lengths.detach().cpu().long().numpy()}
+        return torch.from_numpy(self.infer(inputs)).to(x.device)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxModel(ExportedModel):
+    """Run by ONNX Runtime."""
 
     def __init__(self, path: Path, cfg: ModelConfig):
-        super().__init__()
+        super().__init__(cfg)
         _require("onnxruntime")
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.cfg = cfg
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        inputs = {"x": x.detach().cpu().float().numpy(), "lengths": lengths.detach().cpu().long().numpy()}
-        return torch.from_numpy(self.session.run(None, inputs)[0]).to(x.device)
+    def infer(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, inputs)[0]
 
 
-class OpenVinoModel(nn.Module):
-    """An exported ActionLSTM compiled by OpenVINO for the CPU, called like the PyTorch model."""
+class OpenVinoModel(ExportedModel):
+    """Compiled by OpenVINO for the CPU."""
 
     def __init__(self, model: Any, cfg: ModelConfig):
-        super().__init__()
+        super().__init__(cfg)
         import openvino as ov
 
         # f32: on CPUs with bf16 units OpenVINO would otherwise compute in bf16 (logits off by ~5e-3).
         self.compiled = ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
-        self.cfg = cfg
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        inputs = {"x": x.detach().cpu().float().numpy(), "lengths": lengths.detach().cpu().long().numpy()}
-        return torch.from_numpy(np.asarray(self.compiled(inputs)[0])).to(x.device)
+    def infer(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self.compiled(inputs)[0])
 
 
 def _classifier_from_metadata(path: Path, text: str | None, runtime: nn.Module, make: Any) -> Classifier:
@@ -195,6 +207,10 @@ def load_openvino(path: Path) -> Classifier:
     return _classifier_from_metadata(path, text, model, OpenVinoModel)
 
 
+EXPORTERS = {"onnx": export_onnx, "openvino": export_openvino}  # format -> writer(clf, path)
+LOADERS = {"onnx": load_onnx, "openvino": load_openvino}  # format -> reader(path) -> Classifier
+
+
 def exported_format(path: Path) -> str:
     """'onnx', 'openvino' or 'torch', from what the checkpoint path names."""
     if path.suffix.lower() == ".onnx":
@@ -210,7 +226,7 @@ def _cached_export(checkpoint: Path, clf: Classifier, fmt: str) -> Path:
     target = cache_root() / "classifier" / f"{checkpoint.stem}-{key}" / ("model.onnx" if fmt == "onnx" else "openvino")
     if not target.exists():
         try:
-            (export_onnx if fmt == "onnx" else export_openvino)(clf, target)
+            EXPORTERS[fmt](clf, target)
         except OSError as exc:
             raise UserError(f"cannot export {checkpoint.name} for {fmt} into {target.parent}: {exc.strerror or exc}") from None
     return target
@@ -235,12 +251,12 @@ def load_classifier(path: Path, device: torch.device, backend: str = "auto") -> 
     if fmt != "torch":
         if backend not in ("auto", fmt):
             raise UserError(f"{path} is an exported {fmt} model; it runs with --classifier-backend {fmt} (or auto)")
-        return load_onnx(path) if fmt == "onnx" else load_openvino(path)
+        return LOADERS[fmt](path)
     chosen = choose_classifier_backend(backend, device)
     clf = load_checkpoint(path, device)
     if chosen == "torch":
         return clf
     exported = _cached_export(path, clf, chosen)
-    loaded = load_onnx(exported) if chosen == "onnx" else load_openvino(exported)
+    loaded = LOADERS[chosen](exported)
     loaded.meta = clf.meta  # the checkpoint's own record, training history included
     return loaded

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from actionlstm import console
-from actionlstm.atomic import atomic_path
+from actionlstm.atomic import write_json
 from actionlstm.augment import AugmentConfig, SpatialAugment, remap_scores, sample_training_window
 from actionlstm.background import in_background
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
@@ -63,11 +63,6 @@ def training_files(out: Path) -> dict[str, Path]:
         "settings_json": out.with_suffix(".settings.json"),
         "curves_png": out.with_suffix(".curves.png"),
     }
-
-
-def write_settings(settings: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
 
 def run_fingerprint(
@@ -307,6 +302,6 @@ def write_training_files(
         "train": summary["train_config"], "augment": summary["augment"], "preprocess": pre.to_dict(), "model": model.cfg.to_dict(),
         "class_names": list(class_names),
     }
-    write_settings(settings, files["settings_json"])
+    write_json(settings, files["settings_json"])
     plot_training_curves(summary["history"], files["curves_png"])
     resume_path(out).unlink(missing_ok=True)

@@ -152,11 +152,12 @@ class PoseEstimator:
     def batch(self, images: list[np.ndarray]) -> list[Detections]:
         """Detections of several frames (of several sources): one batched pass with PyTorch; exported
         models are fixed to batch 1, so they take the frames one by one."""
-        if self.backend == "torch":
-            results = self.model.predict(images, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)
-        else:
-            results = [self.model.predict(image, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False)[0] for image in images]
-        return [_detections(result) for result in results]
+        batches = [images] if self.backend == "torch" else [[image] for image in images]
+        return [
+            _detections(result)
+            for batch in batches
+            for result in self.model.predict(batch, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)
+        ]
 
 
 def _detections(result) -> Detections:

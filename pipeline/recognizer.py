@@ -18,7 +18,7 @@ frames arrive, so a camera runs for as long as you keep iterating.
 """
 
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +107,17 @@ class ActionRecognizer:
             with self.open(spec, realtime) as opened:
                 yield from self.pipeline.stream(opened)
 
+    @contextmanager
+    def open_many(self, sources: Iterable[Source], realtime: bool = False) -> Iterator[list[FrameSource]]:
+        """Every source opened (those given opened already are used as they are), all closed on exit."""
+        with ExitStack() as stack:
+            yield [spec if isinstance(spec, FrameSource) else stack.enter_context(self.open(spec, realtime)) for spec in sources]
+
     def stream_together(self, sources: Iterable[Source], realtime: bool = False) -> Iterator[list[FrameResult]]:
         """Several sources side by side, as `actionlstm run SRC1 SRC2 ...` runs them: per step, a list
         with a result for the next frame of each source still running (`result.source` is its index).
         Their frames go through the pose network together and their persons through one classifier pass."""
-        with ExitStack() as stack:
-            opened = [spec if isinstance(spec, FrameSource) else stack.enter_context(self.open(spec, realtime)) for spec in sources]
+        with self.open_many(sources, realtime) as opened:
             yield from self.pipeline.stream_many(opened)
 
     def classify(self, keypoints: np.ndarray, scores: np.ndarray, fps: float = 25.0, k: int = 5) -> list[LabelProb]:

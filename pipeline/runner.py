@@ -144,7 +144,7 @@ class ActionPipeline:
         buffers = TrackBuffers(self.actions.clf.preprocess, rate, (height, width), forget_seconds=tracker.lost_time)
         if index == 0:
             self.actions.reset()
-        return _Lane(index, source, iter(source), tracker, buffers, self.actions.state if index == 0 else LabelState())
+        return _Lane(index, iter(source), tracker, buffers, self.actions.state if index == 0 else LabelState())
 
     def _detect(self, lanes: list["_Lane"]) -> Iterator["_Step"]:
         """The next frame of every running source and their detections, until every source has ended."""
@@ -172,7 +172,6 @@ class _Lane:
     """One source's state within a run of several."""
 
     index: int
-    source: FrameSource
     frames: Iterator[Frame]
     tracker: Tracker
     buffers: TrackBuffers

@@ -84,8 +84,7 @@ def main() -> None:
         pose_fps, backend = pose_only_fps(args.video, device, args.imgsz, args.pose_backend, args.max_frames)
 
         def pipeline_run(realtime: bool):
-            pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
-            pipeline = ActionPipeline(pose, Tracker(args.tracker), ActionRuntime(clf, device, stride=args.stride), Overlay())
+            pipeline = build_pipeline(args, clf, device)
             with open_source(args.video, realtime=realtime) as source:
                 source_limit = _Limit(source, args.max_frames)
                 return run_session(pipeline, source_limit, save=Path(tmp) / "out.mp4", show=False, progress=False), source
@@ -118,10 +117,15 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
 
 
+def build_pipeline(args, clf, device) -> ActionPipeline:
+    """The pipeline `actionlstm run` builds, with a freshly loaded pose network."""
+    pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
+    return ActionPipeline(pose, Tracker(args.tracker), ActionRuntime(clf, device, stride=args.stride), Overlay())
+
+
 def streams_fps(args, clf, device, count: int) -> float:
     """Total frames per second of `count` copies of the video run side by side, headless, no outputs."""
-    pose = PoseEstimator(None, device, imgsz=args.imgsz, backend=args.pose_backend)
-    pipeline = ActionPipeline(pose, Tracker(args.tracker), ActionRuntime(clf, device, stride=args.stride), Overlay())
+    pipeline = build_pipeline(args, clf, device)
     with ExitStack() as stack:
         sources = [_Limit(stack.enter_context(open_source(args.video)), args.max_frames) for _ in range(count)]
         start, frames = time.perf_counter(), 0
