@@ -2,9 +2,9 @@
 
 An exported model carries what `run` needs besides its weights, the class names and preprocessing
 settings (ONNX metadata, OpenVINO runtime info), so it is used exactly like the `.pth` it came from.
-PyTorch's LSTM export cannot pack sequences, so the graph runs the same weights as `SequenceLSTM`:
-each direction of each layer on its own, the backward one over each window reversed within its
-length. Padding therefore never reaches a valid frame, as with packing (tested to 1e-3 in Top-5).
+PyTorch's LSTM export cannot pack sequences, so the graph is the model's own inference path for
+mixed-length batches (`ActionLSTM.directions_apart`): each direction of each layer on its own, the
+backward one over each window reversed within its length, so padding never reaches a valid frame.
 """
 
 import hashlib
@@ -34,38 +34,15 @@ OPENVINO_XML = "model.xml"
 EXPORT_VERSION = 2  # part of the cache key: 2 keeps OpenVINO weights in float32
 
 
-def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each sequence's first `lengths[b]` frames in reverse order; padding stays where it is."""
-    steps = torch.arange(x.shape[1], device=x.device)[None, :].expand(x.shape[0], -1)
-    order = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
-    return torch.gather(x, 1, order[..., None].expand(-1, -1, x.shape[2]))
-
-
-class SequenceLSTM(nn.Module):
-    """`ActionLSTM` without packed sequences, for export: the same weights and the same logits."""
+class _UnpackedLSTM(nn.Module):
+    """The graph to export: `ActionLSTM` with every batch on its mixed-length inference path."""
 
     def __init__(self, model: ActionLSTM):
         super().__init__()
         self.model = model.eval()
-        cfg, lstm = model.cfg, model.lstm
-        directions = ["", "_reverse"] if cfg.bidirectional else [""]
-        self.layers = nn.ModuleList()
-        for layer in range(cfg.layers):
-            pair = nn.ModuleList()
-            for suffix in directions:
-                single = nn.LSTM(getattr(lstm, f"weight_ih_l{layer}").shape[1], cfg.hidden, batch_first=True)
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                    getattr(single, f"{name}_l0").data.copy_(getattr(lstm, f"{name}_l{layer}{suffix}").data)
-                pair.append(single)
-            self.layers.append(pair)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        for pair in self.layers:
-            outputs = [pair[0](x)[0]]
-            if len(pair) == 2:
-                outputs.append(reverse_within(pair[1](reverse_within(x, lengths))[0], lengths))
-            x = torch.cat(outputs, dim=-1)
-        return self.model.pool_and_classify(x, lengths)
+        return self.model.pool_and_classify(self.model.directions_apart(x, lengths), lengths)
 
 
 def _require(module: str) -> None:
@@ -92,7 +69,7 @@ def export_onnx(clf: Classifier, path: Path) -> Path:
         with warnings.catch_warnings():  # the tracer's warnings are about export internals
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                SequenceLSTM(clf.model.cpu()).eval(), example, str(tmp), dynamo=False, opset_version=17,
+                _UnpackedLSTM(clf.model.cpu()), example, str(tmp), dynamo=False, opset_version=17,
                 input_names=["x", "lengths"], output_names=["logits"],
                 dynamic_axes={"x": {0: "batch"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
             )

@@ -9,7 +9,7 @@ import torch
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
 from actionlstm.device import resolve_device
-from actionlstm.export import SequenceLSTM, load_classifier, reverse_within
+from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
 from tests.conftest import assert_user_error, run_cli
 
@@ -22,21 +22,6 @@ def exported(trained_checkpoint, tmp_path_factory):
         proc = run_cli("export", trained_checkpoint, "--format", fmt, "--out", out)
         assert proc.returncode == 0, proc.stderr
     return {"onnx": onnx_file, "openvino": openvino_folder}
-
-
-def test_reverse_within_reverses_each_sequence_up_to_its_length_only():
-    x = torch.arange(10, dtype=torch.float32).reshape(2, 5, 1)
-    out = reverse_within(x, torch.tensor([3, 5]))
-    assert out[..., 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
-
-
-def test_the_export_graph_computes_the_packed_models_logits(trained_checkpoint):
-    clf = load_checkpoint(trained_checkpoint)
-    x = torch.randn(4, 120, clf.preprocess.num_features)
-    lengths = torch.tensor([120, 25, 1, 77])
-    x[1, 25:] = 1e3  # garbage past a window's end must not matter
-    with torch.inference_mode():
-        np.testing.assert_allclose(SequenceLSTM(clf.model)(x, lengths), clf.model(x, lengths), atol=1e-5)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])

@@ -13,7 +13,7 @@ from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.checkpoint import Classifier
 from actionlstm.dataset import SkeletonDataset, holdout_by_group, load_dataset
 from actionlstm.inference import model_input, predict_windows
-from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.model import ActionLSTM, ModelConfig, reverse_within
 from actionlstm.preprocess import PreprocessConfig, preprocess, resample, stack_windows
 from actionlstm.reports import classification_metrics, confusion_matrix, write_per_class_csv
 from actionlstm.skeleton import NUM_JOINTS
@@ -214,6 +214,25 @@ def test_a_window_gives_the_same_logits_padded_in_a_batch_as_alone_unpadded():
         for i, n in enumerate(lengths.tolist()):
             alone = model(x[i : i + 1, :n], torch.tensor([n]))  # no padding: the unpacked path
             torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_reverse_within_reverses_each_sequence_up_to_its_length_only():
+    x = torch.arange(10, dtype=torch.float32).reshape(2, 5, 1)
+    out = reverse_within(x, torch.tensor([3, 5]))
+    assert out[..., 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
+
+
+def test_inference_on_a_mixed_batch_computes_what_training_packs():
+    """`directions_apart` (inference) against packed sequences (training), on the same weights."""
+    torch.manual_seed(0)
+    model = ActionLSTM(ModelConfig(num_features=PreprocessConfig().num_features, num_classes=6, hidden=16, dropout=0.0))
+    x = torch.randn(4, 30, model.cfg.num_features)
+    lengths = torch.tensor([30, 7, 1, 19])
+    x[1, 7:] = 1e3  # garbage past a window's end
+    with torch.no_grad():
+        packed = model.train()(x, lengths)
+        apart = model.eval()(x, lengths)
+    torch.testing.assert_close(apart, packed, rtol=1e-5, atol=1e-5)
 
 
 def test_a_short_window_predicts_the_same_at_any_model_window_length():
