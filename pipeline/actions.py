@@ -1,5 +1,6 @@
 """Action labels of tracked persons: every ready buffer of a frame in one batched forward pass, smoothed over time."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,7 +10,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
 from pipeline import defaults
 from actionlstm.inference import predict_windows
-from pipeline.buffers import PersonBuffer, TrackBuffers
+from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
 
 
 @dataclass
@@ -35,6 +36,10 @@ class ActionRuntime:
     `min_frames` at its frame rate, 1 s for UCF101 models); every `stride` frames all ready persons
     go through the model together. Probabilities are smoothed with an exponential moving average
     (`smoothing` is the weight of the past, 0 turns it off), so labels don't flicker.
+
+    For live sources the frame loop need not wait for the model (`update_many(..., wait=False)`):
+    the ready persons' frames are copied and classified on a thread of its own while the loop goes
+    on, and each frame shows the labels of the newest pass that has finished.
     """
 
     def __init__(
@@ -54,11 +59,13 @@ class ActionRuntime:
         self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
         self.min_prob = min_prob
         self.top_k = top_k
+        self._worker: ThreadPoolExecutor | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget every person's probabilities: a new source starts with nobody."""
+        """Forget every person's probabilities (and a pass still running): a new source starts with nobody."""
         self.state = LabelState()
+        self._running: Future | None = None
 
     def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[LabelProb]]:
         """Top-k labels of every person that has a prediction. On stride frames the `visible` persons
@@ -66,9 +73,16 @@ class ActionRuntime:
         out of sight keep their last labels until their buffer is freed."""
         return self.update_many([(buffers, visible, self.state)])[0]
 
-    def update_many(self, sources: list[tuple[TrackBuffers, set[int], "LabelState"]]) -> list[dict[int, list[LabelProb]]]:
+    def update_many(self, sources: list[tuple[TrackBuffers, set[int], "LabelState"]], wait: bool = True) -> list[dict[int, list[LabelProb]]]:
         """`update` for one frame of each of several sources (each with its own buffers and state), with
-        the ready persons of all of them in one forward pass."""
+        the ready persons of all of them in one forward pass.
+
+        With `wait` False the pass runs in the background and this returns at once: a pass still
+        running when the next stride frame comes makes that frame's persons wait for the one after,
+        so labels are at most one pass old and the model never falls behind the frames."""
+        if self._running is not None and (wait or self._running.done()):
+            self._smooth(self._running.result())
+            self._running = None
         ready: list[tuple[LabelState, PersonBuffer]] = []
         for buffers, visible, state in sources:
             for track_id in [t for t in state.probs if t not in buffers]:
@@ -77,13 +91,26 @@ class ActionRuntime:
                 candidates = (buffers[t] for t in visible if t in buffers)
                 ready += [(state, b) for b in candidates if b.span() >= self.min_seconds - 1e-6]
             state.calls += 1
-        if ready:
-            windows = [b.window(self.clf.preprocess) for _, b in ready]
-            probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
-            for (state, buffer), p in zip(ready, probs):
-                previous = state.probs.get(buffer.track_id)
-                state.probs[buffer.track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
+        if ready and self._running is None:
+            persons = [(state, b.track_id, b.frames()) for state, b in ready]  # copies: the buffers move on
+            if wait:
+                self._smooth(self._classify(persons))
+            else:
+                self._worker = self._worker or ThreadPoolExecutor(1, thread_name_prefix="classify")
+                self._running = self._worker.submit(self._classify, persons)
         return [{track_id: self.top(p) for track_id, p in state.probs.items()} for _, _, state in sources]
+
+    def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray]]:
+        """Class probabilities of each person's buffered frames, in one forward pass."""
+        windows = [window_of(frames, self.clf.preprocess) for _, _, frames in persons]
+        probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
+        return [(state, track_id, p) for (state, track_id, _), p in zip(persons, probs)]
+
+    def _smooth(self, results: list[tuple[LabelState, int, np.ndarray]]) -> None:
+        """Blend new probabilities into each person's running average."""
+        for state, track_id, p in results:
+            previous = state.probs.get(track_id)
+            state.probs[track_id] = p if previous is None else self.smoothing * previous + (1 - self.smoothing) * p
 
     def is_uncertain(self, top: list[LabelProb]) -> bool:
         """A top-1 below `min_prob`: most likely none of the actions the model knows."""

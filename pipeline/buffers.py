@@ -59,8 +59,7 @@ class PersonBuffer:
 
     def window(self, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
         """The newest `cfg.window` frames at `cfg.fps`, ready for `preprocess` (via `stack_windows`)."""
-        keypoint, score, timestamp = self.frames()
-        return resample(keypoint, score, timestamp, cfg.fps, cfg.window, cfg.score_threshold)
+        return window_of(self.frames(), cfg)
 
     def to_annotation(self) -> dict:
         """The buffer as one annotation of a UCF101 skeleton pickle (M = 1, label unknown = -1)."""
@@ -74,6 +73,12 @@ class PersonBuffer:
             "keypoint": keypoint[None].copy(),
             "keypoint_score": score[None].copy(),
         }
+
+
+def window_of(frames: tuple[np.ndarray, np.ndarray, np.ndarray], cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """`PersonBuffer.window` of buffered `frames` (keypoints, scores, timestamps) taken earlier."""
+    keypoint, score, timestamp = frames
+    return resample(keypoint, score, timestamp, cfg.fps, cfg.window, cfg.score_threshold)
 
 
 class TrackBuffers:

@@ -9,6 +9,11 @@ Each frame passes through small stages, each timed here: decode, pose (detection
 buffer (per-person ring buffers), classify, overlay. Decoding and pose run one frame ahead on a
 thread of their own, so the network is busy while the rest of the frame's work is done. The tracker's lost time also sets how long the
 buffers keep a person who is not seen, so both let a person go at the same frame.
+
+Files are labelled deterministically: frame t's labels come from the buffers up to frame t. When
+every source is live, the frame loop does not wait for the classifier: it runs on a thread of its
+own and a frame shows the labels of the newest pass that has finished, one pass (tens of ms) old
+at most, so a frame reaches the screen as soon as its poses are tracked and drawn.
 """
 
 import math
@@ -95,6 +100,7 @@ class ActionPipeline:
         labels; the pose network sees their frames as one batch and the classifier their ready
         persons in one pass. A source that ends or drops leaves the others running."""
         lanes = [self._lane(k, source) for k, source in enumerate(sources)]
+        wait = not all(source.is_live for source in sources)  # files: labels exactly as of their own frame
         fps = math.nan
         last = time.perf_counter()
         # Step t+1 is decoded and run through the pose network while step t is tracked, labelled
@@ -110,7 +116,7 @@ class ActionPipeline:
                 track_seconds, buffer_seconds = track_seconds + t3 - t2, buffer_seconds + time.perf_counter() - t3
                 tracked.append((lane, frame, poses))
             t4 = time.perf_counter()
-            every_label = self.actions.update_many([(lane.buffers, set(poses.track_ids.tolist()), lane.labels) for lane, _, poses in tracked])
+            every_label = self.actions.update_many([(lane.buffers, set(poses.track_ids.tolist()), lane.labels) for lane, _, poses in tracked], wait)
             t5 = time.perf_counter()
             rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now

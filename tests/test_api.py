@@ -2,6 +2,7 @@
 "uncertain" marking it shares with `actionlstm run`."""
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -192,3 +193,35 @@ def test_stream_together_gives_each_step_a_result_per_running_source(recognizer,
     assert len(steps) == 40
     assert all([source for source, _, _ in step] == [0, 1] for step in steps)
     assert all(step[0][1:] == step[1][1:] for step in steps)  # the same video: same frames, same ids
+
+
+class _SlowModel(torch.nn.Module):
+    """The trained model, taking `seconds` longer per pass: a classifier far slower than the frames."""
+
+    def __init__(self, model: torch.nn.Module, seconds: float):
+        super().__init__()
+        self.model, self.seconds = model, seconds
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return self.model(x, lengths)
+
+
+def test_live_frames_do_not_wait_for_the_classifier_but_files_do(trained_checkpoint, clip40):
+    """With a model that needs 0.4 s a pass, a live source's frames still come out in well under that
+    (labels arrive from earlier passes), while a file's frames wait for theirs."""
+    path, _ = clip40
+    slow = ActionRecognizer(trained_checkpoint, device="cpu", draw=False)
+    slow.pipeline.actions.clf.model = _SlowModel(slow.pipeline.actions.clf.model, 0.4)
+
+    classify_seconds, latencies, labelled = [], [], 0
+    with slow.open(path, realtime=True) as source:
+        for result in slow.pipeline.stream(source):
+            latencies.append(time.monotonic() - source.started - result.time)
+            classify_seconds.append(result.timings["classify"])
+            labelled += sum(p.top5 is not None and len(p.top5) == 4 for p in result.persons)
+    assert len(latencies) >= 30 and labelled > 20  # passes finished and their labels were shown
+    assert max(classify_seconds) < 0.2 and np.percentile(latencies, 90) < 0.35
+
+    file_classify = [r.timings["classify"] for r in slow.stream(path)]
+    assert sum(t >= 0.4 for t in file_classify) >= 20  # every frame with a ready person waited for its pass
