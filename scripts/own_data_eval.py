@@ -89,7 +89,8 @@ def main() -> None:
     timings["extract_s"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    print(actionlstm("train", "--data", data, "--out", checkpoint, "--device", args.device, *args.train_args.split()), end="")
+    # --out is this script's own folder: a rerun replaces the model it trained last time.
+    print(actionlstm("train", "--data", data, "--out", checkpoint, "--overwrite", "--device", args.device, *args.train_args.split()), end="")
     timings["train_s"] = time.perf_counter() - started
 
     metrics = json.loads(actionlstm("evaluate", "--data", data, "--checkpoint", checkpoint, "--device", args.device, "--json"))
