@@ -1,6 +1,6 @@
 """Action labels of tracked persons: every ready buffer of a frame in one batched forward pass, smoothed over time."""
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait as wait_for
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +39,8 @@ class ActionRuntime:
 
     For live sources the frame loop need not wait for the model (`update_many(..., wait=False)`):
     the ready persons' frames are copied and classified on a thread of its own while the loop goes
-    on, and each frame shows the labels of the newest pass that has finished.
+    on, and each frame shows the labels of the newest pass that has finished. A pass starts when the
+    one before has finished, so those labels describe frames up to about two passes (plus a stride) back.
     """
 
     def __init__(
@@ -60,12 +61,16 @@ class ActionRuntime:
         self.min_prob = min_prob
         self.top_k = top_k
         self._worker: ThreadPoolExecutor | None = None
+        self._running: Future | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Forget every person's probabilities (and a pass still running): a new source starts with nobody."""
+        """Forget every person's probabilities: a new source starts with nobody. A pass still running
+        for the last source is waited for (one model, one pass at a time) and dropped with its labels."""
+        if self._running is not None:
+            wait_for([self._running])
+        self._running = None
         self.state = LabelState()
-        self._running: Future | None = None
 
     def update(self, buffers: TrackBuffers, visible: set[int]) -> dict[int, list[LabelProb]]:
         """Top-k labels of every person that has a prediction. On stride frames the `visible` persons
@@ -78,8 +83,8 @@ class ActionRuntime:
         the ready persons of all of them in one forward pass.
 
         With `wait` False the pass runs in the background and this returns at once: a pass still
-        running when the next stride frame comes makes that frame's persons wait for the one after,
-        so labels are at most one pass old and the model never falls behind the frames."""
+        running when the next stride frame comes makes that frame's persons wait for a later one, so
+        the model never falls behind the frames and labels trail them by about two passes at most."""
         if self._running is not None and (wait or self._running.done()):
             self._smooth(self._running.result())
             self._running = None

@@ -12,8 +12,8 @@ buffers keep a person who is not seen, so both let a person go at the same frame
 
 Files are labelled deterministically: frame t's labels come from the buffers up to frame t. When
 every source is live, the frame loop does not wait for the classifier: it runs on a thread of its
-own and a frame shows the labels of the newest pass that has finished, one pass (tens of ms) old
-at most, so a frame reaches the screen as soon as its poses are tracked and drawn.
+own and a frame shows the labels of the newest pass that has finished (made from frames up to about
+two passes, tens of ms, back), so a frame reaches the screen as soon as its poses are tracked and drawn.
 """
 
 import math

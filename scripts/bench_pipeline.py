@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--streams", default="", help="comma-separated source counts, e.g. 1,2,4")
     parser.add_argument("--repeats", type=int, default=3, help="pose-only, file and live runs, one after the other; medians reported")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more")
     device = resolve_device(args.device)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,6 +2,7 @@
 "uncertain" marking it shares with `actionlstm run`."""
 
 import json
+import threading
 import time
 
 import cv2
@@ -196,15 +197,24 @@ def test_stream_together_gives_each_step_a_result_per_running_source(recognizer,
 
 
 class _SlowModel(torch.nn.Module):
-    """The trained model, taking `seconds` longer per pass: a classifier far slower than the frames."""
+    """The trained model, taking `seconds` longer per pass: a classifier far slower than the frames.
+    It counts the most passes that were ever running at once."""
 
     def __init__(self, model: torch.nn.Module, seconds: float):
         super().__init__()
         self.model, self.seconds = model, seconds
+        self.lock, self.running, self.most_at_once = threading.Lock(), 0, 0
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.seconds)
-        return self.model(x, lengths)
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(self.seconds)
+            return self.model(x, lengths)
+        finally:
+            with self.lock:
+                self.running -= 1
 
 
 def test_live_frames_do_not_wait_for_the_classifier_but_files_do(trained_checkpoint, clip40):
@@ -225,3 +235,17 @@ def test_live_frames_do_not_wait_for_the_classifier_but_files_do(trained_checkpo
 
     file_classify = [r.timings["classify"] for r in slow.stream(path)]
     assert sum(t >= 0.4 for t in file_classify) >= 20  # every frame with a ready person waited for its pass
+
+
+def test_a_live_stream_left_mid_pass_never_runs_the_model_twice_at_once(trained_checkpoint, clip40):
+    """A live stream abandoned while a 2 s pass runs, then a file: the file's first pass waits for it."""
+    path, _ = clip40
+    rec = ActionRecognizer(trained_checkpoint, device="cpu", draw=False)
+    slow = rec.pipeline.actions.clf.model = _SlowModel(rec.pipeline.actions.clf.model, 2.0)
+    for result in rec.stream(path, realtime=True):
+        if result.time >= 1.6:  # persons are ready after about 1 s: the first pass is under way
+            break
+    assert slow.running == 1
+    slow.seconds = 0.0
+    labelled = sum(p.top5 is not None for r in rec.stream(path) for p in r.persons)
+    assert labelled > 20 and slow.most_at_once == 1

@@ -222,13 +222,16 @@ def test_reverse_within_reverses_each_sequence_up_to_its_length_only():
     assert out[..., 0].tolist() == [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]]
 
 
-def test_inference_on_a_mixed_batch_computes_what_training_packs():
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (1, True), (2, False), (2, True)])
+def test_inference_on_a_mixed_batch_computes_what_training_packs(layers, bidirectional):
     """`directions_apart` (inference) against packed sequences (training), on the same weights."""
     torch.manual_seed(0)
-    model = ActionLSTM(ModelConfig(num_features=PreprocessConfig().num_features, num_classes=6, hidden=16, dropout=0.0))
+    cfg = ModelConfig(num_features=PreprocessConfig().num_features, num_classes=6, hidden=16, layers=layers, dropout=0.0, bidirectional=bidirectional)
+    model = ActionLSTM(cfg)
     x = torch.randn(4, 30, model.cfg.num_features)
     lengths = torch.tensor([30, 7, 1, 19])
     x[1, 7:] = 1e3  # garbage past a window's end
+    x[3, 19:] = float("nan")  # even NaN: padding never reaches a valid frame or the pooling
     with torch.no_grad():
         packed = model.train()(x, lengths)
         apart = model.eval()(x, lengths)
