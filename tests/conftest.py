@@ -29,6 +29,8 @@ def _private_cache(_session_cache, monkeypatch):
 
 
 CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+# The command as torchrun launches it in 2 processes on this machine (`torchrun --standalone --nproc-per-node 2 -m actionlstm`).
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "actionlstm"]
 
 
 def run_cli(*args, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -4,15 +4,12 @@ and an interrupted run resumed to exactly the weights of an uninterrupted one.""
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import torch
 
 from actionlstm.synthetic import write_sample_pickle
-from tests.conftest import ROOT, run_cli
-
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "actionlstm"]
+from tests.conftest import ROOT, TORCHRUN, run_cli
 
 
 def _train_args(data, out, *extra):

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from actionlstm.pickle_io import load_pickle
 from pipeline.extract import extract_video
 from pipeline.pose import PoseEstimator
 from pipeline.tracking import Tracker
-from tests.conftest import CLI, ROOT, SHARED_DATA, assert_user_error, read_video, run_cli
+from tests.conftest import CLI, ROOT, SHARED_DATA, TORCHRUN, assert_user_error, read_video, run_cli
 
 ACTIONS = SHARED_DATA / "actions"
 CLIPS = {"A1": ["PS7A1P1T1.avi", "PS7A1P2T1.avi"], "A2": ["PS7A2P1T1.avi", "PS7A2P2T1.avi"]}
@@ -229,8 +228,7 @@ def test_torchrun_shards_the_videos_and_rank_0_writes_the_same_pickle_as_one_pro
     reference, _ = extracted
     cache, env = _fresh_cache(tmp_path)
     out = tmp_path / "sharded.pkl"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "actionlstm"]
-    args = [*torchrun, "extract", str(video_folder), "--out", str(out), "--group", r"P(\d)T", "--device", "cpu"]
+    args = [*TORCHRUN, "extract", str(video_folder), "--out", str(out), "--group", r"P(\d)T", "--device", "cpu"]
     result = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("wrote ") == 1  # one process writes and reports
