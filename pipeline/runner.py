@@ -7,8 +7,9 @@
 
 Each frame passes through small stages, each timed here: decode, pose (detections), track (ids),
 buffer (per-person ring buffers), classify, overlay. Decoding and pose run one frame ahead on a
-thread of their own, so the network is busy while the rest of the frame's work is done. The tracker's lost time also sets how long the
-buffers keep a person who is not seen, so both let a person go at the same frame.
+thread of their own, so the network is busy while the rest of the frame's work is done. The
+tracker's lost time also sets how long the buffers keep a person who is not seen, so both let a
+person go at the same frame.
 
 Files are labelled deterministically: frame t's labels come from the buffers up to frame t. When
 every source is live, the frame loop does not wait for the classifier: it runs on a thread of its
