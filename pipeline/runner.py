@@ -29,11 +29,13 @@ from pipeline.actions import ActionRuntime, LabelProb, LabelState
 from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
 from pipeline.pose import Detections, PoseEstimator
-from pipeline.sources import Frame, FrameSource
+from pipeline.sources import Frame, FrameSource, Signal
 from pipeline.tracking import Tracker
 
 # Live sources may deliver faster than they report; buffers are sized for at least this rate.
 LIVE_FPS_CEILING = 60.0
+# When no source has a new frame (all `Signal.IDLE`), the pose thread looks again after this long.
+IDLE_POLL_SECONDS = 0.005
 
 
 @dataclass
@@ -69,6 +71,7 @@ class FrameResult:
     fps: float  # processing rate, smoothed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
     source: int = 0  # which of the run's sources the frame came from (see `ActionPipeline.stream_many`)
+    session: int = 0  # how often that source has started over (`Signal.RESTART`): ids begin again with each
 
     def to_json(self, keypoints: bool = False) -> dict:
         return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
@@ -99,7 +102,10 @@ class ActionPipeline:
         """Several sources side by side: per step, a result for the next frame of each source that
         has not ended (`result.source` says which). Each source has its own tracker, buffers and
         labels; the pose network sees their frames as one batch and the classifier their ready
-        persons in one pass. A source that ends or drops leaves the others running."""
+        persons in one pass. A source that ends or drops leaves the others running.
+
+        A source may also yield a `Signal`: IDLE (no new frame yet) leaves it out of a step, RESTART
+        gives it a new tracker, buffers and labels from its next frame on (`result.session` counts up)."""
         lanes = [self._lane(k, source) for k, source in enumerate(sources)]
         wait = not all(source.is_live for source in sources)  # files: labels exactly as of their own frame
         fps = math.nan
@@ -108,6 +114,8 @@ class ActionPipeline:
         # and drawn (and, by the caller, saved). Detections depend on their own frame only, so every
         # result is what a one-stage-at-a-time loop gives.
         for step in in_background(self._detect(lanes), ahead=1, name="pose"):
+            if not step.frames:  # every source idle
+                continue
             tracked, track_seconds, buffer_seconds = [], 0.0, 0.0
             for lane, frame, detections in step.frames:
                 t2 = time.perf_counter()
@@ -131,7 +139,7 @@ class ActionPipeline:
                     PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
                     for i, tid in enumerate(poses.track_ids.tolist())
                 ]
-                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index))
+                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session))
             t6 = time.perf_counter()
             share = 1.0 / len(results)  # per-frame times: a batched stage's time is split over its frames
             for result in results:
@@ -141,20 +149,25 @@ class ActionPipeline:
                 }
             yield results
 
-    def _lane(self, index: int, source: FrameSource) -> "_Lane":
-        """A source's own tracker, buffers and label state; the first source uses the pipeline's tracker
-        and label state (reset), so a one-source pipeline is what the caller built."""
-        tracker = self.tracker if index == 0 else Tracker(self.tracker.kind, self.tracker.lost_seconds)
+    def _lane(self, index: int, source: FrameSource, frames: Iterator[Frame | Signal] | None = None, session: int = 0) -> "_Lane":
+        """A source's own tracker, buffers and label state. The first source of a run uses the
+        pipeline's tracker and label state (reset), so a one-source pipeline is what the caller built;
+        a source that starts over (`session` > 0) gets new ones, made on the pose thread while the
+        frames before are still being labelled with the old."""
+        first = index == 0 and session == 0
+        tracker = self.tracker if first else Tracker(self.tracker.kind, self.tracker.lost_seconds)
         tracker.reset(source.fps)  # track ids start afresh with each source, lost time in its frames
         rate = max(source.fps, LIVE_FPS_CEILING) if source.is_live else source.fps
         width, height = source.size
         buffers = TrackBuffers(self.actions.clf.preprocess, rate, (height, width), forget_seconds=tracker.lost_time)
-        if index == 0:
+        if first:
             self.actions.reset()
-        return _Lane(index, iter(source), tracker, buffers, self.actions.state if index == 0 else LabelState())
+        labels = self.actions.state if first else LabelState()
+        return _Lane(index, source, iter(source) if frames is None else frames, tracker, buffers, labels, session)
 
     def _detect(self, lanes: list["_Lane"]) -> Iterator["_Step"]:
-        """The next frame of every running source and their detections, until every source has ended."""
+        """The next frame of every running source and their detections, until every source has ended;
+        an empty step when every running source is idle."""
         running = list(lanes)
         while running:
             frames, decode_seconds = [], {}
@@ -164,10 +177,15 @@ class ActionPipeline:
                 decode_seconds[lane.index] = time.perf_counter() - t0
                 if frame is None:
                     running.remove(lane)
-                else:
+                elif frame is Signal.RESTART:
+                    running[running.index(lane)] = self._lane(lane.index, lane.source, lane.frames, lane.session + 1)
+                elif frame is not Signal.IDLE:
                     frames.append((lane, frame))
             if not frames:
-                return
+                if running:  # handed over empty, so the consumer can stop the thread while all are idle
+                    time.sleep(IDLE_POLL_SECONDS)
+                    yield _Step([], {}, 0.0)
+                continue
             t1 = time.perf_counter()
             detections = self.pose.batch([frame.image for _, frame in frames])
             pose_seconds = time.perf_counter() - t1
@@ -179,10 +197,12 @@ class _Lane:
     """One source's state within a run of several."""
 
     index: int
-    frames: Iterator[Frame]
+    source: FrameSource
+    frames: Iterator[Frame | Signal]
     tracker: Tracker
     buffers: TrackBuffers
     labels: LabelState
+    session: int = 0
 
 
 @dataclass

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,6 +55,14 @@ class Frame:
     image: np.ndarray  # BGR
 
 
+class Signal(Enum):
+    """What a source that outlives its device (`service.sources.SupervisedSource`) yields instead of
+    a frame. Plain sources yield frames only."""
+
+    IDLE = "idle"  # no new frame just now: the other sources go on without this one for a step
+    RESTART = "restart"  # the source starts over (a reopened camera, a replayed file): new ids, buffers and labels
+
+
 class FrameSource:
     """Common interface: iterate frames, `close()`, `fps`, `size`, `frame_count` (None if unknown)."""
 
@@ -66,7 +75,7 @@ class FrameSource:
     warning: str = ""  # set when the source ended in a way worth telling (a truncated file)
     started: float = 0.0  # time.monotonic() at which timestamp 0 was; live sources set it when they open
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame | Signal]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -232,15 +241,32 @@ class LiveSource(FrameSource):
                 self._ready.notify_all()
 
     def __iter__(self) -> Iterator[Frame]:
-        while True:
-            with self._ready:
-                while not self._ended and (self._latest is None or self._latest.index <= self._consumed):
-                    self._ready.wait(0.5)
-                if self._latest is None or self._latest.index <= self._consumed:
-                    return
-                frame = self._latest
-                self._consumed = frame.index
+        while (frame := self.newest()) is not None:
             yield frame
+
+    def _fresh(self) -> bool:
+        return self._latest is not None and self._latest.index > self._consumed
+
+    def newest(self, timeout: float | None = None) -> Frame | None:
+        """The newest frame not read yet, waiting for one up to `timeout` seconds (None: for as long
+        as the source runs). None when none came in time or the source has ended (`ended` says which)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._ready:
+            while not self._ended and not self._fresh():
+                left = 0.5 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._ready.wait(min(left, 0.5))
+            if not self._fresh():
+                return None
+            self._consumed = self._latest.index
+            return self._latest
+
+    @property
+    def ended(self) -> bool:
+        """The capture has stopped and every frame it kept has been read."""
+        with self._ready:
+            return self._ended and not self._fresh()
 
     def close(self) -> None:
         """Stop the capture thread; it releases the device itself if a read is still blocking."""
@@ -261,22 +287,23 @@ def check_source(spec: str) -> None:
         raise UserError(f"not a video file: {spec}")
 
 
-def open_source(spec: str, realtime: bool = False) -> FrameSource:
+def open_source(spec: str, realtime: bool = False, reconnect_seconds: float = 5.0) -> FrameSource:
     """`0`, `1`... open a camera; an existing path opens a file (`0.mp4` too); `scheme://...` opens a
     stream, or a file when its capture reports a frame count (an http:// link to a video, say).
 
     `realtime` plays a file at its own frame rate through the live path (newest frame wins).
+    A camera or stream that drops is reopened for up to `reconnect_seconds` before it ends.
     """
     check_source(spec)
     if spec.isdigit():
-        return LiveSource(int(spec))
+        return LiveSource(int(spec), reconnect_seconds)
     if is_url(spec):
         capture = _open_capture(spec)
         if capture is None:
             raise UserError(f"cannot open stream {redact(spec)}")
         if capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:  # a live stream: its own capture thread reopens it
             capture.release()
-            return LiveSource(spec)
+            return LiveSource(spec, reconnect_seconds)
         if realtime:
             capture.release()
             return LiveSource(spec, realtime_file=True)
