@@ -1,8 +1,12 @@
 """Shared fixtures: generated pickles in the exact mmcv format, a small trained checkpoint, real videos."""
 
+import http.server
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -108,3 +112,37 @@ def short_video(tmp_path_factory) -> Path:
         writer.write(image)
     writer.release()
     return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Records each POSTed JSON body (and its Authorization header); hangs while `hang` is set."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.hang.is_set():
+            self.server.hang_released.wait(10)
+        self.server.received.append((json.loads(body), self.headers.get("Authorization")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP server on loopback that takes webhooks: `.received`, `.hang` (set: it stops answering)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.received, server.hang, server.hang_released = [], threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.hang_released.set()
+    server.shutdown()
+    server.server_close()

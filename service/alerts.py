@@ -1,0 +1,124 @@
+"""Events: a person's smoothed top-1 label holding an alert rule for the rule's duration.
+
+An event fires once per person per episode: after it, the rule stays quiet for that person until
+they show another label (or leave: a person who comes back gets a new id, so a new episode). A frame
+on which the person is uncertain, or below the rule's probability, never fires and restarts the
+duration; frames in which the person is not detected leave it as it was. A source that starts over
+(a reopened camera, a replayed file: `FrameResult.session`) starts every episode afresh.
+"""
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+from pipeline.runner import FrameResult
+from service.clock import iso_time
+from service.rules import AlertRule
+
+EPSILON = 1e-6  # frame times are rounded; durations compare with this slack
+
+
+@dataclass
+class Event:
+    """One alert, as every sink receives it (`to_json`)."""
+
+    id: int  # increasing over the run (service) and its sources
+    source: str  # the source's name (its index unless named NAME=SRC)
+    person: int  # the tracker's id
+    label: str
+    prob: float  # smoothed top-1 probability on the frame that fired
+    rule: str  # the rule it satisfied, as LABEL>=PROB:SECONDSs
+    start: str  # ISO 8601: when the person began to satisfy the rule
+    time: float  # seconds since the source started, on the frame that fired (as `time` in the JSONL)
+    at: str  # ISO 8601 of that frame
+    duration: float  # seconds the rule had held when it fired
+    box: list[float]  # x1, y1, x2, y2 pixels
+    snapshot: str | None = None  # the snapshot's URL path (`serve`); None without a server
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Watch:
+    """One rule watching one person."""
+
+    label: str | None = None  # the label holding the rule now (None: not holding)
+    since: float = 0.0  # source time at which it began to
+    fired: str | None = None  # the label this episode's event was for; quiet until another shows
+
+
+@dataclass
+class _Person:
+    watches: list[_Watch]
+    last_seen: float
+
+
+@dataclass
+class _Source:
+    session: int
+    origin: float  # wall clock of source time 0, when the caller gives none
+    persons: dict[int, _Person] = field(default_factory=dict)
+
+
+class Alerts:
+    """Frame results in (`update`), events out. One `Alerts` serves every source of a run; each
+    event takes the next id.
+
+    `forget_seconds`: a person not seen for this long is forgotten (trackers never reuse an id, so
+    this only bounds memory over a day-long run).
+    """
+
+    def __init__(self, rules: list[AlertRule], forget_seconds: float = 30.0, first_id: int = 1):
+        self.rules = list(rules)
+        self.forget_seconds = forget_seconds
+        self.next_id = first_id
+        self._sources: dict[int, _Source] = {}
+
+    def reset(self) -> None:
+        """Forget every person of every source (ids go on): the next frames come from sources that start afresh."""
+        self._sources.clear()
+
+    def update(self, result: FrameResult, name: str | None = None, origin: float | None = None) -> list[Event]:
+        """The events this frame fires. `name` is the source's (default: its index); `origin` is the
+        wall-clock time (seconds since the epoch) of source time 0, for the events' ISO times
+        (default: the source's first frame was now)."""
+        source = self._sources.get(result.source)
+        if source is None or source.session != result.session:
+            source = self._sources[result.source] = _Source(result.session, time.time() - result.time)
+        name = str(result.source) if name is None else name
+        origin = source.origin if origin is None else origin
+        now = result.time
+        events = []
+        for person in result.persons:
+            state = source.persons.get(person.id)
+            if state is None:
+                state = source.persons[person.id] = _Person([_Watch() for _ in self.rules], now)
+            state.last_seen = now
+            top = person.top5[0] if person.top5 and not person.uncertain else None
+            for rule, watch in zip(self.rules, state.watches):
+                if top is None or not math.isfinite(top.prob):
+                    watch.label = None
+                    continue
+                if watch.fired is not None and top.label != watch.fired:
+                    watch.fired = None  # another label: the next episode may fire
+                if watch.fired is not None or not rule.matches(top.label, top.prob):
+                    watch.label = None
+                    continue
+                if watch.label != top.label:
+                    watch.label, watch.since = top.label, now
+                if now - watch.since >= rule.seconds - EPSILON:
+                    events.append(self._event(rule, watch, result, person, name, origin))
+                    watch.fired, watch.label = top.label, None
+        for person_id in [p for p, s in source.persons.items() if now - s.last_seen > self.forget_seconds]:
+            del source.persons[person_id]
+        return events
+
+    def _event(self, rule: AlertRule, watch: _Watch, result: FrameResult, person, name: str, origin: float) -> Event:
+        event = Event(
+            id=self.next_id, source=name, person=person.id, label=watch.label, prob=round(person.top5[0].prob, 4), rule=str(rule),
+            start=iso_time(origin + watch.since), time=round(result.time, 4), at=iso_time(origin + result.time),
+            duration=round(result.time - watch.since, 4), box=[round(v, 1) for v in person.box],
+        )
+        self.next_id += 1
+        return event

@@ -1,0 +1,8 @@
+"""Wall-clock times as the service shows them."""
+
+from datetime import datetime, timezone
+
+
+def iso_time(wall: float) -> str:
+    """Seconds since the epoch as ISO 8601 with milliseconds and the local UTC offset."""
+    return datetime.fromtimestamp(wall, timezone.utc).astimezone().isoformat(timespec="milliseconds")

@@ -1,0 +1,123 @@
+"""Alert rules: which label, how sure, for how long.
+
+    --alert 'fall>=0.8:1s'     fall, top-1 probability at least 0.8, for 1 s
+    --alert 'wave:2'           wave at the default probability (0.7), for 2 s
+    --alert '*>=0:1s'          any label at all, held for 1 s
+    --rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from actionlstm.errors import UserError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+DEFAULT_PROB = 0.7
+DEFAULT_SECONDS = 1.0
+ANY = "*"
+_RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:])+)(?:>=(?P<prob>[^:]*))?(?::(?P<seconds>[^:]*?)s?)?$")
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """Fires when a person's smoothed top-1 label is `label` (any label for `*`) with at least
+    `prob`, on every frame for `seconds`."""
+
+    label: str
+    prob: float = DEFAULT_PROB
+    seconds: float = DEFAULT_SECONDS
+
+    def __post_init__(self) -> None:
+        if not self.label.strip():
+            raise UserError("an alert rule needs a label (or * for any)")
+        if not (math.isfinite(self.prob) and 0.0 <= self.prob <= 1.0):
+            raise UserError(f"alert rule {self.label}: the probability must be between 0 and 1, not {self.prob:g}")
+        if not (math.isfinite(self.seconds) and self.seconds >= 0.0):
+            raise UserError(f"alert rule {self.label}: the duration must be 0 or more seconds, not {self.seconds:g}")
+
+    def matches(self, label: str, prob: float) -> bool:
+        return (self.label == ANY or label == self.label) and prob >= self.prob
+
+    def __str__(self) -> str:
+        return f"{self.label}>={self.prob:g}:{self.seconds:g}s"
+
+
+def _number(text: str, what: str, rule: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"alert rule '{rule}': {what} '{text}' is not a number (rules look like LABEL[>=PROB][:SECONDS], e.g. 'fall>=0.8:1s')") from None
+
+
+def parse_rule(text: str) -> AlertRule:
+    """`LABEL[>=PROB][:SECONDS]`; SECONDS may end in `s`."""
+    match = _RULE.match(text.strip())
+    if match is None or not match["label"].strip():
+        raise UserError(f"alert rule '{text}' is not LABEL[>=PROB][:SECONDS] (e.g. 'fall>=0.8:1s', 'wave:2', '*')")
+    prob = DEFAULT_PROB if match["prob"] is None else _number(match["prob"], "the probability", text)
+    seconds = DEFAULT_SECONDS if match["seconds"] is None else _number(match["seconds"], "the duration", text)
+    return AlertRule(match["label"].strip(), prob, seconds)
+
+
+def _rule_from_entry(entry: object, where: str) -> AlertRule:
+    if isinstance(entry, str):
+        return parse_rule(entry)
+    if not isinstance(entry, dict):
+        raise UserError(f"{where}: a rule is a string like 'fall>=0.8:1s' or a table with label, prob, seconds")
+    unknown = sorted(set(entry) - {"label", "prob", "seconds"})
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (a rule has label, prob and seconds)")
+    if not isinstance(entry.get("label"), str):
+        raise UserError(f"{where}: a rule needs a label (a string; * for any)")
+    values = {}
+    for key in ("prob", "seconds"):
+        if key in entry:
+            if isinstance(entry[key], bool) or not isinstance(entry[key], (int, float)):
+                raise UserError(f"{where}: {key} must be a number, not {entry[key]!r}")
+            values[key] = float(entry[key])
+    return AlertRule(entry["label"], **values)
+
+
+def load_rules(path: Path) -> list[AlertRule]:
+    """Rules from a YAML (.yaml, .yml) or TOML (.toml) file: a list `alerts` whose entries are rule
+    strings or tables of `label`, `prob`, `seconds`:
+
+        alerts:                         [[alerts]]
+          - label: fall                 label = "fall"
+            prob: 0.8                   prob = 0.8
+            seconds: 1                  seconds = 1
+          - "wave:2"
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".yaml", ".yml", ".toml"):
+        raise UserError(f"{path}: rules are read from a .yaml, .yml or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"rules file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}") from None
+    entries = data.get("alerts") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{path}: expected a non-empty list 'alerts' of rules")
+    return [_rule_from_entry(entry, f"{path}, rule {k + 1}") for k, entry in enumerate(entries)]
+
+
+def check_rules(rules: list[AlertRule], class_names: list[str]) -> None:
+    """A rule for a label the model cannot give would never fire: say so at start, not never."""
+    for rule in rules:
+        if rule.label != ANY and rule.label not in class_names:
+            shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+            raise UserError(f"alert rule {rule}: the model has no class '{rule.label}' (its classes: {shown})")

@@ -1,0 +1,61 @@
+"""Event snapshots: the annotated frame that fired each event, as a JPEG named by the event's id.
+
+The folder is bounded (the newest `keep` are kept, the oldest removed), and no request names a file:
+the API asks for an event id and gets that event's file or nothing.
+"""
+
+import shutil
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from actionlstm.atomic import atomic_path
+
+JPEG_QUALITY = 80
+
+
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+class SnapshotStore:
+    """`folder` None: a temporary folder, removed by `close`. Otherwise each run writes into a
+    subfolder named by its start time, so runs never overwrite each other's (ids restart with a run)."""
+
+    def __init__(self, folder: Path | None = None, keep: int = 200):
+        if keep < 1:
+            raise ValueError("keep at least one snapshot")
+        self.keep = keep
+        self.owned = folder is None
+        if folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="actionlstm-snapshots-"))
+        else:
+            self.folder = Path(folder) / time.strftime("%Y%m%d-%H%M%S")
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._kept: deque[int] = deque()
+
+    def save(self, event_id: int, image: np.ndarray) -> None:
+        data = encode_jpeg(image)
+        with atomic_path(self._file(event_id)) as tmp:
+            tmp.write_bytes(data)
+        self._kept.append(event_id)
+        while len(self._kept) > self.keep:
+            self._file(self._kept.popleft()).unlink(missing_ok=True)
+
+    def path(self, event_id: int) -> Path | None:
+        """The snapshot of event `event_id`, if it is still kept."""
+        return self._file(event_id) if event_id in self._kept else None
+
+    def _file(self, event_id: int) -> Path:
+        return self.folder / f"event-{int(event_id)}.jpg"
+
+    def close(self) -> None:
+        if self.owned:
+            shutil.rmtree(self.folder, ignore_errors=True)

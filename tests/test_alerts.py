@@ -1,0 +1,253 @@
+"""Alert rules, events and their sinks without a server: rule syntax and files, the episode logic on
+frames with hand-set labels, the bounded snapshot folder, sinks facing real receivers (a JSONL file,
+an HTTP server that answers, one that hangs, one that is gone), and `run --alert --events` on real
+video with real pose."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from actionlstm.errors import UserError
+from pipeline.actions import LabelProb
+from pipeline.runner import FrameResult, PersonResult
+from service.alerts import Alerts
+from service.rules import AlertRule, check_rules, load_rules, parse_rule
+from service.sinks import JsonlEvents, Webhook
+from service.snapshots import SnapshotStore
+from tests.conftest import run_cli
+
+IMAGE = np.zeros((48, 64, 3), np.uint8)
+
+
+# --- rules ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    ("fall>=0.8:1s", AlertRule("fall", 0.8, 1.0)),
+    ("wave:2", AlertRule("wave", 0.7, 2.0)),
+    ("wave:2.5s", AlertRule("wave", 0.7, 2.5)),
+    ("fall>=0.9", AlertRule("fall", 0.9, 1.0)),
+    ("*", AlertRule("*", 0.7, 1.0)),
+    ("*>=0:0", AlertRule("*", 0.0, 0.0)),
+    ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, 1.0)),
+])
+def test_rule_syntax(text, rule):
+    assert parse_rule(text) == rule
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("", "is not LABEL"), (">=0.5", "is not LABEL"), ("fall>=x", "'x' is not a number"), ("fall:", "'' is not a number"),
+    ("fall>=1.5", "between 0 and 1"), ("fall:-1", "0 or more seconds"), ("fall:inf", "0 or more seconds"), ("a:b:c", "is not LABEL"),
+])
+def test_bad_rules_are_refused_in_one_line(text, fragment):
+    with pytest.raises(UserError) as error:
+        parse_rule(text)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+
+
+def test_rules_files_yaml_and_toml(tmp_path):
+    (tmp_path / "r.yaml").write_text("alerts:\n  - label: fall\n    prob: 0.8\n    seconds: 2\n  - 'wave:3'\n")
+    (tmp_path / "r.toml").write_text('[[alerts]]\nlabel = "fall"\nprob = 0.8\nseconds = 2\n\n[[alerts]]\nlabel = "*"\n')
+    assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0), AlertRule("wave", 0.7, 3.0)]
+    assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0), AlertRule("*", 0.7, 1.0)]
+    for name, text, fragment in [
+        ("bad.yaml", "alerts: [", "not valid YAML"), ("empty.yaml", "other: 1\n", "non-empty list 'alerts'"),
+        ("key.yaml", "alerts:\n  - label: fall\n    probability: 0.8\n", "unknown key 'probability'"),
+        ("type.toml", '[[alerts]]\nlabel = "fall"\nprob = "high"\n', "prob must be a number"), ("r.json", "{}", ".yaml, .yml or .toml"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(UserError) as error:
+            load_rules(tmp_path / name)
+        assert fragment in str(error.value), (name, error.value)
+
+
+def test_a_rule_for_a_class_the_model_lacks_is_refused():
+    check_rules([AlertRule("wave"), AlertRule("*")], ["wave", "clap"])
+    with pytest.raises(UserError, match="no class 'fal'"):
+        check_rules([AlertRule("fal")], ["wave", "fall"])
+
+
+# --- the episode logic ------------------------------------------------------------------------------
+
+
+def person(pid: int, label: str | None, prob: float = 0.9, uncertain: bool = False) -> PersonResult:
+    top5 = None if label is None else [LabelProb(label, prob), LabelProb("other", 1 - prob)]
+    return PersonResult(pid, [1.0, 2.0, 30.0, 40.0], top5, uncertain)
+
+
+def frames(alerts: Alerts, timeline: list[tuple[float, list[PersonResult]]], session: int = 0, source: int = 0) -> list:
+    """Feed (time, persons) frames; return (time, event) for every event fired."""
+    fired = []
+    for t, persons in timeline:
+        result = FrameResult(int(t * 10), t, IMAGE, persons, 10.0, source=source, session=session)
+        fired += [(t, e) for e in alerts.update(result, "cam", origin=1_000_000.0)]
+    return fired
+
+
+def at_10fps(seconds: float, *persons_of) -> list[tuple[float, list[PersonResult]]]:
+    """`seconds` of frames at 10 fps; persons_of(t) gives each frame's persons."""
+    return [(round(k / 10, 1), [p for make in persons_of for p in make(round(k / 10, 1))]) for k in range(round(seconds * 10))]
+
+
+def test_fires_once_the_rule_has_held_for_its_duration_and_once_per_episode():
+    alerts = Alerts([parse_rule("fall>=0.8:1s")])
+    fired = frames(alerts, at_10fps(5.0, lambda t: [person(1, "fall", 0.9)]))
+    assert [t for t, _ in fired] == [1.0]  # held from 0.0: 1 s later, and never again in the episode
+    event = fired[0][1]
+    assert (event.id, event.person, event.label, event.prob, event.duration, event.time, event.source) == (1, 1, "fall", 0.9, 1.0, 1.0, "cam")
+    assert event.rule == "fall>=0.8:1s" and event.box == [1.0, 2.0, 30.0, 40.0]
+    assert event.start.startswith("1970-01-12T") and event.at != event.start  # ISO 8601 from origin + source time
+
+
+def test_low_probability_and_uncertain_frames_never_fire_and_restart_the_duration():
+    alerts = Alerts([parse_rule("fall>=0.8:1s")])
+    def label(t):
+        if 0.5 <= t < 0.6:
+            return [person(1, "fall", 0.7)]  # below the rule's 0.8
+        if 1.2 <= t < 1.3:
+            return [person(1, "fall", 0.95, uncertain=True)]
+        return [person(1, "fall", 0.9)]
+    fired = frames(alerts, at_10fps(4.0, label))
+    assert [t for t, _ in fired] == [2.3]  # restarted at 0.6, broken at 1.2, held again from 1.3
+    assert frames(Alerts([parse_rule("fall>=0:0")]), [(0.0, [person(1, "fall", 0.99, uncertain=True)])]) == []
+
+
+def test_re_arms_after_another_label_not_after_an_uncertain_or_missed_frame():
+    alerts = Alerts([parse_rule("fall:0.5")])
+    def label(t):
+        if 1.0 <= t < 1.3:
+            return [person(1, "fall", uncertain=True)]  # uncertain: not another label
+        if 1.5 <= t < 1.7:
+            return []  # not detected
+        if 2.0 <= t < 2.3:
+            return [person(1, "walk")]  # another label: the next fall is a new episode
+        return [person(1, "fall")]
+    assert [t for t, _ in frames(alerts, at_10fps(4.0, label))] == [0.5, 2.8]
+
+
+def test_any_label_fires_per_label_and_each_person_and_source_has_its_own_episodes():
+    alerts = Alerts([parse_rule("*>=0.5:0.3")])
+    fired = frames(alerts, at_10fps(2.0, lambda t: [person(1, "wave" if t < 1.0 else "clap")], lambda t: [person(2, "wave")]))
+    assert [(t, e.person, e.label) for t, e in fired] == [(0.3, 1, "wave"), (0.3, 2, "wave"), (1.3, 1, "clap")]
+    other = frames(alerts, at_10fps(0.5, lambda t: [person(1, "wave")]), source=1)
+    assert [(t, e.person, e.id) for t, e in other] == [(0.3, 1, 4)]  # ids go on over sources
+
+
+def test_a_source_that_starts_over_starts_every_episode_afresh():
+    alerts = Alerts([parse_rule("fall:0.2")])
+    assert len(frames(alerts, at_10fps(1.0, lambda t: [person(1, "fall")]))) == 1
+    assert len(frames(alerts, [(t + 1.0, p) for t, p in at_10fps(1.0, lambda t: [person(1, "fall")])])) == 0  # same episode
+    again = frames(alerts, [(t + 2.0, p) for t, p in at_10fps(1.0, lambda t: [person(1, "fall")])], session=1)
+    assert [t for t, _ in again] == [2.2]  # id 1 of the new session is someone new
+
+
+def test_several_rules_fire_apart():
+    alerts = Alerts([parse_rule("fall>=0.8:0.5"), parse_rule("fall>=0.5:1")])
+    fired = frames(alerts, at_10fps(2.0, lambda t: [person(1, "fall", 0.85)]))
+    assert [(t, e.rule) for t, e in fired] == [(0.5, "fall>=0.8:0.5s"), (1.0, "fall>=0.5:1s")]
+
+
+# --- snapshots and sinks ----------------------------------------------------------------------------
+
+
+def test_snapshot_folder_keeps_the_newest_and_goes_when_temporary(tmp_path):
+    store = SnapshotStore(None, keep=3)
+    for event_id in range(1, 6):
+        store.save(event_id, IMAGE)
+    assert [store.path(i) is not None for i in range(1, 6)] == [False, False, True, True, True]
+    assert sorted(p.name for p in store.folder.iterdir()) == ["event-3.jpg", "event-4.jpg", "event-5.jpg"]
+    assert store.path(5).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+    store.close()
+    assert not store.folder.exists()
+    kept = SnapshotStore(tmp_path, keep=2)
+    kept.save(1, IMAGE)
+    kept.close()
+    assert kept.folder.parent == tmp_path and (kept.folder / "event-1.jpg").is_file()  # a given folder stays
+
+
+def test_jsonl_events_append_whole_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"id": 1, "earlier": true}\n')
+    sink = JsonlEvents(path)
+    sink.send({"id": 1})
+    assert path.read_text().splitlines()[-1] == '{"id": 1}'  # flushed at once, before close
+    sink.send({"id": 2})
+    sink.close(1.0)
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [1, 1, 2] and sink.delivered == 2
+
+
+def test_webhook_posts_each_event_with_basic_auth_from_the_url(receiver):
+    sink = Webhook(f"http://user:secret@127.0.0.1:{receiver.server_port}/hook")
+    assert "secret" not in sink.target and "secret" not in json.dumps(sink.status())
+    for k in range(3):
+        sink.send({"id": k})
+    deadline = time.monotonic() + 10
+    while len(receiver.received) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close(1.0)
+    assert [body["id"] for body, _ in receiver.received] == [0, 1, 2]
+    assert receiver.received[0][1] == "Basic dXNlcjpzZWNyZXQ="  # user:secret
+    assert (sink.delivered, sink.dropped) == (3, 0)
+
+
+def test_a_hanging_receiver_never_blocks_the_sender_and_what_overflows_is_counted(receiver):
+    receiver.hang.set()
+    sink = Webhook(f"http://127.0.0.1:{receiver.server_port}/hook", queue_size=5)
+    started = time.perf_counter()
+    for k in range(50):
+        sink.send({"id": k})
+    assert time.perf_counter() - started < 0.1  # 50 sends while the receiver hangs
+    assert sink.dropped >= 50 - 5 - 1  # at most one in flight and five queued
+    assert sink.status()["queued"] <= 5
+    receiver.hang_released.set()
+    sink.close(2.0)
+    assert sink.delivered + sink.dropped == 50
+
+
+def test_a_dead_receiver_is_retried_then_counted(receiver, monkeypatch):
+    monkeypatch.setattr("service.sinks.WEBHOOK_RETRY_SECONDS", (0.05, 0.05))
+    port = receiver.server_port
+    receiver.shutdown()
+    receiver.server_close()
+    sink = Webhook(f"http://127.0.0.1:{port}/hook")
+    sink.send({"id": 1})
+    deadline = time.monotonic() + 10
+    while sink.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close(0.5)
+    assert (sink.delivered, sink.dropped, sink.failures) == (0, 1, 3)  # one try and two retries
+    assert sink.last_error
+
+
+# --- on real video, from the command line -----------------------------------------------------------
+
+
+def test_run_writes_one_event_per_episode(trained_checkpoint, short_video, tmp_path, single_thread):
+    """`run --alert --events` on real video with real pose: one line per event, each as the rules
+    and episodes say (here any label held 1 s, so each person's first steady label)."""
+    out = tmp_path / "events.jsonl"
+    jsonl = tmp_path / "frames.jsonl"
+    proc = run_cli("run", short_video, "--checkpoint", trained_checkpoint, "--no-show", "--device", "cpu", "--min-prob", "0",
+                   "--alert", "*>=0:1s", "--events", out, "--jsonl", jsonl)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert events, proc.stdout
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert set(events[0]) == {"id", "source", "person", "label", "prob", "rule", "start", "time", "at", "duration", "box", "snapshot"}
+    frames_by_time = {round(r["time"], 4): r for r in map(json.loads, jsonl.read_text().splitlines())}
+    for event in events:
+        assert event["duration"] >= 1.0 - 1e-6 and event["source"] == "0" and event["snapshot"] is None
+        shown = {p["id"]: p for p in frames_by_time[event["time"]]["persons"]}[event["person"]]
+        assert shown["top5"][0]["label"] == event["label"] and shown["top5"][0]["prob"] == pytest.approx(event["prob"], abs=1e-4)
+    # the run's own per-frame labels, replayed through a fresh engine, fire exactly these events
+    replay, expected = Alerts([parse_rule("*>=0:1s")]), []
+    for record in map(json.loads, jsonl.read_text().splitlines()):
+        persons = [
+            PersonResult(p["id"], p["box"], [LabelProb(t["label"], t["prob"]) for t in p["top5"]] if p["top5"] else None, p.get("uncertain", False))
+            for p in record["persons"]
+        ]
+        expected += replay.update(FrameResult(record["frame"], record["time"], IMAGE, persons, 0.0), "0", origin=0.0)
+    assert [(e.id, e.person, e.label, e.time) for e in expected] == [(e["id"], e["person"], e["label"], e["time"]) for e in events]
+    assert f"{len(events)} alert event" in proc.stdout
