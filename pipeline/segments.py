@@ -116,6 +116,17 @@ class SegmentBuilder:
         self._time = time
         return closed
 
+    def open_segments(self) -> list[dict]:
+        """The segments not closed yet, as they stand now (a live timeline shows them growing): each
+        person's last steady run and the label showing since, where that differs."""
+        shown = []
+        for person in self._persons.values():
+            runs = [r for r in (person.segment, person.run) if r is not None]
+            if len(runs) == 2 and runs[0].label == runs[1].label:
+                runs = [_Run(runs[0].label, runs[0].start, runs[1].end, runs[0].prob_sum + runs[1].prob_sum, runs[0].frames + runs[1].frames)]
+            shown += [_as_dict(person.id, run) for run in runs]
+        return shown
+
     def finish(self) -> list[dict]:
         """The end of the stream: close every open segment (by person id) and start afresh."""
         closed = [segment for person_id in sorted(self._persons) for segment in self._close(person_id)]

@@ -26,6 +26,7 @@ from pipeline.runner import ActionPipeline, FrameResult
 from pipeline.segments import SegmentBuilder, format_segments
 from pipeline.sinks import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
 from pipeline.sources import FrameSource
+from service.alerts import Alerts
 
 
 class Reservoir:
@@ -107,6 +108,7 @@ class RunSummary:
     warning: str = ""  # a problem with the source worth telling (a truncated file)
     persons: PersonLog = field(default_factory=PersonLog)
     segments: list[dict] = field(default_factory=list)  # per person, runs of one action (see pipeline.segments)
+    events: int | None = None  # alert events fired (see service.alerts); None when no rule was given
     duration: float = 0.0  # seconds of source time covered: the last frame's time plus one frame
     stage_seconds: Counter = field(default_factory=Counter)  # per stage, summed over frames
     frame_seconds: Reservoir = field(default_factory=Reservoir)  # per frame: decode start to outputs written
@@ -118,19 +120,30 @@ class RunSummary:
 
 
 class SourceRun:
-    """One source's part of a run: its video and JSONL outputs, window, statistics and segments."""
+    """One source's part of a run: its video, JSONL and events outputs, window, statistics and segments."""
 
-    def __init__(self, source: FrameSource, save: Path | None, jsonl: Path | None, show: bool, jsonl_keypoints: bool, min_segment: float, title: str):
+    def __init__(
+        self, source: FrameSource, save: Path | None, jsonl: Path | None, show: bool, jsonl_keypoints: bool, min_segment: float, title: str,
+        events: Path | None = None, alerts: Alerts | None = None, name: str = "0",
+    ):
         self.source = source
         self.summary = RunSummary()
         self.segments = SegmentBuilder(min_segment)
         self.jsonl_keypoints = jsonl_keypoints
+        self.alerts = alerts
+        self.name = name
+        if alerts is not None:
+            self.summary.events = 0
+        # Wall-clock time of source time 0, for the events' ISO times (a file counts from now).
+        self.origin = time.time() - (time.monotonic() - source.started if source.is_live else 0.0)
         self.outputs: list[Output] = []
         try:
             self.video = VideoSink(save, source.fps, live=source.is_live) if save else None
             self.outputs += [self.video] if self.video else []
             self.records = JsonlSink(jsonl) if jsonl else None
             self.outputs += [self.records] if self.records else []
+            self.events = JsonlSink(events) if events else None
+            self.outputs += [self.events] if self.events else []
         except BaseException:
             discard_outputs(self.outputs)
             raise
@@ -148,6 +161,11 @@ class SourceRun:
             self.video.write(result.image, result.time)
         if self.records is not None:
             self.records.write(result.to_json(keypoints=self.jsonl_keypoints))
+        if self.alerts is not None:
+            for event in self.alerts.update(result, self.name, self.origin):
+                summary.events += 1
+                if self.events is not None:
+                    self.events.write(event.to_json())
         now = time.perf_counter()
         summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
         summary.frame_seconds.add(now - step_start)
@@ -177,9 +195,11 @@ def run_session(
     progress: bool = True,
     jsonl_keypoints: bool = False,
     min_segment: float = 0.5,
+    events: Path | None = None,
+    alerts: Alerts | None = None,
 ) -> RunSummary:
     """A run over one source; see `run_sessions`."""
-    return run_sessions(pipeline, [source], [save], [jsonl], show, progress, jsonl_keypoints, min_segment)[0]
+    return run_sessions(pipeline, [source], [save], [jsonl], show, progress, jsonl_keypoints, min_segment, [events], alerts)[0]
 
 
 def run_sessions(
@@ -191,15 +211,18 @@ def run_sessions(
     progress: bool = True,
     jsonl_keypoints: bool = False,
     min_segment: float = 0.5,
+    events: list[Path | None] | None = None,
+    alerts: Alerts | None = None,
 ) -> list[RunSummary]:
     """A run over several sources side by side (`ActionPipeline.stream_many`), each with its own
-    outputs, window and summary. q / Esc in any window, Ctrl-C or SIGTERM end them all."""
+    outputs, window and summary. q / Esc in any window, Ctrl-C or SIGTERM end them all. With
+    `alerts`, each source's events (named by its index) go to its `events` file."""
     stages = pipeline.pipeline if isinstance(pipeline, ActionRecognizer) else pipeline
     runs: list[SourceRun] = []
     try:
-        for k, (source, save, jsonl) in enumerate(zip(sources, saves, jsonls)):
+        for k, (source, save, jsonl, events_file) in enumerate(zip(sources, saves, jsonls, events or [None] * len(sources))):
             title = WINDOW_TITLE if len(sources) == 1 else f"{WINDOW_TITLE} #{k}"
-            runs.append(SourceRun(source, save, jsonl, show, jsonl_keypoints, min_segment, title))
+            runs.append(SourceRun(source, save, jsonl, show, jsonl_keypoints, min_segment, title, events_file, alerts, str(k)))
     except BaseException:
         for run in runs:
             discard_outputs(run.outputs)
@@ -248,6 +271,8 @@ def print_summary(summary: RunSummary, out: Console = console.out, top: int = 10
     if summary.dropped:
         extra.append(f"{summary.dropped} stale live frames dropped")
     out.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), ended by {summary.ended_by}" + (f"; {', '.join(extra)}" if extra else ""))
+    if summary.events is not None:
+        out.print(f"{summary.events} alert event{'s' if summary.events != 1 else ''}")
     if summary.warning:
         out.print(f"[yellow]warning:[/] {escape(summary.warning)}", soft_wrap=True)
     log = summary.persons

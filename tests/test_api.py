@@ -249,3 +249,20 @@ def test_a_live_stream_left_mid_pass_never_runs_the_model_twice_at_once(trained_
     slow.seconds = 0.0
     labelled = sum(p.top5 is not None for r in rec.stream(path) for p in r.persons)
     assert labelled > 20 and slow.most_at_once == 1
+
+
+def test_events_of_a_list_of_sources_start_afresh_with_each(trained_checkpoint, clip40):
+    """`rec.events` is `run --alert` in Python: the same clip twice fires the same events twice
+    (each source starts afresh, ids go on), and a rule the model cannot satisfy is refused."""
+    from actionlstm.errors import UserError
+
+    rec = ActionRecognizer(trained_checkpoint, device="cpu", min_prob=0.0, draw=False)
+    path, _ = clip40
+    events = list(rec.events([path, str(path)], ["*>=0:1s"]))
+    half = len(events) // 2
+    assert half > 0 and len(events) == 2 * half
+    assert [e.id for e in events] == list(range(1, 2 * half + 1))
+    assert [(e.person, e.label, e.time, e.box) for e in events[:half]] == [(e.person, e.label, e.time, e.box) for e in events[half:]]
+    assert all(e.duration >= 1.0 - 1e-6 and e.rule == "*>=0:1s" for e in events)
+    with pytest.raises(UserError, match="no class 'wave'"):
+        rec.alerts(["wave:2"])

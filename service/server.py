@@ -1,0 +1,229 @@
+"""The service: sources kept open, the pipeline loop on the main thread, the web app beside it on
+uvicorn (its own thread and event loop), and a stop within seconds that loses no event.
+
+SIGTERM or Ctrl-C ends it: the streams end, the sources close, the event sinks deliver what they
+can in a second or two (the JSONL file has every event already: each line is flushed as it fires),
+MQTT says `offline`, and the process exits with 0 (the service did its job until asked to stop).
+"""
+
+import gc
+import os
+import re
+import secrets
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
+
+from actionlstm import console
+from actionlstm.errors import Terminated, UserError
+from pipeline.recognizer import ActionRecognizer
+from pipeline.sources import VideoFileSource, check_source, is_url
+from service.alerts import Alerts
+from service.hub import Hub, SourceFeed, Timeline
+from service.rules import AlertRule, check_rules
+from service.sinks import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
+from service.snapshots import SnapshotStore
+from service.sources import SupervisedSource
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SOURCE_NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]{1,32})=(?P<spec>.+)$")
+STOP_SECONDS = 4.0  # the whole stop, sinks included, stays within this
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8321
+    token: str | None = None
+    no_auth: bool = False
+    loop: bool = False  # replay file sources forever
+    rules: list[AlertRule] = field(default_factory=list)
+    events: list[Path] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)
+    mqtt: list[str] = field(default_factory=list)
+    mqtt_prefix: str = "actionlstm"
+    snapshot_dir: Path | None = None
+    max_snapshots: int = 200
+    max_clients: int = 32
+    stream_fps: float = 15.0
+    timeline_minutes: float = 10.0
+    min_segment: float = 0.5
+
+
+def log(message: str) -> None:
+    """One line of the service's log, on stderr, with the local time."""
+    console.err.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def name_sources(specs: list[str]) -> list[tuple[str, str]]:
+    """(name, spec) per source: `NAME=SRC` names a source (its MQTT topics, its events' `source`),
+    otherwise its index names it."""
+    named = []
+    for k, spec in enumerate(specs):
+        match = None if Path(spec).exists() else SOURCE_NAME.match(spec)  # a file called a=b.mp4 is a file
+        named.append((match["name"], match["spec"]) if match else (str(k), spec))
+    names = [name for name, _ in named]
+    if len(set(names)) != len(names):
+        raise UserError(f"two sources are named '{next(n for n in names if names.count(n) > 1)}'; give each its own NAME=SRC")
+    return named
+
+
+def resolve_token(token: str | None, no_auth: bool, host: str) -> tuple[str | None, bool]:
+    """The token every request must carry (None with --no-auth) and whether it was made up here."""
+    if no_auth:
+        if host not in LOOPBACK:
+            raise UserError(f"--no-auth serves without a token, so only on this machine: use it with --host 127.0.0.1, not {host}")
+        if token:
+            raise UserError("--no-auth and --token contradict each other; give one")
+        return None, False
+    token = token or os.environ.get("ACTIONLSTM_TOKEN") or None
+    if token is not None and len(token) < 8:
+        raise UserError("the token must be at least 8 characters long")
+    return (token, False) if token else (secrets.token_urlsafe(24), True)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any model loads, so a taken port fails in a second."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def check_sources(named: list[tuple[str, str]]) -> None:
+    """A file that is not there or not a video fails at start; a camera or stream that is not there
+    yet is waited for (it may come up after the service)."""
+    for _, spec in named:
+        check_source(spec)
+        if not (spec.isdigit() or is_url(spec)):
+            VideoFileSource(spec).close()
+
+
+def check_sinks(settings: ServeSettings) -> None:
+    for url in settings.webhooks:
+        check_http_url(url, "--webhook")
+    for url in settings.mqtt:
+        parse_mqtt_url(url)
+
+
+def open_sinks(settings: ServeSettings) -> list[EventSink]:
+    sinks: list[EventSink] = []
+    try:
+        sinks += [JsonlEvents(path) for path in settings.events]
+        sinks += [Webhook(url) for url in settings.webhooks]
+        sinks += [Mqtt(url, settings.mqtt_prefix) for url in settings.mqtt]
+    except BaseException:
+        for sink in sinks:
+            sink.close(0.0)
+        raise
+    return sinks
+
+
+def page_url(host: str, port: int, token: str | None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -> None:
+    """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    named = name_sources(specs)
+    token, generated = resolve_token(settings.token, settings.no_auth, settings.host)
+    check_sources(named)
+    check_sinks(settings)
+    sock = listen(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    sinks: list[EventSink] = []
+    sources: list[SupervisedSource] = []
+    snapshots = None
+    server = thread = None
+    try:
+        recognizer = ActionRecognizer(**recognizer_options)
+        check_rules(settings.rules, recognizer.class_names)
+        pose = recognizer.pipeline.pose
+        log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}")
+        if recognizer.classifier.synthetic:
+            log("warning: this action model learnt generated movements (`actionlstm sample`), not real actions")
+        sinks = open_sinks(settings)
+        snapshots = SnapshotStore(settings.snapshot_dir, settings.max_snapshots)
+        idle_wait = 0.1 if len(named) == 1 else 0.0  # with several, one that is down must not hold up the others
+        sources = [SupervisedSource(spec, name, settings.loop, idle_wait, log) for name, spec in named]
+        feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
+        model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
+        hub = Hub(feeds, Alerts(settings.rules) if settings.rules else None, sinks, snapshots, model)
+        app = create_app(hub, token, settings.max_clients, settings.stream_fps)
+        config = uvicorn.Config(
+            app, http="h11", log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1, timeout_keep_alive=5,
+            limit_concurrency=settings.max_clients + 64, server_header=False, h11_max_incomplete_event_size=16 * 1024,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
+        thread.start()
+        # The models' millions of objects live as long as the process: out of the collector's sight,
+        # neither its full passes in a week-long run nor the final one at exit walk them again.
+        gc.freeze()
+        for source in sources:
+            log(f"source {source.name}: {source.shown}" + (" (replayed forever)" if source.is_file and settings.loop else ""))
+        for rule in settings.rules:
+            log(f"alert rule {rule}")
+        for sink in sinks:
+            log(f"events to {sink.kind} {sink.target}")
+        if token is None:
+            log(f"serving WITHOUT a token (--no-auth), on this machine only: {page_url(settings.host, port, None)}")
+        elif generated:
+            log(f"serving on {page_url(settings.host, port, token)}  (a new token each start; --token or ACTIONLSTM_TOKEN fixes it)")
+        else:
+            log(f"serving on {page_url(settings.host, port, None)} (token from --token or ACTIONLSTM_TOKEN)")
+        try:
+            for results in recognizer.pipeline.stream_many(sources):
+                for result in results:
+                    hub.add(result)
+            log("every source has ended; the service stays up until Ctrl-C or SIGTERM")
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt as stop:
+            log(f"stopping ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'})")
+            hub.close_streams()
+    finally:
+        _stop(server, thread, sources, sinks, snapshots, sock)
+
+
+def _stop(server, thread: threading.Thread | None, sources: list[SupervisedSource], sinks: list[EventSink], snapshots: SnapshotStore | None, sock: socket.socket) -> None:
+    """Everything the service started, ended within `STOP_SECONDS` (a second SIGTERM meanwhile waits for it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    deadline = time.monotonic() + STOP_SECONDS
+    if server is not None:
+        server.should_exit = True
+    for source in sources:
+        source.stop()
+    for source in sources:
+        source.close()
+    for k, sink in enumerate(sinks):  # the time left, shared
+        sink.close(max(0.0, (deadline - time.monotonic()) / (len(sinks) - k) - 0.1))
+    if thread is not None:
+        thread.join(timeout=max(0.1, deadline - time.monotonic()))
+    sock.close()
+    if snapshots is not None:
+        snapshots.close()
+    delivered = sum(s.delivered for s in sinks)
+    dropped = sum(s.dropped for s in sinks)
+    if sinks:
+        log(f"stopped: {delivered} event deliveries, {dropped} dropped")
