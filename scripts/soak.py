@@ -1,6 +1,7 @@
 """Soak test: does a long live run keep its memory, file descriptors and threads flat?
 
     python scripts/soak.py ../shared/data/videos/exercise_3people.avi --minutes 30 [--checkpoint CKPT] [--json soak.json]
+    python scripts/soak.py ../shared/data/videos/exercise_3people.avi --serve --clients 5 --minutes 30
 
 A leak of a few kB per frame is invisible in a one-minute test and fatal in a day-long run, so this
 runs the real console command `actionlstm run SOURCE --checkpoint CKPT --no-show --realtime` in a child
@@ -9,11 +10,16 @@ with psutil every few seconds. A video file is first written out, looped, into a
 minute longer than --minutes at its own frame rate, so the run is fed like a camera for the whole time;
 a camera index or stream URL is used as it is. Sampling starts when the CLI reports its source open
 (its "source ...: WxH at N fps" line; model loading is not the steady state) and the run is stopped
-with Ctrl-C --minutes later, so its shutdown is not measured either. After a warm-up (buffers
+with Ctrl-C (the service with SIGTERM) --minutes later, so its shutdown is not measured either. After a warm-up (buffers
 filling, allocator pools growing: the first --warmup fraction of the samples) a straight line is
 fitted to each series and its slope printed per hour; RSS growth is also given in % of the RSS at the
 end of the warm-up. Exit status 1 when that exceeds --target (default 1 %/hour) or the run failed.
 Extra arguments (e.g. `--device cuda --pose-backend torch`) are passed on to `actionlstm run`.
+
+`--serve` soaks the service instead: `actionlstm serve SOURCE --loop` (a file replayed by the service
+itself), with --clients page clients streaming its video, one following its event stream and one
+polling its status and metrics every two seconds, all the time; sampling starts at its "serving on"
+line. Extra arguments go to `actionlstm serve` (say `--alert '*>=0:1s' --min-prob 0`, so events fire).
 """
 
 import argparse
@@ -24,7 +30,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,11 +40,15 @@ import cv2
 import numpy as np
 import psutil
 
+from bench_serve import TOKEN, StreamClients, free_port, status
+
 ROOT = Path(__file__).resolve().parents[1]
 # The console command of this checkout, run from its root so the tree's code is what is measured.
 CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
-# What `actionlstm run` prints on stderr once its source is open and frames start to flow.
+# What `actionlstm run` prints on stderr once its source is open and frames start to flow ...
 SOURCE_OPEN = re.compile(r"source .*: \d+x\d+ at [\d.]+ fps")
+# ... and what `actionlstm serve` prints once it takes requests.
+SERVING = re.compile(r"serving on http://")
 
 
 @dataclass
@@ -85,6 +97,31 @@ def quick_checkpoint(folder: Path) -> Path:
     return checkpoint
 
 
+class Poller:
+    """A page's status poll, plus a Prometheus scrape, every two seconds."""
+
+    def __init__(self, port: int):
+        self.port, self.requests, self.failures = port, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(2.0):
+            try:
+                status(self.port)
+                request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
+                self.requests += 2
+            except OSError:
+                self.failures += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
 def sample(process: psutil.Process, started: float) -> Sample | None:
     """RSS, open descriptors and threads summed over the child and any processes it started
     (so a stage moved into a worker process is still counted); None once it has exited."""
@@ -107,17 +144,22 @@ def sample(process: psutil.Process, started: float) -> Sample | None:
     return Sample(time.monotonic() - started, rss / 2**20, fds, threads, alive)
 
 
-def measure(child: subprocess.Popen, err_path: Path, seconds: float, interval: float) -> tuple[list[Sample], float | None, float]:
-    """Sample the child from the moment it reports its source open until `seconds` later, then stop
-    it with Ctrl-C (SIGINT, which the CLI ends cleanly on). Returns the samples, when the source
-    opened (None if never) and when the child was started (monotonic clock)."""
+def measure(
+    child: subprocess.Popen, err_path: Path, seconds: float, interval: float, ready: re.Pattern = SOURCE_OPEN, on_ready=lambda: None,
+    stop: signal.Signals = signal.SIGINT,
+) -> tuple[list[Sample], float | None, float]:
+    """Sample the child from the moment its stderr shows `ready` (its source open) until `seconds`
+    later, then stop it with `stop` (Ctrl-C's SIGINT, or SIGTERM as systemd stops a service; the CLI
+    ends cleanly on either); `on_ready` is called once, then. Returns the samples, when it got ready
+    (None if never) and when the child was started (monotonic clock)."""
     launched, opened, samples = time.monotonic(), None, []
     process = psutil.Process(child.pid)
     try:
         while child.poll() is None:
             now = time.monotonic()
-            if opened is None and SOURCE_OPEN.search(err_path.read_text(errors="replace")):
+            if opened is None and ready.search(err_path.read_text(errors="replace")):
                 opened = now
+                on_ready()
             if now - (opened or launched) > seconds + (0 if opened else 600):  # done, or never got going
                 break
             if opened is not None and (point := sample(process, opened)) is not None:
@@ -126,7 +168,7 @@ def measure(child: subprocess.Popen, err_path: Path, seconds: float, interval: f
     except KeyboardInterrupt:
         print("interrupted: figures so far", file=sys.stderr)
     if child.poll() is None:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         try:
             child.wait(120)
         except subprocess.TimeoutExpired:
@@ -176,32 +218,51 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=0.2, help="fraction of the samples left out of the fit (default 0.2)")
     parser.add_argument("--target", type=float, default=1.0, help="largest RSS growth in %%/hour that passes (default 1)")
     parser.add_argument("--json", type=Path, help="also write the samples and the summary here")
+    parser.add_argument("--serve", action="store_true", help="soak `actionlstm serve SOURCE --loop` with clients attached instead")
+    parser.add_argument("--clients", type=int, default=5, help="with --serve: page clients streaming the video (default 5)")
     args, run_args = parser.parse_known_args()
 
+    clients = []
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         folder = Path(tmp)
         checkpoint = args.checkpoint or quick_checkpoint(folder)
-        source, looped = args.source, Path(args.source).is_file()
+        source, looped = args.source, Path(args.source).is_file() and not args.serve
         if looped:
             written = time.monotonic()
             fps, frames = loop_video(Path(args.source), args.minutes + 1, folder / "looped.mp4")
             source = str(folder / "looped.mp4")
             print(f"looped {args.source} into {frames} frames ({args.minutes + 1:g} min at {fps:.1f} fps) in {time.monotonic() - written:.0f} s", flush=True)
-        command = [*CLI, "run", source, "--checkpoint", str(checkpoint), "--no-show", "--realtime", *run_args]
+        if args.serve:
+            port = free_port()
+            command = [*CLI, "serve", source, "--loop", "--checkpoint", str(checkpoint), "--token", TOKEN, "--port", str(port), "--max-clients", str(args.clients + 8), *run_args]
+
+            def attach() -> None:  # the page's three kinds of reader, for the whole run
+                clients.extend([StreamClients(port, args.clients), StreamClients(port, 1, "/api/events/stream"), Poller(port)])
+        else:
+            command = [*CLI, "run", source, "--checkpoint", str(checkpoint), "--no-show", "--realtime", *run_args]
         err_path = folder / "run.err"
         with open(folder / "run.out", "w") as log_out, open(err_path, "w") as log_err:
             child = subprocess.Popen(command, cwd=ROOT, stdout=log_out, stderr=log_err)
-        samples, opened, launched = measure(child, err_path, args.minutes * 60, args.interval)
+        if args.serve:
+            samples, opened, launched = measure(child, err_path, args.minutes * 60, args.interval, SERVING, attach, signal.SIGTERM)
+        else:
+            samples, opened, launched = measure(child, err_path, args.minutes * 60, args.interval)
+        for client in clients:
+            client.close()
         run_output, run_errors = (folder / "run.out").read_text().strip(), err_path.read_text()
-    ended_ok = child.returncode in (0, 130)  # 130: stopped by our Ctrl-C after --minutes, as intended
+    ended_ok = child.returncode in (0, 130)  # 130: run stopped by our Ctrl-C after --minutes, as intended; serve ends with 0
 
     load = f"source open {opened - launched:.0f} s after start" if opened else "source never reported open"
-    print(f"actionlstm run: exit {child.returncode}; {load}, then {len(samples)} samples every {args.interval:g} s")
+    print(f"actionlstm {command[3]}: exit {child.returncode}; {load}, then {len(samples)} samples every {args.interval:g} s")
+    if args.serve and clients:
+        streams = clients[0]
+        print(f"  {args.clients} video clients received {sum(streams.frames)} frames ({sum(streams.bytes) / 2**20:.0f} MiB); "
+              f"{clients[2].requests} status and metrics requests answered, {clients[2].failures} failed")
     if run_output:
         print("  " + run_output.replace("\n", "\n  "))
     if not ended_ok:
         print(run_errors[-3000:], file=sys.stderr)
-        print(f"error: actionlstm run failed (exit {child.returncode})", file=sys.stderr)
+        print(f"error: actionlstm {command[3]} failed (exit {child.returncode})", file=sys.stderr)
         if len(samples) < 10:
             return 1
     summary = growth(samples, args.warmup)
