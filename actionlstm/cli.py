@@ -68,7 +68,13 @@ TrainSplitOpt = Annotated[Optional[str], typer.Option("--train-split", help="Tra
 TestSplitOpt = Annotated[Optional[str], typer.Option("--test-split", help="Test split name (overrides --split).")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, in label order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
-CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", help="A checkpoint written by `actionlstm train` (.pth), or one `actionlstm export` made (.onnx, OpenVINO folder).")]
+def _checkpoint(spec: str) -> Path:
+    from actionlstm.builtin import resolve_checkpoint
+
+    return resolve_checkpoint(spec)
+
+
+CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", parser=_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), one `actionlstm export` made (.onnx, OpenVINO folder), or a built-in model's name (`actionlstm models`; ./NAME for a file of that name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", metavar="", help="Re-parse the pickle instead of using the cached arrays.")]
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
@@ -153,7 +159,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", metavar="", help="Continue the interrupted run that writes to --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing checkpoint at --out.")] = False,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune from this checkpoint: its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", parser=_checkpoint, metavar="PATH|NAME", help="Fine-tune from this checkpoint (or built-in model): its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -332,8 +338,26 @@ def sample(
 
 
 @command
+def models(json_output: JsonOpt = False) -> None:
+    """The built-in action models (`--checkpoint NAME`): classes, training data, license, measured accuracy."""
+    from actionlstm.builtin import builtin_models
+
+    found = builtin_models()
+    if json_output:
+        sys.stdout.write(json.dumps(found) + "\n")
+        return
+    for model in found:
+        console.out.print(f"[bold]{escape(model['name'])}[/]: {escape(model.get('description', ''))}", soft_wrap=True)
+        console.out.print(f"  classes: {escape(', '.join(model['classes']))}", soft_wrap=True)
+        for key, title in (("data", "trained on"), ("license", "license"), ("citation", "cite"), ("measured", "measured")):
+            if model.get(key):
+                console.out.print(f"  {title}: {escape(str(model[key]))}", soft_wrap=True)
+        console.out.print(f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}" + (f" --alert {escape(model['alert'])}" if model.get("alert") else ""), soft_wrap=True)
+
+
+@command
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by `actionlstm train` (.pth).")],
+    checkpoint: Annotated[Path, typer.Argument(parser=_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), or a built-in model's name.")],
     fmt: Annotated[str, typer.Option("--format", help="onnx (one .onnx file) or openvino (a folder with model.xml and model.bin).")] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to write it (default: beside the checkpoint, .onnx or _openvino_model).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing export at --out.")] = False,
@@ -347,7 +371,10 @@ def export(
         raise UserError(f"unknown export format '{fmt}' (choose from {', '.join(FORMATS)})")
     if exported_format(checkpoint) != "torch":
         raise UserError(f"{checkpoint} is already an exported model; export the .pth checkpoint it came from")
-    target = out or (checkpoint.with_suffix(".onnx") if fmt == "onnx" else checkpoint.with_name(f"{checkpoint.stem}_openvino_model"))
+    from actionlstm.builtin import builtin_name
+
+    beside = Path(builtin_name(checkpoint) or checkpoint)  # a built-in's export goes into the working folder, not the package
+    target = out or (beside.with_suffix(".onnx") if fmt == "onnx" else beside.with_name(f"{beside.stem}_openvino_model"))
     if fmt == "onnx" and target.suffix.lower() != ".onnx":
         raise UserError(f"{target}: give the ONNX model a .onnx file name")
     if fmt == "openvino" and target.suffix:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actionlstm.builtin import resolve_checkpoint
 from actionlstm.dataset import parse_annotations
 from actionlstm.device import resolve_device
 from actionlstm.export import load_classifier
@@ -45,8 +46,9 @@ class ActionRecognizer:
     """A checkpoint with the live pose, tracking and labelling stages around it.
 
     Args:
-        checkpoint: a `.pth` written by `actionlstm train`, or a model `actionlstm export` wrote
-            (`.onnx`, OpenVINO folder).
+        checkpoint: a `.pth` written by `actionlstm train`, a model `actionlstm export` wrote
+            (`.onnx`, OpenVINO folder), or a built-in model's name as a str (`"falls"`; a `Path` is
+            always a file).
         device: `auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.
         pose_model, pose_backend, imgsz, conf: the YOLO-pose weights, runtime, input size and the
             lowest person-detection confidence passed to the tracker.
@@ -79,7 +81,7 @@ class ActionRecognizer:
         classifier_backend: str = "auto",
     ):
         self.device = resolve_device(device)
-        self.checkpoint = Path(checkpoint)
+        self.checkpoint = resolve_checkpoint(checkpoint)
         self.classifier = load_classifier(self.checkpoint, self.device, classifier_backend)
         actions = ActionRuntime(self.classifier, self.device, stride, smoothing, min_seconds, min_prob)
         tracking = Tracker(tracker, lost_seconds)
