@@ -118,8 +118,12 @@ def main() -> int:
         time.sleep(args.warmup)
         phases = [phase(port, args.seconds, n) for n in (0, args.clients, 0)]
     finally:
-        child.send_signal(signal.SIGINT)
-        child.wait(30)
+        child.send_signal(signal.SIGTERM)  # as systemd stops it (a shell's background job ignores SIGINT)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise SystemExit("error: the service did not stop within 30 s of SIGTERM")
     quiet = (phases[0]["fps"] + phases[2]["fps"]) / 2
     ratio = phases[1]["fps"] / quiet if quiet else float("nan")
     for p in phases:
