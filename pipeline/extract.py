@@ -8,8 +8,9 @@ under a new track id; tracks that never overlap in time are joined back into one
 (`join_tracks`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,13 @@ def person_arrays(persons: list[list[Track]], total_frames: int, max_persons: in
     return keypoint.astype(np.float16), score.astype(np.float16)
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last one shorter); itertools.batched from Python 3.12."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def extract_video(
     path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None
 ) -> dict:
@@ -84,22 +92,24 @@ def extract_video(
     The tracker is reset for the video, at its frame rate, so a video's skeletons never depend on the
     videos extracted before it. Raises `UserError` for a file OpenCV cannot decode. `fps` is the
     video's frame rate: the pickle's arrays are in video frames, and training resamples them to its
-    own rate with it.
+    own rate with it. Frames go to the pose stage `pose.file_batch` at a time (a file is not live:
+    nothing waits for the answer), then through the tracker one by one, in order.
     """
     observed: dict[int, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {}
     with VideoFileSource(path) as source:
         tracker.reset(source.fps)
         total = 0
-        for frame in source:
-            poses = tracker(pose(frame.image), frame.image)
-            for i, track_id in enumerate(poses.track_ids.tolist()):
-                frames, keypoints, scores = observed.setdefault(track_id, ([], [], []))
-                frames.append(frame.index)
-                keypoints.append(poses.keypoints[i])
-                scores.append(poses.scores[i])
-            total = frame.index + 1
-            if on_frame is not None:
-                on_frame()
+        for frames in batched(source, pose.file_batch):
+            for frame, detections in zip(frames, pose.batch([frame.image for frame in frames])):
+                poses = tracker(detections, frame.image)
+                for i, track_id in enumerate(poses.track_ids.tolist()):
+                    indices, keypoints, scores = observed.setdefault(track_id, ([], [], []))
+                    indices.append(frame.index)
+                    keypoints.append(poses.keypoints[i])
+                    scores.append(poses.scores[i])
+                total = frame.index + 1
+                if on_frame is not None:
+                    on_frame()
         width, height = source.size
         fps = source.fps
     if total == 0:
