@@ -9,6 +9,7 @@ under a new track id; tracks that never overlap in time are joined back into one
 """
 
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
-from pipeline.pose import PoseEstimator
-from pipeline.sources import VideoFileSource
+from pipeline.pose import Detections, PoseEstimator
+from pipeline.sources import Frame, VideoFileSource
 from pipeline.tracking import Tracker
 
 
@@ -84,6 +85,25 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def detected(frames: Iterable[Frame], pose: PoseEstimator) -> Iterator[tuple[Frame, Detections]]:
+    """Each frame with its untracked detections, in order.
+
+    A file is not live (nothing waits for a frame's answer), so the pose stage gets `pose.file_batch`
+    frames at a time and runs one batch ahead on a thread of its own: while the network works on a
+    batch, this thread decodes the next one and the caller tracks the last, instead of the three
+    taking turns.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="pose") as pool:
+        ahead = None
+        for batch in batched(frames, pose.file_batch):
+            running = (batch, pool.submit(pose.batch, [frame.image for frame in batch]))
+            if ahead is not None:
+                yield from zip(ahead[0], ahead[1].result())
+            ahead = running
+        if ahead is not None:
+            yield from zip(ahead[0], ahead[1].result())
+
+
 def extract_video(
     path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None
 ) -> dict:
@@ -92,24 +112,22 @@ def extract_video(
     The tracker is reset for the video, at its frame rate, so a video's skeletons never depend on the
     videos extracted before it. Raises `UserError` for a file OpenCV cannot decode. `fps` is the
     video's frame rate: the pickle's arrays are in video frames, and training resamples them to its
-    own rate with it. Frames go to the pose stage `pose.file_batch` at a time (a file is not live:
-    nothing waits for the answer), then through the tracker one by one, in order.
+    own rate with it.
     """
     observed: dict[int, tuple[list[int], list[np.ndarray], list[np.ndarray]]] = {}
     with VideoFileSource(path) as source:
         tracker.reset(source.fps)
         total = 0
-        for frames in batched(source, pose.file_batch):
-            for frame, detections in zip(frames, pose.batch([frame.image for frame in frames])):
-                poses = tracker(detections, frame.image)
-                for i, track_id in enumerate(poses.track_ids.tolist()):
-                    indices, keypoints, scores = observed.setdefault(track_id, ([], [], []))
-                    indices.append(frame.index)
-                    keypoints.append(poses.keypoints[i])
-                    scores.append(poses.scores[i])
-                total = frame.index + 1
-                if on_frame is not None:
-                    on_frame()
+        for frame, detections in detected(source, pose):
+            poses = tracker(detections, frame.image)
+            for i, track_id in enumerate(poses.track_ids.tolist()):
+                frames, keypoints, scores = observed.setdefault(track_id, ([], [], []))
+                frames.append(frame.index)
+                keypoints.append(poses.keypoints[i])
+                scores.append(poses.scores[i])
+            total = frame.index + 1
+            if on_frame is not None:
+                on_frame()
         width, height = source.size
         fps = source.fps
     if total == 0:
