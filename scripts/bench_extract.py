@@ -11,9 +11,9 @@ memory, then, in an order that rotates from video to video so a busy machine slo
   uses), one call per frame as `run` makes with one source; no decode, no tracking;
 - plain PyTorch: `YOLO(weights)(frame)` per decoded frame, as a user would write it; no decode.
 Decoding is left out of both baselines, so the ratios are conservative for extract. Per-video
-overhead is what an extract spends outside its steady frame rate: its time minus its frame count
-times the median interval between its progress ticks (opening the file, the first frame, joining
-tracks, the cache entry). The start-up (model load, export cache, warm-up) is timed once, outside
+overhead is what an extract spends outside its steady frame rate (opening the file, the first
+batch, joining tracks, the cache entry): its time minus its frame count at the pace of its progress
+ticks after the first batch. The start-up (model load, export cache, warm-up) is timed once, outside
 all three.
 """
 
@@ -53,10 +53,12 @@ class Ticks:
         self.times.append(time.perf_counter())
 
 
-def overhead(start: float, end: float, ticks: list[float]) -> float:
-    """Seconds of one extract beyond its frames at their median pace."""
-    gap = float(np.median(np.diff(ticks))) if len(ticks) > 1 else 0.0
-    return (end - start) - gap * len(ticks)
+def overhead(start: float, end: float, ticks: list[float], batch: int) -> float:
+    """Seconds of one extract beyond its frames at their steady pace. Ticks come a batch at a time,
+    so the pace is taken from the first tick (the first batch done) to the last one: the frames
+    after the first batch."""
+    steady = (ticks[-1] - ticks[0]) / (len(ticks) - batch) if len(ticks) > batch else 0.0
+    return (end - start) - steady * len(ticks)
 
 
 def extract(stages, path: Path, target: Path, max_persons: int) -> float:
@@ -67,7 +69,7 @@ def extract(stages, path: Path, target: Path, max_persons: int) -> float:
     start = time.perf_counter()
     if problem := extract_one(stages, path, target, max_persons, ticks):
         raise SystemExit(f"error: {problem}")
-    return overhead(start, time.perf_counter(), ticks.times)
+    return overhead(start, time.perf_counter(), ticks.times, min(stages[0].file_batch, len(ticks.times)))
 
 
 def main() -> None:
