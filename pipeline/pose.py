@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,13 +177,15 @@ class _ConcurrentRequests:
     keeps doing the letterbox, NMS and scaling while the network runs faster on batches.
 
     One frame runs on ultralytics' own LATENCY-compiled model (all cores on one request: the
-    quickest answer for a live frame). A batch of frames runs as concurrent requests on a copy
-    compiled for THROUGHPUT (one stream per core or so): small networks like yolo11n-pose keep more
-    cores busy that way, about 1.3x the frames per second on 2 cores, and the outputs are the same
-    bits. The copy uses the process's thread budget (`torch.get_num_threads()`, which extraction
-    workers lower), so worker processes do not oversubscribe the cores, and leaves its threads
-    unpinned: on a machine shared with other work, a thread pinned to a busy core waits (measured
-    about 10% faster unpinned on this project's shared 2-core machine).
+    quickest answer for a live frame). A batch of frames runs on a copy compiled for THROUGHPUT (a
+    stream per core or so), one synchronous request per stream on threads of their own: small
+    networks like yolo11n-pose keep more cores busy that way, about 1.3x the frames per second on 2
+    cores, and the outputs are the same bits. Synchronous requests on threads, not OpenVINO's
+    AsyncInferQueue, which ultralytics stopped using after it hung on some CPUs (ultralytics#25923).
+    The copy uses the process's thread budget (`torch.get_num_threads()`, which extraction workers
+    lower), so worker processes do not oversubscribe the cores, and leaves its threads unpinned: on
+    a machine shared with other work, a thread pinned to a busy core waits (measured about 10%
+    faster unpinned on this project's shared 2-core machine).
     """
 
     def __init__(self, backend, model_folder: str):
@@ -193,7 +196,9 @@ class _ConcurrentRequests:
         config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": torch.get_num_threads(), "ENABLE_CPU_PINNING": False}
         xml = next(Path(model_folder).glob("*.xml"))
         self.throughput = ov.Core().compile_model(str(xml), "CPU", config)
-        self.queue = ov.AsyncInferQueue(self.throughput)
+        streams = self.throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.requests = [self.throughput.create_infer_request() for _ in range(streams)]
+        self.pool = ThreadPoolExecutor(streams, thread_name_prefix="openvino")
         backend.ov_compiled_model = self
 
     def expect(self, frames: int) -> None:
@@ -204,16 +209,16 @@ class _ConcurrentRequests:
     def __call__(self, images: np.ndarray) -> dict:
         if len(images) == 1:
             return self.latency(images)
-        outputs: list[list[np.ndarray]] = [[] for _ in images]
+        shares = [range(i, len(images), len(self.requests)) for i in range(len(self.requests))]
+        done = self.pool.map(lambda request, rows: [(i, _infer(request, images[i : i + 1])) for i in rows], self.requests, shares)
+        outputs = dict(pair for share in done for pair in share)
+        return {port: np.concatenate([outputs[i][k] for i in range(len(images))]) for k, port in enumerate(self.throughput.outputs)}
 
-        def finished(request, i: int) -> None:
-            outputs[i] = [tensor.data.copy() for tensor in request.output_tensors]
 
-        self.queue.set_callback(finished)
-        for i in range(len(images)):
-            self.queue.start_async({0: images[i : i + 1]}, i)
-        self.queue.wait_all()
-        return {port: np.concatenate([frame[k] for frame in outputs]) for k, port in enumerate(self.throughput.outputs)}
+def _infer(request, image: np.ndarray) -> list[np.ndarray]:
+    """One frame's outputs, copied out of the request that the next frame reuses."""
+    request.infer({0: image})
+    return [tensor.data.copy() for tensor in request.output_tensors]
 
 
 def _detections(result) -> Detections:
