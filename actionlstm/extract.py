@@ -130,6 +130,8 @@ def extract_one(stages, video: Path, target: Path, max_persons: int, on_frame=No
 
 # Worker processes (--workers N): each builds its own pose and tracking stages once, then takes videos one by one.
 _worker: dict = {}
+_REPORT_SECONDS = 0.25  # a worker's frame counts reach the progress bar this often
+_REDRAWS_PER_SECOND = 2  # the bars are redrawn this often: enough to read, and not a cost of its own
 
 
 def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", stop, threads: int) -> None:
@@ -139,17 +141,31 @@ def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", stop, thre
     import torch
 
     torch.set_num_threads(threads)
-    _worker.update(stages=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons)
+    _worker.update(stages=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons, unsent=0, sent=time.perf_counter())
 
 
 def _worker_frame() -> None:
-    if _worker["stop"].is_set():
-        raise _Stop
-    _worker["frames"].put(1)
+    """A worker's progress tick. Sending a count and asking whether the parent was interrupted are
+    each a round trip to the manager process, so they happen every `_REPORT_SECONDS`, not every
+    frame (and the counts left at the end of a video are sent then)."""
+    _worker["unsent"] += 1
+    if time.perf_counter() - _worker["sent"] >= _REPORT_SECONDS:
+        _worker_report()
+        if _worker["stop"].is_set():
+            raise _Stop
+
+
+def _worker_report() -> None:
+    if _worker["unsent"]:
+        _worker["frames"].put(_worker["unsent"])
+    _worker.update(unsent=0, sent=time.perf_counter())
 
 
 def _worker_extract(video: str, target: str) -> str | None:
-    return extract_one(_worker["stages"], Path(video), Path(target), _worker["max_persons"], _worker_frame)
+    try:
+        return extract_one(_worker["stages"], Path(video), Path(target), _worker["max_persons"], _worker_frame)
+    finally:
+        _worker_report()
 
 
 def _frame_count(video: Path) -> int:
@@ -167,7 +183,7 @@ class _Bars:
             TextColumn("[bold]{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         )
-        self.progress = Progress(*columns, console=console.err)
+        self.progress = Progress(*columns, console=console.err, refresh_per_second=_REDRAWS_PER_SECOND)
         self.videos = self.progress.add_task("videos", total=videos, rate="")
         self.frames = self.progress.add_task("frames", total=frames or None, rate="")
         self.started = time.perf_counter()

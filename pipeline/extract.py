@@ -8,16 +8,18 @@ under a new track id; tracks that never overlap in time are joined back into one
 (`join_tracks`).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
-from pipeline.pose import PoseEstimator
-from pipeline.sources import VideoFileSource
+from pipeline.pose import Detections, PoseEstimator
+from pipeline.sources import Frame, VideoFileSource
 from pipeline.tracking import Tracker
 
 
@@ -76,6 +78,32 @@ def person_arrays(persons: list[list[Track]], total_frames: int, max_persons: in
     return keypoint.astype(np.float16), score.astype(np.float16)
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last one shorter); itertools.batched from Python 3.12."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def detected(frames: Iterable[Frame], pose: PoseEstimator) -> Iterator[tuple[Frame, Detections]]:
+    """Each frame with its untracked detections, in order.
+
+    A file is not live (nothing waits for a frame's answer), so the pose stage gets `pose.file_batch`
+    frames at a time and runs one batch ahead on a thread of its own: while the network works on a
+    batch, this thread decodes the next one and the caller tracks the last, instead of the three
+    taking turns.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="pose") as pool:
+        ahead = None
+        for batch in batched(frames, pose.file_batch):
+            running = (batch, pool.submit(pose.batch, [frame.image for frame in batch]))
+            if ahead is not None:
+                yield from zip(ahead[0], ahead[1].result())
+            ahead = running
+        if ahead is not None:
+            yield from zip(ahead[0], ahead[1].result())
+
+
 def extract_video(
     path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None
 ) -> dict:
@@ -90,8 +118,8 @@ def extract_video(
     with VideoFileSource(path) as source:
         tracker.reset(source.fps)
         total = 0
-        for frame in source:
-            poses = tracker(pose(frame.image), frame.image)
+        for frame, detections in detected(source, pose):
+            poses = tracker(detections, frame.image)
             for i, track_id in enumerate(poses.track_ids.tolist()):
                 frames, keypoints, scores = observed.setdefault(track_id, ([], [], []))
                 frames.append(frame.index)

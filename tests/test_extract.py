@@ -119,6 +119,22 @@ def test_rerun_redoes_no_video_and_gives_the_same_pickle(extracted, video_folder
     assert again.read_bytes() == out.read_bytes()
 
 
+def test_batched_extraction_equals_one_frame_at_a_time(monkeypatch):
+    """Frames reach the pose stage in batches, one batch ahead on a thread: the annotation is the same
+    bits as when every frame goes alone, in turn with the tracker."""
+    if not ACTIONS.exists():
+        pytest.skip("no shared clips")
+    video = ACTIONS / "A1" / "PS7A1P2T2.avi"
+    pose, tracker = PoseEstimator(None, torch.device("cpu")), Tracker()
+    assert pose.file_batch > 1
+    batched = extract_video(video, pose, tracker, max_persons=2)
+    monkeypatch.setattr(PoseEstimator, "file_batch", property(lambda self: 1))
+    alone = extract_video(video, pose, tracker, max_persons=2)
+    assert batched.keys() == alone.keys()
+    for key, value in batched.items():
+        assert np.array_equal(value, alone[key]) and np.asarray(value).dtype == np.asarray(alone[key]).dtype, key
+
+
 def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path):
     """Frames 35-79 of a real clip are blanked: the tracker loses the actor for 1.5 s, longer than its
     1 s lost time, so the actor comes back under a new id; extraction joins both tracks into one person."""

@@ -25,6 +25,16 @@ def frame() -> np.ndarray:
     return image
 
 
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    """Eleven consecutive real frames with three people."""
+    capture = cv2.VideoCapture(str(shared_video("exercise_3people.avi")))
+    images = [capture.read()[1] for _ in range(11)]
+    capture.release()
+    assert all(image is not None for image in images)
+    return images
+
+
 def _people(detections) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints and scores of the confident detections (those a tracker starts tracks from), left to right."""
     confident = np.flatnonzero(detections.confidences >= 0.5)
@@ -53,6 +63,20 @@ def test_exported_backend_finds_the_same_skeletons(frame, torch_people, backend)
     assert visible.sum() > 30
     distance = np.linalg.norm(expected_kp - got_kp, axis=-1)[visible]
     assert np.median(distance) < 3.0, np.median(distance)  # pixels, in a 384x288 frame
+
+
+@pytest.mark.parametrize("backend", ["openvino", "onnx"])
+def test_a_batch_gives_the_same_bits_as_one_frame_at_a_time(frames, backend):
+    """What lets extract batch a file's frames without changing its pickle: OpenVINO's concurrent
+    requests and ONNX's split batch return exactly what one call per frame returns."""
+    estimator = PoseEstimator(None, CPU, backend=backend)
+    assert estimator.file_batch > 1
+    alone = [estimator(image) for image in frames]
+    together = estimator.batch(frames[:8]) + estimator.batch(frames[8:10]) + estimator.batch(frames[10:])
+    assert len(together) == len(frames) and sum(len(d) for d in alone) >= 3 * len(frames)
+    for a, b in zip(alone, together):
+        for field in ("boxes", "confidences", "keypoints", "scores"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
 
 
 def test_export_is_made_once_and_cached(tmp_path, monkeypatch):
