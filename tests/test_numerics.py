@@ -2,6 +2,7 @@
 the live runtime's smoothing and stride, group hold-outs, resumed training and the metrics."""
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.dataset import SkeletonDataset, holdout_by_group, load_dataset
 from actionlstm.inference import model_input, predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig, reverse_within
-from actionlstm.preprocess import PreprocessConfig, preprocess, resample, stack_windows
+from actionlstm.preprocess import PAIRS, PreprocessConfig, mirror, pair_distances, preprocess, resample, stack_windows, velocity
 from actionlstm.reports import classification_metrics, confusion_matrix, write_per_class_csv
 from actionlstm.skeleton import NUM_JOINTS
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
@@ -185,6 +186,67 @@ def test_a_flip_mirrors_x_and_turns_a_raised_left_arm_into_a_raised_right_arm():
     assert flipped_score[0, 0, RIGHT_SHOULDER] == score[0, 0, LEFT_SHOULDER]
     assert flipped_score[0, 0, LEFT_SHOULDER] == score[0, 0, RIGHT_SHOULDER]
     assert flipped_score[0, 0, 0] == score[0, 0, 0]  # the nose has no other side
+
+
+def test_the_mirror_of_a_window_is_the_training_flip_after_normalising():
+    """`mirror` (pixels, for the mirror average) and the training flip (normalised coordinates) agree:
+    the mirror average votes with the skeletons the model was trained on."""
+    keypoint, score = _moving_person(20)
+    score[3, LEFT_WRIST] = 0.0
+    kp, sc, lengths = stack_windows([(keypoint, score)], 20)
+    cfg = PreprocessConfig(window=20)
+    mirrored = preprocess(*mirror(kp, sc), lengths, cfg)
+    flipped = preprocess(kp, sc, lengths, cfg, augment=_flip())
+    np.testing.assert_allclose(mirrored, flipped, atol=1e-5)
+    assert not np.allclose(mirrored, preprocess(kp, sc, lengths, cfg), atol=1e-3)
+
+
+# --- distances, slow motion, mirror average -----------------------------------------------------------
+
+def test_feature_count_per_setting():
+    """17 joints x 7, plus 17 x 2 for the slow velocity, plus 17 * 16 / 2 = 136 joint pairs."""
+    assert PreprocessConfig(distances=False, slow_motion=0).num_features == 119
+    assert PreprocessConfig(distances=False, slow_motion=4).num_features == 153
+    assert PreprocessConfig(distances=True, slow_motion=0).num_features == 255
+    assert PreprocessConfig().num_features == 289
+
+
+def test_velocity_over_a_gap_is_the_change_per_second_and_zero_where_an_end_is_missing():
+    """x = 0, 1, 3, 6, 10 at 25 fps over 2 frames: (3 - 0) * 12.5, (6 - 1) * 12.5, (10 - 3) * 12.5."""
+    coords = np.zeros((1, 5, NUM_JOINTS, 2), np.float32)
+    coords[0, :, 0, 0] = [0, 1, 3, 6, 10]
+    valid = np.ones((1, 5, NUM_JOINTS), bool)
+    np.testing.assert_allclose(velocity(coords, valid, 25.0, 2)[0, :, 0, 0], [0, 0, 37.5, 62.5, 87.5])
+    valid[0, 1, 0] = False  # frame 1 misses the joint: the velocity that starts there is unknown
+    np.testing.assert_allclose(velocity(coords, valid, 25.0, 2)[0, :, 0, 0], [0, 0, 37.5, 0, 87.5])
+    assert not velocity(coords, valid, 25.0, 5).any()  # a gap as long as the window: nothing to measure
+
+
+def test_pair_distances_are_euclidean_and_zero_for_a_missing_joint():
+    """Nose at (0, 0), left shoulder at (3, 4), right shoulder at (-3, 4): 5, 5 and 6 apart."""
+    coords = np.zeros((1, 1, NUM_JOINTS, 2), np.float32)
+    coords[0, 0, LEFT_SHOULDER] = (3, 4)
+    coords[0, 0, RIGHT_SHOULDER] = (-3, 4)
+    valid = np.zeros((1, 1, NUM_JOINTS), bool)
+    valid[0, 0, [0, LEFT_SHOULDER, RIGHT_SHOULDER]] = True
+    distances = pair_distances(coords, valid)[0, 0]
+    pair = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(*PAIRS))}
+    assert distances[pair[0, LEFT_SHOULDER]] == pytest.approx(5.0)
+    assert distances[pair[0, RIGHT_SHOULDER]] == pytest.approx(5.0)
+    assert distances[pair[LEFT_SHOULDER, RIGHT_SHOULDER]] == pytest.approx(6.0)
+    assert np.count_nonzero(distances) == 3  # every pair with an unseen joint is 0
+
+
+def test_the_mirror_average_is_the_mean_of_a_window_and_its_mirror_image():
+    cfg = PreprocessConfig(window=40)
+    model = _model()
+    windows = [_moving_person(40), _moving_person(25, seed=1)]
+    keypoint, score, lengths = stack_windows(windows, cfg.window)
+    mirrored_windows = [(kp[:n], sc[:n]) for kp, sc, n in zip(*mirror(keypoint, score), lengths)]
+    plain = replace(cfg, mirror_average=False)
+    expected = (predict_windows(model, plain, windows, CPU) + predict_windows(model, plain, mirrored_windows, CPU)) / 2
+    np.testing.assert_allclose(predict_windows(model, cfg, windows, CPU), expected, atol=1e-6)
+    assert not np.allclose(predict_windows(model, plain, windows, CPU), expected, atol=1e-4)
 
 
 # --- padding and the model ----------------------------------------------------------------------------
