@@ -7,30 +7,23 @@ import torch
 
 from actionlstm.dataset import SkeletonDataset
 from actionlstm.model import ActionLSTM
-from actionlstm.preprocess import PreprocessConfig, eval_window_starts, mirror, person_seen, preprocess, stack_windows
+from actionlstm.preprocess import PreprocessConfig, eval_window_starts, person_seen, preprocess, stack_windows
 
 Window = tuple[np.ndarray, np.ndarray]  # keypoint [T, 17, 2] pixels, score [T, 17]
 
 
-def model_input(windows: list[Window], pre: PreprocessConfig, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Exactly what the model sees for these windows (or their mirror images): features [B, W, F] and lengths [B]."""
+def model_input(windows: list[Window], pre: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly what the model sees for these windows: features [B, W, F] and lengths [B]."""
     keypoint, score, lengths = stack_windows(windows, pre.window)
-    if mirrored:
-        keypoint, score = mirror(keypoint, score)
     return preprocess(keypoint, score, lengths, pre), lengths
 
 
 @torch.inference_mode()
 def predict_windows(model: ActionLSTM, pre: PreprocessConfig, windows: list[Window], device: torch.device) -> np.ndarray:
-    """Softmax probabilities [B, C] for a batch of windows, in one forward pass; with
-    `pre.mirror_average` the mean of each window's and its mirror image's (one pass of 2B windows)."""
+    """Softmax probabilities [B, C] for a batch of windows, in one forward pass."""
     x, lengths = model_input(windows, pre)
-    if pre.mirror_average:
-        x = np.concatenate([x, model_input(windows, pre, mirrored=True)[0]])
-        lengths = np.concatenate([lengths, lengths])
     logits = model(torch.from_numpy(x).to(device), torch.from_numpy(np.maximum(lengths, 1)).to(device))
-    probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    return (probs[: len(windows)] + probs[len(windows) :]) / 2 if pre.mirror_average else probs
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
 def clip_windows(dataset: SkeletonDataset, index: int, pre: PreprocessConfig) -> list[Window]:

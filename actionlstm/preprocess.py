@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from actionlstm.skeleton import FLIP_INDEX, NUM_JOINTS, PARENTS
+from actionlstm.skeleton import NUM_JOINTS, PARENTS
 
 # Per joint: normalised x, y; bone x, y; velocity x, y; score (see `score_feature`); with
 # `slow_motion`, a second velocity x, y measured over that many frames.
@@ -41,12 +41,9 @@ class PreprocessConfig:
     # A second velocity, over this many frames (0: none): a brief movement is a spike in the
     # frame-to-frame velocity, a slow one stands out only over a longer gap (DD-Net's two motions).
     slow_motion: int = 4
-    # Classify each window and its mirror image and average the two: the training flips left and
-    # right, so the model knows both, and an action done with the other hand gets the same vote.
-    mirror_average: bool = True
 
     # Settings added after the first checkpoints, with the value those checkpoints were trained with.
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"score_feature": "raw", "distances": False, "slow_motion": 0, "mirror_average": False}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"score_feature": "raw", "distances": False, "slow_motion": 0}
 
     def __post_init__(self) -> None:
         if not (self.window >= 1 and self.fps > 0 and self.min_frames >= 1):
@@ -128,14 +125,6 @@ def eval_window_starts(num_frames: int, window: int) -> list[int]:
         return [0]
     count = int(np.ceil(num_frames / window))
     return sorted({int(round(s)) for s in np.linspace(0, num_frames - window, count)})
-
-
-def mirror(keypoint: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stacked windows [B, W, 17, 2] / [B, W, 17] seen in a mirror: x negated, left and right joints
-    swapped. `normalize` takes out position, so after it this is the training flip exactly."""
-    flipped = keypoint[:, :, FLIP_INDEX].copy()
-    flipped[..., 0] *= -1
-    return flipped, score[:, :, FLIP_INDEX]
 
 
 def stack_windows(windows: list[tuple[np.ndarray, np.ndarray]], window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -150,8 +150,8 @@ def test_weight_decay_spares_biases_and_norm_gains():
 
 
 def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp_path):
-    """A checkpoint written before distances, slow motion and the mirror average existed loads with all
-    three off and gives the probabilities the code of that time gave (computed then, with these weights)."""
+    """A checkpoint written before distances and slow motion existed loads with both off and gives the
+    probabilities the code of that time gave (computed then, with these weights)."""
     model = ActionLSTM(ModelConfig(num_features=17 * 7, num_classes=3, hidden=8, layers=1))
     with torch.no_grad():
         for k, p in enumerate(model.parameters()):
@@ -159,10 +159,10 @@ def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp
     path = tmp_path / "old.pth"
     save_checkpoint(path, model, CLASSES, PreprocessConfig(), {})
     payload = torch.load(path, weights_only=True)
-    for key in ("distances", "slow_motion", "mirror_average"):
+    for key in ("distances", "slow_motion"):
         payload["preprocess"] = _without(payload["preprocess"], key)
     clf = load_checkpoint(_write(tmp_path, "before", payload))
-    assert (clf.preprocess.distances, clf.preprocess.slow_motion, clf.preprocess.mirror_average) == (False, 0, False)
+    assert (clf.preprocess.distances, clf.preprocess.slow_motion) == (False, 0)
     assert clf.preprocess.num_features == 17 * 7
 
     t = np.arange(40)[:, None, None]

@@ -2,7 +2,6 @@
 the live runtime's smoothing and stride, group hold-outs, resumed training and the metrics."""
 
 import csv
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.dataset import SkeletonDataset, holdout_by_group, load_dataset
 from actionlstm.inference import model_input, predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig, reverse_within
-from actionlstm.preprocess import PAIRS, PreprocessConfig, mirror, pair_distances, preprocess, resample, stack_windows, velocity
+from actionlstm.preprocess import PAIRS, PreprocessConfig, pair_distances, preprocess, resample, stack_windows, velocity
 from actionlstm.reports import classification_metrics, confusion_matrix, write_per_class_csv
 from actionlstm.skeleton import NUM_JOINTS
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
@@ -188,20 +187,7 @@ def test_a_flip_mirrors_x_and_turns_a_raised_left_arm_into_a_raised_right_arm():
     assert flipped_score[0, 0, 0] == score[0, 0, 0]  # the nose has no other side
 
 
-def test_the_mirror_of_a_window_is_the_training_flip_after_normalising():
-    """`mirror` (pixels, for the mirror average) and the training flip (normalised coordinates) agree:
-    the mirror average votes with the skeletons the model was trained on."""
-    keypoint, score = _moving_person(20)
-    score[3, LEFT_WRIST] = 0.0
-    kp, sc, lengths = stack_windows([(keypoint, score)], 20)
-    cfg = PreprocessConfig(window=20)
-    mirrored = preprocess(*mirror(kp, sc), lengths, cfg)
-    flipped = preprocess(kp, sc, lengths, cfg, augment=_flip())
-    np.testing.assert_allclose(mirrored, flipped, atol=1e-5)
-    assert not np.allclose(mirrored, preprocess(kp, sc, lengths, cfg), atol=1e-3)
-
-
-# --- distances, slow motion, mirror average -----------------------------------------------------------
+# --- distances and slow motion -----------------------------------------------------------------------
 
 def test_feature_count_per_setting():
     """17 joints x 7, plus 17 x 2 for the slow velocity, plus 17 * 16 / 2 = 136 joint pairs."""
@@ -235,18 +221,6 @@ def test_pair_distances_are_euclidean_and_zero_for_a_missing_joint():
     assert distances[pair[0, RIGHT_SHOULDER]] == pytest.approx(5.0)
     assert distances[pair[LEFT_SHOULDER, RIGHT_SHOULDER]] == pytest.approx(6.0)
     assert np.count_nonzero(distances) == 3  # every pair with an unseen joint is 0
-
-
-def test_the_mirror_average_is_the_mean_of_a_window_and_its_mirror_image():
-    cfg = PreprocessConfig(window=40)
-    model = _model()
-    windows = [_moving_person(40), _moving_person(25, seed=1)]
-    keypoint, score, lengths = stack_windows(windows, cfg.window)
-    mirrored_windows = [(kp[:n], sc[:n]) for kp, sc, n in zip(*mirror(keypoint, score), lengths)]
-    plain = replace(cfg, mirror_average=False)
-    expected = (predict_windows(model, plain, windows, CPU) + predict_windows(model, plain, mirrored_windows, CPU)) / 2
-    np.testing.assert_allclose(predict_windows(model, cfg, windows, CPU), expected, atol=1e-6)
-    assert not np.allclose(predict_windows(model, plain, windows, CPU), expected, atol=1e-4)
 
 
 # --- padding and the model ----------------------------------------------------------------------------
