@@ -129,8 +129,8 @@ def restore_rng_states(state: dict, rng: np.random.Generator) -> None:
 def spare_core_for_batches(device: torch.device) -> Iterator[None]:
     """On the CPU, one torch thread fewer while training: batches are made on a thread of their own
     (`in_background`), and torch's threads spin-wait for one another, so with as many threads as cores
-    a busy core stalls every step. Measured on 2 shared cores (scripts/recipe_study.py, 310 clips):
-    one torch thread trained an epoch in about 4 s, two in 13 to 70 s."""
+    a busy core stalls every step. Measured on 2 cores shared with other work (310 JHMDB clips, 8 steps
+    an epoch): 13 to 70 s an epoch with two torch threads, about 4 s with one (and 2.3x the features)."""
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(max(1, threads - 1))
