@@ -15,8 +15,11 @@ import numpy as np
 
 from actionlstm.skeleton import NUM_JOINTS, PARENTS
 
-# Per joint: normalised x, y; bone x, y; velocity x, y; score (see `score_feature`).
+# Per joint: normalised x, y; bone x, y; velocity x, y; score (see `score_feature`); with
+# `slow_motion`, a second velocity x, y measured over that many frames.
 FEATURES_PER_JOINT = 7
+SLOW_FEATURES_PER_JOINT = 2
+PAIRS = np.triu_indices(NUM_JOINTS, k=1)  # joint pairs (i < j) of the distance features
 MAX_EMPTY_FRAMES = 1000
 SCORE_FEATURES = ("raw", "mask")
 
@@ -31,19 +34,29 @@ class PreprocessConfig:
     # confidence). Raw confidences differ between pose models (HRNet heatmap maxima in ucf101_2d.pkl,
     # YOLO-pose live), so a model that reads them meets other numbers live than in training.
     score_feature: str = "mask"
+    # The distance between every two seen joints (DD-Net's joint collection distances): unchanged by
+    # where the person stands, how the camera frames them and, unlike coordinates, by rotation, so a
+    # small movement (a wave, a catch) shows as a change of a few distances whatever the view.
+    distances: bool = True
+    # A second velocity, over this many frames (0: none): a brief movement is a spike in the
+    # frame-to-frame velocity, a slow one stands out only over a longer gap (DD-Net's two motions).
+    slow_motion: int = 4
 
     # Settings added after the first checkpoints, with the value those checkpoints were trained with.
-    ADDED_LATER: ClassVar[dict[str, Any]] = {"score_feature": "raw"}
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"score_feature": "raw", "distances": False, "slow_motion": 0}
 
     def __post_init__(self) -> None:
         if not (self.window >= 1 and self.fps > 0 and self.min_frames >= 1):
             raise ValueError(f"window {self.window}, fps {self.fps}, min_frames {self.min_frames} are out of range")
+        if self.slow_motion < 0:
+            raise ValueError(f"slow_motion {self.slow_motion} is not a number of frames")
         if self.score_feature not in SCORE_FEATURES:
             raise ValueError(f"score_feature '{self.score_feature}' is not one of {', '.join(SCORE_FEATURES)}")
 
     @property
     def num_features(self) -> int:
-        return NUM_JOINTS * FEATURES_PER_JOINT
+        per_joint = FEATURES_PER_JOINT + (SLOW_FEATURES_PER_JOINT if self.slow_motion else 0)
+        return NUM_JOINTS * per_joint + (len(PAIRS[0]) if self.distances else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,16 +185,37 @@ def score_feature(score: np.ndarray, valid: np.ndarray, kind: str) -> np.ndarray
     return (valid if kind == "mask" else np.where(valid, score, 0.0)).astype(np.float32)
 
 
-def joint_features(coords: np.ndarray, score: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
-    """Per frame and joint: position, bone (joint minus parent), velocity (per second) and the score channel."""
+def velocity(coords: np.ndarray, valid: np.ndarray, fps: float, gap: int) -> np.ndarray:
+    """Per frame and joint, (position now - position `gap` frames earlier) per second; zero where
+    either end misses the joint and in the first `gap` frames."""
+    moved = np.zeros_like(coords)
+    if gap < coords.shape[1]:
+        both = valid[:, gap:] & valid[:, :-gap]
+        moved[:, gap:] = np.where(both[..., None], (coords[:, gap:] - coords[:, :-gap]) * (fps / gap), 0.0)
+    return moved
+
+
+def pair_distances(coords: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per frame, the distance of every joint pair in `PAIRS` [B, W, 136]; zero where either joint is missing."""
+    first, second = PAIRS
+    both = valid[:, :, first] & valid[:, :, second]
+    return np.where(both, np.linalg.norm(coords[:, :, first] - coords[:, :, second], axis=-1), 0.0)
+
+
+def joint_features(coords: np.ndarray, score: np.ndarray, valid: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Per frame: for each joint position, bone (joint minus parent), velocity (per second), the score
+    channel and, with `cfg.slow_motion`, the slow velocity; then, with `cfg.distances`, the pair distances."""
     parents = np.asarray(PARENTS)
     bone_ok = valid & valid[:, :, parents]
     bone = np.where(bone_ok[..., None], coords - coords[:, :, parents], 0.0)
-    velocity = np.zeros_like(coords)
-    moving_ok = valid[:, 1:] & valid[:, :-1]
-    velocity[:, 1:] = np.where(moving_ok[..., None], (coords[:, 1:] - coords[:, :-1]) * fps, 0.0)
+    per_joint = [coords, bone, velocity(coords, valid, cfg.fps, 1), score[..., None]]
+    if cfg.slow_motion:
+        per_joint.append(velocity(coords, valid, cfg.fps, cfg.slow_motion))
     batch, frames = coords.shape[:2]
-    return np.concatenate([coords, bone, velocity, score[..., None]], axis=-1).reshape(batch, frames, -1).astype(np.float32)
+    parts = [np.concatenate(per_joint, axis=-1).reshape(batch, frames, -1)]
+    if cfg.distances:
+        parts.append(pair_distances(coords, valid))
+    return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
 def preprocess(
@@ -203,4 +237,4 @@ def preprocess(
     coords = normalize(keypoint, valid)
     if augment is not None:
         coords, score, valid = augment(coords, score, valid)
-    return joint_features(coords, score_feature(score, valid, cfg.score_feature), valid, cfg.fps)
+    return joint_features(coords, score_feature(score, valid, cfg.score_feature), valid, cfg)

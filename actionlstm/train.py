@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -43,7 +45,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     val_fraction: float = 0.1
     min_val_clips: int = 50  # a smaller validation part picks epochs by noise: then train on all, keep the last
-    min_epoch_windows: int = 512  # small data sets repeat clips (new crops) so an epoch is still this many windows
+    # Small data sets repeat clips (new crops) so an epoch is still this many windows. 1024, not 512:
+    # ~400 short clips were still learning after 20 epochs of 512 (scripts/recipe_study.py).
+    min_epoch_windows: int = 1024
     grad_clip: float = 1.0
     seed: int = 0
 
@@ -119,6 +123,21 @@ def restore_rng_states(state: dict, rng: np.random.Generator) -> None:
     torch.set_rng_state(state["torch_rng"])
     if torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+@contextmanager
+def spare_core_for_batches(device: torch.device) -> Iterator[None]:
+    """On the CPU, one torch thread fewer while training: batches are made on a thread of their own
+    (`in_background`), and torch's threads spin-wait for one another, so with as many threads as cores
+    a busy core stalls every step. Measured on 2 cores shared with other work (310 JHMDB clips, 8 steps
+    an epoch): 13 to 70 s an epoch with two torch threads, about 4 s with one (and 2.3x the features)."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, threads - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -213,7 +232,7 @@ def train(
         TimeElapsedColumn(), TimeRemainingColumn(),
     )
     started = time.perf_counter()
-    with Progress(*columns, console=console.err, disable=not world.is_main) as progress:
+    with spare_core_for_batches(device), Progress(*columns, console=console.err, disable=not world.is_main) as progress:
         for epoch in range(start_epoch, cfg.epochs):
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
             model.train()

@@ -5,6 +5,7 @@ a setting silently replaced by a default. Also the optimiser's weight-decay grou
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,9 +13,10 @@ from torch import nn
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.dataset import load_dataset
 from actionlstm.errors import UserError
+from actionlstm.inference import predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
-from actionlstm.synthetic import write_sample_pickle
+from actionlstm.synthetic import TEMPLATE, write_sample_pickle
 from actionlstm.train import TrainConfig, param_groups, resume_path, train
 from tests.conftest import assert_user_error, run_cli
 
@@ -145,3 +147,29 @@ def test_weight_decay_spares_biases_and_norm_gains():
     assert sorted(names[id(p)] for p in decay["params"]) == ["0.weight", "2.weight_hh_l0", "2.weight_ih_l0"]
     assert sorted(names[id(p)] for p in spared["params"]) == ["0.bias", "1.bias", "1.weight", "2.bias_hh_l0", "2.bias_ih_l0"]
     assert len(decay["params"]) + len(spared["params"]) == len(list(model.parameters()))
+
+
+def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp_path):
+    """A checkpoint written before distances and slow motion existed loads with both off and gives the
+    probabilities the code of that time gave (computed then, with these weights)."""
+    model = ActionLSTM(ModelConfig(num_features=17 * 7, num_classes=3, hidden=8, layers=1))
+    with torch.no_grad():
+        for k, p in enumerate(model.parameters()):
+            p.copy_(0.3 * torch.sin(torch.arange(p.numel(), dtype=torch.float32) * 0.37 + k).reshape(p.shape))
+    path = tmp_path / "old.pth"
+    save_checkpoint(path, model, CLASSES, PreprocessConfig(), {})
+    payload = torch.load(path, weights_only=True)
+    for key in ("distances", "slow_motion"):
+        payload["preprocess"] = _without(payload["preprocess"], key)
+    clf = load_checkpoint(_write(tmp_path, "before", payload))
+    assert (clf.preprocess.distances, clf.preprocess.slow_motion) == (False, 0)
+    assert clf.preprocess.num_features == 17 * 7
+
+    t = np.arange(40)[:, None, None]
+    keypoint = ((TEMPLATE[None] + 0.1 * np.sin(0.3 * t + np.arange(34).reshape(1, 17, 2))) * 200 + np.array([320.0, 240.0])).astype(np.float32)
+    score = np.full((40, 17), 0.9, np.float32)
+    score[:, 1:5] = 0.0  # no eyes or ears, as in JHMDB
+    torch.set_num_threads(1)
+    probs = predict_windows(clf.model, clf.preprocess, [(keypoint, score), (keypoint[:30], score[:30])], torch.device("cpu"))
+    then = [[0.594281, 0.229439, 0.17628], [0.594179, 0.22883, 0.176991]]
+    np.testing.assert_allclose(probs, then, atol=2e-6)

@@ -9,7 +9,7 @@ from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset, parse_annotations
 from actionlstm.evaluate import predict_clip
 from actionlstm.inference import clip_windows, model_input
-from actionlstm.preprocess import PreprocessConfig
+from actionlstm.preprocess import FEATURES_PER_JOINT, SLOW_FEATURES_PER_JOINT, PreprocessConfig
 from pipeline.buffers import TrackBuffers
 from pipeline.actions import ActionRuntime
 
@@ -96,7 +96,9 @@ def test_a_30_fps_clip_from_the_pickle_and_from_the_camera_give_the_same_input()
     right = np.where(on_frame, left, left + 1)
     good = score > cfg.score_threshold
     expected_seen = good[left] & good[right]
-    assert np.array_equal(live_input[0, :75, 6::7], expected_seen.astype(np.float32))
+    per_joint = FEATURES_PER_JOINT + (SLOW_FEATURES_PER_JOINT if cfg.slow_motion else 0)
+    score_channel = live_input[0, :75, : 17 * per_joint].reshape(75, 17, per_joint)[..., 6]
+    assert np.array_equal(score_channel, expected_seen.astype(np.float32))
 
 
 def test_live_top5_equals_predict_top5(sample_pickle, trained_checkpoint):

@@ -14,7 +14,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.dataset import SkeletonDataset, holdout_by_group, load_dataset
 from actionlstm.inference import model_input, predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig, reverse_within
-from actionlstm.preprocess import PreprocessConfig, preprocess, resample, stack_windows
+from actionlstm.preprocess import PAIRS, PreprocessConfig, pair_distances, preprocess, resample, stack_windows, velocity
 from actionlstm.reports import classification_metrics, confusion_matrix, write_per_class_csv
 from actionlstm.skeleton import NUM_JOINTS
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
@@ -185,6 +185,42 @@ def test_a_flip_mirrors_x_and_turns_a_raised_left_arm_into_a_raised_right_arm():
     assert flipped_score[0, 0, RIGHT_SHOULDER] == score[0, 0, LEFT_SHOULDER]
     assert flipped_score[0, 0, LEFT_SHOULDER] == score[0, 0, RIGHT_SHOULDER]
     assert flipped_score[0, 0, 0] == score[0, 0, 0]  # the nose has no other side
+
+
+# --- distances and slow motion -----------------------------------------------------------------------
+
+def test_feature_count_per_setting():
+    """17 joints x 7, plus 17 x 2 for the slow velocity, plus 17 * 16 / 2 = 136 joint pairs."""
+    assert PreprocessConfig(distances=False, slow_motion=0).num_features == 119
+    assert PreprocessConfig(distances=False, slow_motion=4).num_features == 153
+    assert PreprocessConfig(distances=True, slow_motion=0).num_features == 255
+    assert PreprocessConfig().num_features == 289
+
+
+def test_velocity_over_a_gap_is_the_change_per_second_and_zero_where_an_end_is_missing():
+    """x = 0, 1, 3, 6, 10 at 25 fps over 2 frames: (3 - 0) * 12.5, (6 - 1) * 12.5, (10 - 3) * 12.5."""
+    coords = np.zeros((1, 5, NUM_JOINTS, 2), np.float32)
+    coords[0, :, 0, 0] = [0, 1, 3, 6, 10]
+    valid = np.ones((1, 5, NUM_JOINTS), bool)
+    np.testing.assert_allclose(velocity(coords, valid, 25.0, 2)[0, :, 0, 0], [0, 0, 37.5, 62.5, 87.5])
+    valid[0, 1, 0] = False  # frame 1 misses the joint: the velocity that starts there is unknown
+    np.testing.assert_allclose(velocity(coords, valid, 25.0, 2)[0, :, 0, 0], [0, 0, 37.5, 0, 87.5])
+    assert not velocity(coords, valid, 25.0, 5).any()  # a gap as long as the window: nothing to measure
+
+
+def test_pair_distances_are_euclidean_and_zero_for_a_missing_joint():
+    """Nose at (0, 0), left shoulder at (3, 4), right shoulder at (-3, 4): 5, 5 and 6 apart."""
+    coords = np.zeros((1, 1, NUM_JOINTS, 2), np.float32)
+    coords[0, 0, LEFT_SHOULDER] = (3, 4)
+    coords[0, 0, RIGHT_SHOULDER] = (-3, 4)
+    valid = np.zeros((1, 1, NUM_JOINTS), bool)
+    valid[0, 0, [0, LEFT_SHOULDER, RIGHT_SHOULDER]] = True
+    distances = pair_distances(coords, valid)[0, 0]
+    pair = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(*PAIRS))}
+    assert distances[pair[0, LEFT_SHOULDER]] == pytest.approx(5.0)
+    assert distances[pair[0, RIGHT_SHOULDER]] == pytest.approx(5.0)
+    assert distances[pair[LEFT_SHOULDER, RIGHT_SHOULDER]] == pytest.approx(6.0)
+    assert np.count_nonzero(distances) == 3  # every pair with an unseen joint is 0
 
 
 # --- padding and the model ----------------------------------------------------------------------------

@@ -1,0 +1,154 @@
+"""The training recipe before and after the short-clip changes (issue 17), and what each change gives.
+
+    python scripts/jhmdb_to_pickle.py DD-Net/data/JHMDB /work/ext17/jhmdb.pkl
+    python scripts/recipe_study.py --jhmdb /work/ext17/jhmdb.pkl                 # test figures, splits 1-3
+    python scripts/recipe_study.py --jhmdb /work/ext17/jhmdb.pkl --cv --ablation # choosing: inside train splits only
+    python scripts/recipe_study.py --own ../shared/data/actions --own ../shared/data/falls:'/S(\\d+)_'
+
+"before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows);
+"after" is today's default. `--ablation` adds "after" with one change undone at a time.
+`--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
+(M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
+extracts a video folder (`actionlstm extract`, cached) and holds out each group in turn (regex after
+the colon, default the actor `P(\\d)T`). Prints a table per data set; writes --out as JSON.
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from actionlstm.augment import AugmentConfig  # noqa: E402
+from actionlstm.checkpoint import load_checkpoint  # noqa: E402
+from actionlstm.dataset import SkeletonDataset, load_dataset  # noqa: E402
+from actionlstm.device import resolve_device  # noqa: E402
+from actionlstm.inference import predict_clips  # noqa: E402
+from actionlstm.labels import read_label_file  # noqa: E402
+from actionlstm.preprocess import PreprocessConfig  # noqa: E402
+from actionlstm.reports import classification_metrics  # noqa: E402
+from actionlstm.train import TrainConfig, train  # noqa: E402
+from actionlstm.videoset import group_of  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Recipe:
+    pre: PreprocessConfig = field(default_factory=PreprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    aug: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+AFTER = Recipe()
+BEFORE = Recipe(
+    PreprocessConfig(distances=False, slow_motion=0),
+    TrainConfig(min_epoch_windows=512),
+)
+ABLATION = {
+    "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
+    "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
+    "after, old schedule": replace(AFTER, train=BEFORE.train),
+}
+
+
+def scored(dataset: SkeletonDataset, names: list[str], fit: np.ndarray, test: np.ndarray, recipe: Recipe, folder: Path) -> dict:
+    """Train `recipe` on `fit` (on the CPU, as the 2-core figures are), score on `test`: clip top-1, top-5, mean class."""
+    started = time.perf_counter()
+    out = folder / f"model-{time.monotonic_ns()}.pth"
+    train(dataset, fit, names, out, resolve_device("cpu"), recipe.train, pre=recipe.pre, aug=recipe.aug)
+    seconds = time.perf_counter() - started
+    clf = load_checkpoint(out)
+    metrics = classification_metrics(predict_clips(clf.model, clf.preprocess, dataset, test, resolve_device("cpu")), dataset.labels[test])
+    return {**metrics, "seconds": seconds}
+
+
+def recipes(ablation: bool) -> dict[str, Recipe]:
+    return {"before": BEFORE, "after": AFTER, **(ABLATION if ablation else {})}
+
+
+def jhmdb_folds(dataset: SkeletonDataset, cv: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split: (training clips, scored clips), the test split or, with `cv`, a fold inside the training split."""
+    folds = {}
+    for n in (1, 2, 3):
+        train_n = dataset.split_indices(f"train{n}")
+        if not cv:
+            folds[f"split {n}"] = (train_n, dataset.split_indices(f"test{n}"))
+            continue
+        other = n % 3 + 1
+        folds[f"split {n} (cv: trains in split {other})"] = (
+            np.intersect1d(train_n, dataset.split_indices(f"train{other}")),
+            np.intersect1d(train_n, dataset.split_indices(f"test{other}")),
+        )
+    return folds
+
+
+def own_folds(folder: Path, pattern: str, work: Path) -> tuple[SkeletonDataset, list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Extract a video folder once (cached by `actionlstm extract`) and hold out each group in turn."""
+    data = work / f"{folder.name}.pkl"
+    cli = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+    subprocess.run([*cli, "extract", str(folder), "--out", str(data), "--group", pattern], check=True, stdout=subprocess.DEVNULL)
+    dataset = load_dataset(data, use_cache=False)
+    groups = np.array([group_of(str(name), re.compile(pattern)) for name in dataset.frame_dirs])
+    folds = {f"{folder.name}: hold out {g}": (np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)}
+    return dataset, read_label_file(data.with_suffix(".classes.txt")), folds
+
+
+def table(title: str, rows: dict[str, dict[str, dict]]) -> str:
+    """One line per recipe, one column per fold (clip top-1), plus the mean and the training seconds."""
+    folds = list(next(iter(rows.values())))
+    lines = [f"\n{title}", f"{'recipe':<28}" + "".join(f"{f[:24]:>26}" for f in folds) + f"{'mean':>8}{'train s':>9}"]
+    for name, per_fold in rows.items():
+        top1 = [per_fold[f]["top1"] for f in folds]
+        seconds = np.mean([per_fold[f]["seconds"] for f in folds])
+        lines.append(f"{name:<28}" + "".join(f"{t:>26.3f}" for t in top1) + f"{np.mean(top1):>8.3f}{seconds:>9.0f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jhmdb", type=Path, help="the pickle scripts/jhmdb_to_pickle.py wrote")
+    parser.add_argument("--own", action="append", default=[], help="FOLDER[:GROUP_REGEX] of action subfolders of videos")
+    parser.add_argument("--cv", action="store_true", help="JHMDB: score on a fold inside each training split, not the test split")
+    parser.add_argument("--ablation", action="store_true", help="also 'after' with one change undone at a time")
+    parser.add_argument("--splits", default="1,2,3", help="JHMDB splits to run")
+    parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
+    args = parser.parse_args()
+
+    report: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sets = []
+        if args.jhmdb:
+            dataset = load_dataset(args.jhmdb)
+            wanted = {f"split {n}" for n in args.splits.split(",")}
+            folds = {k: v for k, v in jhmdb_folds(dataset, args.cv).items() if k.split(" (")[0] in wanted}
+            sets.append(("JHMDB (14 classes, ground-truth joints)" + (", cv inside train" if args.cv else ", test"), dataset,
+                         read_label_file(args.jhmdb.with_suffix(".classes.txt")), folds))
+        for spec in args.own:
+            folder, _, pattern = spec.partition(":")
+            dataset, names, folds = own_folds(Path(folder), pattern or r"P(\d)T", work)
+            sets.append((f"{Path(folder).name} (clip top-1, each group held out)", dataset, names, folds))
+        for title, dataset, names, folds in sets:
+            rows: dict[str, dict] = {}
+            for name, recipe in recipes(args.ablation).items():
+                rows[name] = {}
+                for fold, (fit, test) in folds.items():
+                    rows[name][fold] = scored(dataset, names, fit, test, recipe, work)
+                    result = rows[name][fold]
+                    print(f"{title} | {name} | {fold}: top-1 {result['top1']:.3f}, mean class {result['mean_class_acc']:.3f} "
+                          f"of {result['n']} clips ({result['seconds']:.0f} s)", flush=True)
+            report[title] = rows
+            print(table(title, rows), flush=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
