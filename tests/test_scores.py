@@ -30,8 +30,9 @@ def _channels(x: np.ndarray) -> np.ndarray:
 
 def test_mask_channel_is_the_missing_joint_mask_and_nothing_else_changes():
     keypoint, score, lengths = _windows()
-    masked = _channels(preprocess(keypoint, score, lengths, PreprocessConfig(score_feature="mask")))
-    raw = _channels(preprocess(keypoint, score, lengths, PreprocessConfig(score_feature="raw")))
+    joints_only = dict(distances=False, slow_motion=0)  # the per-joint channels alone, 7 each
+    masked = _channels(preprocess(keypoint, score, lengths, PreprocessConfig(score_feature="mask", **joints_only)))
+    raw = _channels(preprocess(keypoint, score, lengths, PreprocessConfig(score_feature="raw", **joints_only)))
 
     seen = (score > THRESHOLD) & np.isfinite(keypoint).all(-1) & (np.arange(30)[None, :, None] < lengths[:, None, None])
     assert np.array_equal(masked[..., 6], seen.astype(np.float32))
@@ -61,7 +62,7 @@ def test_new_models_read_the_mask_and_train_with_remapped_scores_and_older_check
     """The choice of scripts/score_ablation.py; checkpoints from before it were trained on raw scores."""
     assert PreprocessConfig().score_feature == "mask"
     assert AugmentConfig().score_floor_range[1] > THRESHOLD and AugmentConfig().score_gamma_range[1] > 1
-    assert PreprocessConfig.ADDED_LATER == {"score_feature": "raw"}
+    assert PreprocessConfig.ADDED_LATER["score_feature"] == "raw"
 
 
 def test_score_remap_is_monotone_per_window_and_keeps_undetected_joints():
