@@ -14,9 +14,13 @@ from actionlstm.errors import UserError
 BUILTINS = {"falls": "falls.pth"}  # name -> file in actionlstm/models/
 
 
+def _packaged(file: str) -> Path:
+    return Path(str(resources.files("actionlstm") / "models" / file))
+
+
 def builtin_path(name: str) -> Path:
     """The packaged file of built-in model `name`."""
-    path = Path(str(resources.files("actionlstm") / "models" / BUILTINS[name]))
+    path = _packaged(BUILTINS[name])
     if not path.is_file():
         raise UserError(f"the built-in model '{name}' is missing from this installation ({path}); reinstall actionlstm")
     return path
@@ -32,7 +36,7 @@ def resolve_checkpoint(spec: str | Path) -> Path:
 def builtin_name(path: Path) -> str | None:
     """The name of the built-in model at `path`, if it is one."""
     for name, file in BUILTINS.items():
-        packaged = Path(str(resources.files("actionlstm") / "models" / file))
+        packaged = _packaged(file)
         if packaged.is_file() and Path(path).resolve() == packaged.resolve():
             return name
     return None

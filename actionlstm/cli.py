@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from actionlstm import console
+from actionlstm.builtin import resolve_checkpoint
 from actionlstm.errors import Terminated, UserError, interrupt_exit_code, stop_on_sigterm
 from pipeline import defaults
 
@@ -68,13 +69,7 @@ TrainSplitOpt = Annotated[Optional[str], typer.Option("--train-split", help="Tra
 TestSplitOpt = Annotated[Optional[str], typer.Option("--test-split", help="Test split name (overrides --split).")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Class names, one per line, in label order.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
-def _checkpoint(spec: str) -> Path:
-    from actionlstm.builtin import resolve_checkpoint
-
-    return resolve_checkpoint(spec)
-
-
-CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", parser=_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), one `actionlstm export` made (.onnx, OpenVINO folder), or a built-in model's name (`actionlstm models`; ./NAME for a file of that name).")]
+CheckpointOpt = Annotated[Path, typer.Option("--checkpoint", parser=resolve_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), one `actionlstm export` made (.onnx, OpenVINO folder), or a built-in model's name (`actionlstm models`; ./NAME for a file of that name).")]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object on stdout.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", metavar="", help="Re-parse the pickle instead of using the cached arrays.")]
 ConfOpt = Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Lowest person-detection confidence the tracker sees (it starts tracks at 0.25 and keeps them alive with weaker ones).")]
@@ -159,7 +154,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for the validation hold-out, shuffling and augmentation.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", metavar="", help="Continue the interrupted run that writes to --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing checkpoint at --out.")] = False,
-    init: Annotated[Optional[Path], typer.Option("--init", parser=_checkpoint, metavar="PATH|NAME", help="Fine-tune from this checkpoint (or built-in model): its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", parser=resolve_checkpoint, metavar="PATH|NAME", help="Fine-tune from this checkpoint (or built-in model): its preprocessing and weights; a new class list gets a fresh output layer.")] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -357,7 +352,7 @@ def models(json_output: JsonOpt = False) -> None:
 
 @command
 def export(
-    checkpoint: Annotated[Path, typer.Argument(parser=_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), or a built-in model's name.")],
+    checkpoint: Annotated[Path, typer.Argument(parser=resolve_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), or a built-in model's name.")],
     fmt: Annotated[str, typer.Option("--format", help="onnx (one .onnx file) or openvino (a folder with model.xml and model.bin).")] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", help="Where to write it (default: beside the checkpoint, .onnx or _openvino_model).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing export at --out.")] = False,
