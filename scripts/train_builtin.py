@@ -203,12 +203,9 @@ def train_model(pickle: Path, split: str, out: Path) -> None:
     train(dataset, dataset.split_indices(split), CLASSES, out, resolve_device("cpu"), RECIPE["train"], pre=RECIPE["pre"], aug=RECIPE["augment"])
 
 
-def live_events(checkpoint: Path, video: Path) -> tuple[list, float]:
-    """The fall events `actionlstm run VIDEO --checkpoint CKPT --alert fall` fires, and the share of
-    labelled frames whose top-1 is fall."""
-    from pipeline.recognizer import ActionRecognizer
-
-    rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False)
+def live_events(rec, video: Path) -> tuple[list, float]:
+    """The fall events `actionlstm run VIDEO --checkpoint CKPT --alert fall` fires with recognizer
+    `rec` (each stream starts afresh), and the share of labelled frames whose top-1 is fall."""
     alerts = rec.alerts(["fall"])
     events, labelled, falling = [], 0, 0
     for result in rec.stream(str(video)):
@@ -222,6 +219,7 @@ def live_events(checkpoint: Path, video: Path) -> tuple[list, float]:
 
 def leave_one_subject_out(data: Path, pickle: Path, annotations: dict[str, list[Segment]], folder: Path) -> dict:
     from actionlstm.pickle_io import load_pickle
+    from pipeline.recognizer import ActionRecognizer
 
     splits = [s for s in load_pickle(pickle)["split"] if re.fullmatch(r"trainS\d+", s)]
     clips = []
@@ -231,8 +229,9 @@ def leave_one_subject_out(data: Path, pickle: Path, annotations: dict[str, list[
         started = time.perf_counter()
         train_model(pickle, split, checkpoint)
         print(f"{subject}: trained without it in {time.perf_counter() - started:.0f} s", flush=True)
+        rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False)  # one pose stage for all of the subject's clips
         for video in sorted((data / "fall").glob(f"{subject}_*.mp4")) + sorted((data / "adl").glob(f"{subject}_*.mp4")):
-            events, share = live_events(checkpoint, video)
+            events, share = live_events(rec, video)
             onset = fall_start(annotations.get(video.stem, []))
             is_fall = video.parent.name == "fall"
             after = [e for e in events if onset is not None and e.time >= onset - 0.25]
