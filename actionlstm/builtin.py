@@ -43,11 +43,12 @@ def builtin_name(path: Path) -> str | None:
 
 
 def builtin_models() -> list[dict]:
-    """Per built-in model: its name, classes and the record its training left (data, license, figures)."""
+    """Per built-in model: its name, classes, the record its training left (data, license, figures)
+    and its own alert operating points (what `--alert LABEL` means with it)."""
     from actionlstm.checkpoint import load_checkpoint
 
     models = []
     for name in BUILTINS:
         clf = load_checkpoint(builtin_path(name))
-        models.append({"name": name, "classes": clf.class_names, **clf.meta.get("builtin", {})})
+        models.append({"name": name, "classes": clf.class_names, **clf.meta.get("builtin", {}), "alert_defaults": clf.alert_defaults})
     return models

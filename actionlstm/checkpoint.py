@@ -34,6 +34,12 @@ class Classifier:
         """Trained on `actionlstm sample`'s generated movements: its labels name no real action."""
         return bool(self.meta.get("data", {}).get("synthetic", False))
 
+    @property
+    def alert_defaults(self) -> dict[str, dict[str, float]]:
+        """label -> {"prob", "seconds"}: the model's own alert operating point for a label, for rules
+        that leave them out (`--alert fall`); a built-in model records the one measured for it."""
+        return self.meta.get("alert_defaults", {})
+
     def describe(self) -> str:
         """One line on what the model knows and learnt from, for banners (older checkpoints did not record the data)."""
         data = self.meta.get("data", {})

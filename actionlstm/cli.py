@@ -336,6 +336,7 @@ def sample(
 def models(json_output: JsonOpt = False) -> None:
     """The built-in action models (`--checkpoint NAME`): classes, training data, license, measured accuracy."""
     from actionlstm.builtin import builtin_models
+    from service.rules import AlertRule
 
     found = builtin_models()
     if json_output:
@@ -347,6 +348,9 @@ def models(json_output: JsonOpt = False) -> None:
         for key, title in (("data", "trained on"), ("license", "license"), ("citation", "cite"), ("measured", "measured")):
             if model.get(key):
                 console.out.print(f"  {title}: {escape(str(model[key]))}", soft_wrap=True)
+        for label, point in model["alert_defaults"].items():
+            rule = AlertRule(label, point["prob"], point["seconds"])
+            console.out.print(f"  --alert {escape(label)} means: {escape(str(rule))} (its own operating point)", soft_wrap=True)
         console.out.print(f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}" + (f" --alert {escape(model['alert'])}" if model.get("alert") else ""), soft_wrap=True)
 
 
@@ -556,7 +560,7 @@ SmoothingOpt = Annotated[float, typer.Option("--smoothing", help="Weight of past
 MinProbOpt = Annotated[float, typer.Option("--min-prob", help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")]
 MinSecondsOpt = Annotated[Optional[float], typer.Option("--min-seconds", min=0.0, help="Buffered span before a person is classified (default 1 s).")]
 ImgszOpt = Annotated[int, typer.Option("--imgsz", min=32, help="Pose inference size in pixels.")]
-AlertOpt = Annotated[Optional[list[str]], typer.Option("--alert", help="Alert rule LABEL[>=PROB][:SECONDS] (defaults 0.7 and 1 s; * is any label), e.g. 'fall>=0.8:1s'; repeatable.")]
+AlertOpt = Annotated[Optional[list[str]], typer.Option("--alert", help="Alert rule LABEL[>=PROB][:SECONDS] (left out: the model's own for the label, else 0.7 and 1 s; * is any label), e.g. 'fall>=0.8:1s'; repeatable.")]
 RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Alert rules from a YAML or TOML file (a list 'alerts' of rules).")]
 
 

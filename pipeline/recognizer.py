@@ -126,11 +126,11 @@ class ActionRecognizer:
 
     def alerts(self, rules: Iterable["str | AlertRule"]) -> Alerts:
         """An alert engine for this model's labels: rules as `--alert` takes them ('fall>=0.8:1s',
-        '*') or `AlertRule`s, each checked against the class names. `alerts.update(result)` gives
+        '*') or `AlertRule`s, each checked against the class names; what a rule leaves out is the
+        model's own (`Classifier.alert_defaults`), else 0.7 for 1 s. `alerts.update(result)` gives
         the events a `stream` result fires."""
         parsed = [rule if isinstance(rule, AlertRule) else parse_rule(rule) for rule in ([rules] if isinstance(rules, str) else rules)]
-        check_rules(parsed, self.class_names)
-        return Alerts(parsed)
+        return Alerts(check_rules(parsed, self.class_names, self.classifier.alert_defaults))
 
     def events(self, source: Source | Iterable[Source], rules: Iterable["str | AlertRule"], realtime: bool = False) -> Iterator[Event]:
         """Only the events: `for event in rec.events(0, ["fall>=0.8:1s"])` runs the camera and

@@ -70,7 +70,7 @@ class Alerts:
     """
 
     def __init__(self, rules: list[AlertRule], forget_seconds: float = 30.0, first_id: int = 1):
-        self.rules = list(rules)
+        self.rules = [rule.completed() for rule in rules]  # rules the model did not complete take the defaults
         self.forget_seconds = forget_seconds
         self.next_id = first_id
         self._sources: dict[int, _Source] = {}

@@ -2,6 +2,7 @@
 
     --alert 'fall>=0.8:1s'     fall, top-1 probability at least 0.8, for 1 s
     --alert 'wave:2'           wave at the default probability (0.7), for 2 s
+    --alert fall               the model's own operating point for fall, if it records one, else 0.7 for 1 s
     --alert '*>=0:1s'          any label at all, held for 1 s
     --rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
 """
@@ -29,25 +30,40 @@ _RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:])+)(?:>=(?P<prob>[^:]*))?(?::(?P<se
 @dataclass(frozen=True)
 class AlertRule:
     """Fires when a person's smoothed top-1 label is `label` (any label for `*`) with at least
-    `prob`, on every frame for `seconds`."""
+    `prob`, on every frame for `seconds`.
+
+    A `prob` or `seconds` left out (None) is the model's own for that label when it records one
+    (`Classifier.alert_defaults`: a built-in model stores the operating point measured for it, since
+    how sure and for how long depends on the model and the action: a fall is over in a second),
+    else DEFAULT_PROB and DEFAULT_SECONDS; `completed` fills them in."""
 
     label: str
-    prob: float = DEFAULT_PROB
-    seconds: float = DEFAULT_SECONDS
+    prob: float | None = None
+    seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not self.label.strip():
             raise UserError("an alert rule needs a label (or * for any)")
-        if not (math.isfinite(self.prob) and 0.0 <= self.prob <= 1.0):
+        if self.prob is not None and not (math.isfinite(self.prob) and 0.0 <= self.prob <= 1.0):
             raise UserError(f"alert rule {self.label}: the probability must be between 0 and 1, not {self.prob:g}")
-        if not (math.isfinite(self.seconds) and self.seconds >= 0.0):
+        if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds >= 0.0):
             raise UserError(f"alert rule {self.label}: the duration must be 0 or more seconds, not {self.seconds:g}")
 
+    def completed(self, own: dict[str, dict[str, float]] | None = None) -> "AlertRule":
+        """This rule with what it leaves out taken from `own` (label -> {"prob", "seconds"}), else the defaults."""
+        mine = (own or {}).get(self.label, {})
+        prob = self.prob if self.prob is not None else float(mine.get("prob", DEFAULT_PROB))
+        seconds = self.seconds if self.seconds is not None else float(mine.get("seconds", DEFAULT_SECONDS))
+        return AlertRule(self.label, prob, seconds)
+
     def matches(self, label: str, prob: float) -> bool:
+        """Of a completed rule: whether a top-1 `label` at `prob` holds it."""
         return (self.label == ANY or label == self.label) and prob >= self.prob
 
     def __str__(self) -> str:
-        return f"{self.label}>={self.prob:g}:{self.seconds:g}s"
+        prob = "" if self.prob is None else f">={self.prob:g}"
+        seconds = "" if self.seconds is None else f":{self.seconds:g}s"
+        return f"{self.label}{prob}{seconds}"
 
 
 def _number(text: str, what: str, rule: str) -> float:
@@ -62,8 +78,8 @@ def parse_rule(text: str) -> AlertRule:
     match = _RULE.match(text.strip())
     if match is None or not match["label"].strip():
         raise UserError(f"alert rule '{text}' is not LABEL[>=PROB][:SECONDS] (e.g. 'fall>=0.8:1s', 'wave:2', '*')")
-    prob = DEFAULT_PROB if match["prob"] is None else _number(match["prob"], "the probability", text)
-    seconds = DEFAULT_SECONDS if match["seconds"] is None else _number(match["seconds"], "the duration", text)
+    prob = None if match["prob"] is None else _number(match["prob"], "the probability", text)
+    seconds = None if match["seconds"] is None else _number(match["seconds"], "the duration", text)
     return AlertRule(match["label"].strip(), prob, seconds)
 
 
@@ -115,9 +131,11 @@ def load_rules(path: Path) -> list[AlertRule]:
     return [_rule_from_entry(entry, f"{path}, rule {k + 1}") for k, entry in enumerate(entries)]
 
 
-def check_rules(rules: list[AlertRule], class_names: list[str]) -> None:
-    """A rule for a label the model cannot give would never fire: say so at start, not never."""
+def check_rules(rules: list[AlertRule], class_names: list[str], own: dict[str, dict[str, float]] | None = None) -> list[AlertRule]:
+    """The rules completed with the model's own operating points `own` (see `AlertRule`). A rule for
+    a label the model cannot give would never fire: say so at start, not never."""
     for rule in rules:
         if rule.label != ANY and rule.label not in class_names:
             shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
             raise UserError(f"alert rule {rule}: the model has no class '{rule.label}' (its classes: {shown})")
+    return [rule.completed(own) for rule in rules]

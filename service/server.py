@@ -157,7 +157,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
     server = thread = None
     try:
         recognizer = ActionRecognizer(**recognizer_options)
-        check_rules(settings.rules, recognizer.class_names)
+        rules = check_rules(settings.rules, recognizer.class_names, recognizer.classifier.alert_defaults)
         pose = recognizer.pipeline.pose
         log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}")
         if recognizer.classifier.synthetic:
@@ -168,7 +168,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
         sources = [SupervisedSource(spec, name, settings.loop, idle_wait, log) for name, spec in named]
         feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
         model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
-        hub = Hub(feeds, Alerts(settings.rules) if settings.rules else None, sinks, snapshots, model)
+        hub = Hub(feeds, Alerts(rules) if rules else None, sinks, snapshots, model)
         app = create_app(hub, token, settings.max_clients, settings.stream_fps)
         config = uvicorn.Config(
             app, http="h11", log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1, timeout_keep_alive=5,
@@ -182,7 +182,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
         gc.freeze()
         for source in sources:
             log(f"source {source.name}: {source.shown}" + (" (replayed forever)" if source.is_file and settings.loop else ""))
-        for rule in settings.rules:
+        for rule in rules:
             log(f"alert rule {rule}")
         for sink in sinks:
             log(f"events to {sink.kind} {sink.target}")

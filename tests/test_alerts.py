@@ -26,15 +26,24 @@ IMAGE = np.zeros((48, 64, 3), np.uint8)
 
 @pytest.mark.parametrize(("text", "rule"), [
     ("fall>=0.8:1s", AlertRule("fall", 0.8, 1.0)),
-    ("wave:2", AlertRule("wave", 0.7, 2.0)),
-    ("wave:2.5s", AlertRule("wave", 0.7, 2.5)),
-    ("fall>=0.9", AlertRule("fall", 0.9, 1.0)),
-    ("*", AlertRule("*", 0.7, 1.0)),
+    ("wave:2", AlertRule("wave", None, 2.0)),
+    ("wave:2.5s", AlertRule("wave", None, 2.5)),
+    ("fall>=0.9", AlertRule("fall", 0.9, None)),
+    ("*", AlertRule("*")),
     ("*>=0:0", AlertRule("*", 0.0, 0.0)),
-    ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, 1.0)),
+    ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, None)),
 ])
 def test_rule_syntax(text, rule):
     assert parse_rule(text) == rule
+    assert str(parse_rule(str(rule))) == str(rule)  # what a rule says of itself reads back as the same rule
+
+
+def test_what_a_rule_leaves_out_is_the_models_own_else_the_defaults():
+    own = {"fall": {"prob": 0.6, "seconds": 0.4}}
+    rules = check_rules([parse_rule(t) for t in ("fall", "fall>=0.9", "fall:2", "*", "wave")], ["fall", "wave"], own)
+    assert rules == [AlertRule("fall", 0.6, 0.4), AlertRule("fall", 0.9, 0.4), AlertRule("fall", 0.6, 2.0), AlertRule("*", 0.7, 1.0), AlertRule("wave", 0.7, 1.0)]
+    assert [str(r) for r in rules[:2]] == ["fall>=0.6:0.4s", "fall>=0.9:0.4s"]
+    assert check_rules([parse_rule("fall")], ["fall"]) == [AlertRule("fall", 0.7, 1.0)]  # a model that records none
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
@@ -50,8 +59,8 @@ def test_bad_rules_are_refused_in_one_line(text, fragment):
 def test_rules_files_yaml_and_toml(tmp_path):
     (tmp_path / "r.yaml").write_text("alerts:\n  - label: fall\n    prob: 0.8\n    seconds: 2\n  - 'wave:3'\n")
     (tmp_path / "r.toml").write_text('[[alerts]]\nlabel = "fall"\nprob = 0.8\nseconds = 2\n\n[[alerts]]\nlabel = "*"\n')
-    assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0), AlertRule("wave", 0.7, 3.0)]
-    assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0), AlertRule("*", 0.7, 1.0)]
+    assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0), AlertRule("wave", None, 3.0)]
+    assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0), AlertRule("*")]
     for name, text, fragment in [
         ("bad.yaml", "alerts: [", "not valid YAML"), ("empty.yaml", "other: 1\n", "non-empty list 'alerts'"),
         ("key.yaml", "alerts:\n  - label: fall\n    probability: 0.8\n", "unknown key 'probability'"),
