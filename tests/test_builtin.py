@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from actionlstm.builtin import BUILTINS, builtin_name, resolve_checkpoint
+from actionlstm.builtin import BUILTINS, builtin_name, builtin_path, resolve_checkpoint
+from actionlstm.checkpoint import load_checkpoint
+from service.rules import AlertRule
 from tests.conftest import ROOT, SHARED_DATA, assert_user_error, run_cli
 
 spec = importlib.util.spec_from_file_location("train_builtin", ROOT / "scripts" / "train_builtin.py")
@@ -86,8 +88,11 @@ def test_models_lists_what_each_built_in_is(tmp_path):
     assert falls["classes"] == ["fall", "lying", "sitting", "standing", "walking"]
     assert "GMDCSA24" in falls["data"] and "MIT" in falls["license"] and "Alam" in falls["citation"]
     assert "falls caught" in falls["measured"]
+    point = falls["alert_defaults"]["fall"]  # the shipped model's own operating point, what `--alert fall` means
+    assert point == train_builtin.ALERT["fall"]
     text = run_cli("models").stdout
     assert "falls" in text and "MIT" in text and "--checkpoint falls" in text
+    assert f"--alert fall means: {AlertRule('fall', **point)}" in text
     (tmp_path / "falls").write_bytes(b"not a model")  # ./falls is that file, refused as it is
     proc = run_cli("export", "./falls", cwd=tmp_path)
     assert_user_error(proc, "falls")
@@ -106,3 +111,6 @@ def test_run_with_the_built_in_fall_model_writes_one_event_per_fall(clip, falls,
     found = [json.loads(line) for line in events.read_text().splitlines()]
     assert [e["label"] for e in found] == ["fall"] * falls
     assert "action model falls.pth: 5 classes" in proc.stderr and "SYNTHETIC" not in proc.stderr
+    point = load_checkpoint(builtin_path("falls")).alert_defaults["fall"]
+    assert f"alert rule {AlertRule('fall', **point)}" in proc.stderr  # a bare `--alert fall` takes the model's own point
+    assert all(e["rule"] == str(AlertRule("fall", **point)) for e in found)
