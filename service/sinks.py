@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -208,6 +209,7 @@ class Mqtt(EventSink):
         self._states: dict[str, bytes] = {}  # each source's newest state, published again on every connect
         self._last_state: dict[str, tuple] = {}  # each source's last published (key, time)
         self._pending: set[int] = set()  # message ids of events awaiting the broker's acknowledgement
+        self._acked: deque[int] = deque(maxlen=64)  # the newest acknowledgements of ids not noted as pending
         self._lock = threading.Lock()
         client_id = f"actionlstm-{socket.gethostname()}-{os.getpid()}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -244,14 +246,21 @@ class Mqtt(EventSink):
             if mid in self._pending:
                 self._pending.discard(mid)
                 self.count(delivered=1)
+            else:
+                self._acked.append(mid)  # a state's or the status's, or an event's acknowledged before send() noted it
 
     def send(self, event: dict) -> None:
         import paho.mqtt.client as mqtt
 
-        with self._lock:  # the acknowledgement may come before publish() returns
-            info = self.client.publish(self.topic(event["source"], "events"), json.dumps(event), qos=1)
+        # Not under our lock: paho's network thread calls _on_publish, which takes it, while holding
+        # the lock that publish() takes, so holding ours over publish() can make both wait for good
+        # (and /api/status with them). An acknowledgement that beats us here is in `_acked`.
+        info = self.client.publish(self.topic(event["source"], "events"), json.dumps(event), qos=1)
+        with self._lock:
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 self.count(dropped=1)
+            elif info.mid in self._acked:
+                self.count(delivered=1)
             else:
                 self._pending.add(info.mid)
 

@@ -436,6 +436,47 @@ def test_a_camera_that_drops_and_comes_back(world):
     assert PASSWORD not in everything and "viewer:***@" not in everything and "***@127.0.0.1" in everything
 
 
+def test_mqtt_events_sent_while_acknowledgements_arrive_never_lock_up(tmp_path):
+    """Events sent back to back while the broker's acknowledgements of earlier ones come in on
+    paho's network thread, and the status read meanwhile: every send returns, every event is
+    counted delivered once, and the status never waits (holding the sink's lock over publish()
+    deadlocked against the acknowledgement callback, and took /api/status with it)."""
+    from service.sinks import Mqtt
+
+    broker = Broker(tmp_path)
+    sink = Mqtt(f"mqtt://127.0.0.1:{broker.port}", prefix="deadlock-test")
+    rounds, burst, done, reads = 6, 500, threading.Event(), []  # a burst stays within the sink's queue of 1,000
+    count = rounds * burst
+    try:
+        wait_for(lambda: sink.connected, 20, "the sink to connect")
+
+        def send_all() -> None:
+            for r in range(rounds):
+                for k in range(burst):
+                    sink.send({"source": "0", "id": r * burst + k})
+                deadline = time.monotonic() + 10
+                while sink.status()["pending"] > burst // 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            done.set()
+
+        def read_status() -> None:
+            while not done.is_set():
+                started = time.monotonic()
+                sink.status()
+                reads.append(time.monotonic() - started)
+
+        threads = [threading.Thread(target=send_all, daemon=True), threading.Thread(target=read_status, daemon=True)]
+        for thread in threads:
+            thread.start()
+        assert done.wait(60), "sending locked up"  # (the status would wait for good too: not asked here)
+        wait_for(lambda: (st := sink.status())["pending"] == 0 and st["delivered"] == count and st, 30, "every event acknowledged")
+        assert sink.status()["dropped"] == 0 and len(reads) > 0 and max(reads) < 1.0
+    finally:
+        if done.is_set():  # a locked-up sink would lock up its close too
+            sink.close(2.0)
+        broker.stop()
+
+
 def test_the_broker_goes_away_and_comes_back(world):
     service, broker, subscriber = world["service"], world["broker"], world["subscriber"]
     broker.stop()
