@@ -348,8 +348,8 @@ def models(json_output: JsonOpt = False) -> None:
         for key, title in (("data", "trained on"), ("license", "license"), ("citation", "cite"), ("measured", "measured")):
             if model.get(key):
                 console.out.print(f"  {title}: {escape(str(model[key]))}", soft_wrap=True)
-        for label, point in model["alert_defaults"].items():
-            rule = AlertRule(label, point["prob"], point["seconds"])
+        for label in model["alert_defaults"]:
+            rule = AlertRule(label).completed(model["alert_defaults"])  # as `--alert LABEL` is completed in run and serve
             console.out.print(f"  --alert {escape(label)} means: {escape(str(rule))} (its own operating point)", soft_wrap=True)
         console.out.print(f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}" + (f" --alert {escape(model['alert'])}" if model.get("alert") else ""), soft_wrap=True)
 
