@@ -14,7 +14,6 @@ one is paced by its own clock and shows no difference either way.
 import argparse
 import json
 import os
-import re
 import signal
 import socket
 import subprocess

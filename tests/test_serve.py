@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import CLI, ROOT, free_port, read_video, shared_video
+from tests.conftest import CLI, free_port, read_video, shared_video
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 CHROMEDRIVER = shutil.which("chromedriver")
