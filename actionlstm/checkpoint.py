@@ -13,7 +13,7 @@ import torch
 
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
-from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.model import ActionLSTM, ModelConfig, upgrade_state_dict
 from actionlstm.preprocess import PreprocessConfig
 
 FORMAT = "actionlstm-checkpoint"
@@ -132,7 +132,7 @@ def _settings(path: Path, payload: dict[str, Any], key: str, cls: type, what: st
 
 def _build_model(path: Path, payload: dict[str, Any]) -> ActionLSTM:
     """The model with its weights; the first missing, unknown or misshapen tensor is named."""
-    cfg = _settings(path, payload, "model_config", ModelConfig, "model", {})
+    cfg = _settings(path, payload, "model_config", ModelConfig, "model", ModelConfig.ADDED_LATER)
     try:
         model = ActionLSTM(cfg)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -140,6 +140,7 @@ def _build_model(path: Path, payload: dict[str, Any]) -> ActionLSTM:
     state = _section(path, payload, "state_dict")
     if not isinstance(state, dict):
         raise _damaged(path, f"'state_dict' is a {type(state).__name__}, not a dict of tensors")
+    state = upgrade_state_dict(state)
     expected = model.state_dict()
     if missing := [k for k in expected if k not in state]:
         raise _damaged(path, f"missing weights '{missing[0]}'")

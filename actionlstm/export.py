@@ -3,7 +3,7 @@
 An exported model carries what `run` needs besides its weights, the class names and preprocessing
 settings (ONNX metadata, OpenVINO runtime info), so it is used exactly like the `.pth` it came from.
 PyTorch's LSTM export cannot pack sequences, so the graph is the model's own inference path for
-mixed-length batches (`ActionLSTM.directions_apart`): each direction of each layer on its own, the
+mixed-length batches (`ActionLSTM.unpacked`): each direction of each layer on its own, the
 backward one over each window reversed within its length, so padding never reaches a valid frame.
 """
 
@@ -42,7 +42,7 @@ class _UnpackedLSTM(nn.Module):
         self.model = model.eval()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.model.pool_and_classify(self.model.directions_apart(x, lengths), lengths)
+        return self.model.unpacked(x, lengths)
 
 
 def _require(module: str) -> None:
@@ -153,7 +153,8 @@ def _classifier_from_metadata(path: Path, text: str | None, runtime: nn.Module, 
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise UserError(f"{path} is not an action model exported by `actionlstm export` (no ActionLSTM settings inside)")
     try:
-        cfg, pre = ModelConfig(**info["model_config"]), PreprocessConfig(**info["preprocess"])
+        cfg = ModelConfig(**{**ModelConfig.ADDED_LATER, **info["model_config"]})
+        pre = PreprocessConfig(**{**PreprocessConfig.ADDED_LATER, **info["preprocess"]})
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{path} has damaged ActionLSTM settings ({exc})") from None
     return Classifier(model=make(runtime, cfg).eval(), class_names=list(info["class_names"]), preprocess=pre, meta=info.get("meta", {}))

@@ -1,11 +1,20 @@
-"""ActionLSTM: a bidirectional LSTM over per-frame skeleton features, pooled over valid frames.
+"""ActionLSTM: bidirectional LSTMs over per-frame skeleton features, pooled over valid frames.
+
+Features come in very different units (normalised coordinates, velocities per second, joint-pair
+distances), so a model trained since `standardize` first brings each to zero mean and unit spread with
+statistics of its own training windows, kept as buffers in the checkpoint. A model may hold several
+members, each a BiLSTM with its own head, trained side by side from different starting weights on
+the same batches; it predicts their mean probability. On a few hundred short clips one member's
+accuracy moves by several points with its random start alone, and the mean of members moves less.
 
 Windows shorter than the model's 120 frames are padded, and padding never changes a prediction: a
 batch of one length runs on just those frames, training (and CUDA) runs a mixed batch on packed
 sequences, and CPU inference runs it one direction at a time (`directions_apart`); the pooling is masked.
 """
 
+import math
 from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -20,15 +29,27 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.3
     bidirectional: bool = True
+    # Inputs standardised per feature (`ActionLSTM.standardize`); off for models built without it.
+    standardize: bool = False
+    members: int = 1  # BiLSTMs whose probabilities are averaged
+
+    # Settings added after the first checkpoints, with the value those checkpoints were trained with.
+    ADDED_LATER: ClassVar[dict[str, Any]] = {"standardize": False, "members": 1}
+
+    def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ValueError(f"members {self.members} is not a number of models")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-OUTPUT_LAYER = "head.1."  # the parameters that map pooled features to classes (replaced when fine-tuning onto new classes)
+OUTPUT_LAYER = ".head.1."  # in the names of the parameters that map pooled features to classes (replaced when fine-tuning onto new classes)
 
 
-class ActionLSTM(nn.Module):
+class Member(nn.Module):
+    """One BiLSTM and its head: windows [B, W, F] -> logits [B, C]."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -45,7 +66,7 @@ class ActionLSTM(nn.Module):
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * width, cfg.num_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x [B, W, F] zero-padded windows, lengths [B] valid frames each (>= 1) -> logits [B, C]."""
+        """x [B, W, F] padded windows, lengths [B] valid frames each (>= 1) -> logits [B, C]."""
         longest = int(lengths.max())
         if bool((lengths == longest).all()):  # nothing to skip but the common padding
             out, _ = self.lstm(x[:, :longest])
@@ -82,6 +103,59 @@ class ActionLSTM(nn.Module):
         mean = torch.where(mask, out, 0.0).sum(1) / lengths.to(out.dtype).to(out.device)[:, None]
         peak = out.masked_fill(~mask, float("-inf")).amax(1)
         return self.head(torch.cat([mean, peak], dim=-1))
+
+
+class ActionLSTM(nn.Module):
+    """`cfg.members` members over the same standardised inputs."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(Member(cfg) for _ in range(cfg.members))
+        if cfg.standardize:  # identity until `set_feature_statistics`
+            self.register_buffer("feature_mean", torch.zeros(cfg.num_features))
+            self.register_buffer("feature_std", torch.ones(cfg.num_features))
+
+    def set_feature_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-feature mean and spread of the training windows' valid frames. A feature that hardly
+        varies in training (a joint the data set never annotates, such as JHMDB's eyes) keeps unit
+        spread: dividing by ~0 would blow it up wherever it does appear, in a live picture say."""
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(torch.where(std > 1e-3, std, torch.ones_like(std)))
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, W, F] in the units each feature came in -> standardised (unchanged for older models).
+        Padding frames stop being zero, but no path lets them reach a valid frame or the pooling."""
+        return (x - self.feature_mean) / self.feature_std if self.cfg.standardize else x
+
+    def member_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x [B, W, F] zero-padded windows, lengths [B] -> each member's logits [K, B, C] (training scores each)."""
+        x = self.standardize(x)
+        return torch.stack([member(x, lengths) for member in self.members])
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, each_member: bool = False) -> torch.Tensor:
+        """x [B, W, F] zero-padded windows, lengths [B] valid frames each (>= 1) -> logits [B, C], or
+        with `each_member` every member's [K, B, C] (training scores each member on its own)."""
+        logits = self.member_logits(x, lengths)
+        return logits if each_member else mean_of_members(logits)
+
+    def unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`forward` with every batch on the mixed-length inference path: the graph that is exported."""
+        x = self.standardize(x)
+        return mean_of_members(torch.stack([m.pool_and_classify(m.directions_apart(x, lengths), lengths) for m in self.members]))
+
+
+def mean_of_members(logits: torch.Tensor) -> torch.Tensor:
+    """Members' logits [K, B, C] -> logits [B, C] whose softmax is the members' mean probability (one
+    member's logits as they are)."""
+    if len(logits) == 1:
+        return logits[0]
+    return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1), dim=0) - math.log(len(logits))
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights saved before models had members (`lstm.*`, `head.*`) under their member's name."""
+    return {f"members.0.{k}" if k.startswith(("lstm.", "head.")) else k: v for k, v in state.items()}
 
 
 def reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -65,8 +65,8 @@ def _damaged(payload: dict, tmp_path: Path) -> dict[str, tuple[object, str]]:
                    " is a damaged ActionLSTM checkpoint (missing preprocessing setting 'fps')"),
         "no-hidden": ({**payload, "model_config": _without(payload["model_config"], "hidden")},
                       " is a damaged ActionLSTM checkpoint (missing model setting 'hidden')"),
-        "no-weight": ({**payload, "state_dict": _without(payload["state_dict"], "head.1.bias")},
-                      " is a damaged ActionLSTM checkpoint (missing weights 'head.1.bias')"),
+        "no-weight": ({**payload, "state_dict": _without(payload["state_dict"], "members.0.head.1.bias")},
+                      " is a damaged ActionLSTM checkpoint (missing weights 'members.0.head.1.bias')"),
         "newer-preprocess": ({**payload, "preprocess": {**payload["preprocess"], "joint_set": "halpe26"}},
                              " has a preprocessing setting this ActionLSTM does not know: 'joint_set' (written by a newer version?)"),
         "newer-model": ({**payload, "model_config": {**payload["model_config"], "attention": True}},
@@ -150,7 +150,7 @@ def test_weight_decay_spares_biases_and_norm_gains():
 
 
 def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp_path):
-    """A checkpoint written before distances and slow motion existed loads with both off and gives the
+    """A checkpoint written before distances, slow motion, standardised inputs and members existed loads with all off and gives the
     probabilities the code of that time gave (computed then, with these weights)."""
     model = ActionLSTM(ModelConfig(num_features=17 * 7, num_classes=3, hidden=8, layers=1))
     with torch.no_grad():
@@ -161,8 +161,10 @@ def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp
     payload = torch.load(path, weights_only=True)
     for key in ("distances", "slow_motion"):
         payload["preprocess"] = _without(payload["preprocess"], key)
+    payload["model_config"] = {k: v for k, v in payload["model_config"].items() if k not in ("standardize", "members")}
+    payload["state_dict"] = {k.removeprefix("members.0."): v for k, v in payload["state_dict"].items()}  # weights named as then
     clf = load_checkpoint(_write(tmp_path, "before", payload))
-    assert (clf.preprocess.distances, clf.preprocess.slow_motion) == (False, 0)
+    assert (clf.preprocess.distances, clf.preprocess.slow_motion, clf.model.cfg.standardize, clf.model.cfg.members) == (False, 0, False, 1)
     assert clf.preprocess.num_features == 17 * 7
 
     t = np.arange(40)[:, None, None]

@@ -226,8 +226,41 @@ def test_pair_distances_are_euclidean_and_zero_for_a_missing_joint():
 # --- padding and the model ----------------------------------------------------------------------------
 
 def _model(num_classes: int = 6, seed: int = 0) -> ActionLSTM:
+    """A small model as training builds them: inputs standardised, here by made-up statistics."""
     torch.manual_seed(seed)
-    return ActionLSTM(ModelConfig(num_features=PreprocessConfig().num_features, num_classes=num_classes, hidden=16)).eval()
+    num_features = PreprocessConfig().num_features
+    model = ActionLSTM(ModelConfig(num_features=num_features, num_classes=num_classes, hidden=16, standardize=True))
+    model.set_feature_statistics(0.1 * torch.randn(num_features), torch.rand(num_features) + 0.2)
+    return model.eval()
+
+
+def test_standardize_subtracts_the_mean_and_divides_by_the_spread_except_of_constant_features():
+    model = ActionLSTM(ModelConfig(num_features=3, num_classes=2, hidden=4, standardize=True))
+    model.set_feature_statistics(torch.tensor([1.0, -2.0, 5.0]), torch.tensor([2.0, 0.5, 0.0]))
+    x = torch.tensor([[[3.0, -1.0, 7.0]]])
+    assert model.standardize(x).tolist() == [[[1.0, 2.0, 2.0]]]  # (3-1)/2, (-1+2)/0.5, (7-5)/1: a never-varying feature keeps its scale
+    old = ActionLSTM(ModelConfig(num_features=3, num_classes=2, hidden=4))
+    assert torch.equal(old.standardize(x), x) and "feature_mean" not in old.state_dict()
+
+
+def test_training_statistics_standardise_the_training_windows(tmp_path):
+    """`feature_statistics` over one draw of training windows brings another draw to about zero mean
+    and unit spread, feature by feature (those that vary at all)."""
+    path = tmp_path / "d.pkl"
+    write_sample_pickle(path, num_classes=3, clips_per_class=8, frames=(40, 80), seed=0)
+    dataset, pre, aug = load_dataset(path, use_cache=False), PreprocessConfig(), AugmentConfig()
+    indices = np.arange(len(dataset))
+    mean, std = training.feature_statistics(dataset, indices, pre, aug, seed=0, windows=512)
+    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=3, hidden=4, standardize=True))
+    model.set_feature_statistics(mean, std)
+    rng = np.random.default_rng(7)
+    x, lengths, _ = training.make_batch(dataset, rng.choice(indices, 512), pre, aug, SpatialAugment(aug, rng), rng)
+    frames = model.standardize(x)[torch.arange(x.shape[1])[None, :] < lengths[:, None]]
+    varied = std > 1e-3
+    assert varied.sum() > 0.9 * pre.num_features
+    assert frames[:, varied].mean(0).abs().max() < 0.25
+    spread = frames[:, varied].std(0)
+    assert 0.75 < spread.min() and spread.max() < 1.3
 
 
 def test_garbage_in_the_padded_frames_does_not_change_the_logits():
@@ -250,6 +283,24 @@ def test_a_window_gives_the_same_logits_padded_in_a_batch_as_alone_unpadded():
         for i, n in enumerate(lengths.tolist()):
             alone = model(x[i : i + 1, :n], torch.tensor([n]))  # no padding: the unpacked path
             torch.testing.assert_close(batched[i : i + 1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_members_predict_their_mean_probability_on_every_path():
+    """Two members: softmax of the model's logits is the mean of each member's softmax, in training's
+    per-member output, the mixed-batch inference path and the exported graph's `unpacked`."""
+    torch.manual_seed(0)
+    num_features = PreprocessConfig().num_features
+    model = ActionLSTM(ModelConfig(num_features=num_features, num_classes=5, hidden=16, standardize=True, members=2)).eval()
+    model.set_feature_statistics(torch.randn(num_features), torch.rand(num_features) + 0.5)
+    x, lengths = torch.randn(3, 30, num_features), torch.tensor([30, 7, 19])
+    with torch.inference_mode():
+        each = model(x, lengths, each_member=True)
+        assert each.shape == (2, 3, 5) and not torch.allclose(each[0], each[1])
+        mean = torch.softmax(each, -1).mean(0)
+        torch.testing.assert_close(torch.softmax(model(x, lengths), -1), mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.softmax(model.unpacked(x, lengths), -1), mean, rtol=1e-5, atol=1e-6)
+        for k, member in enumerate(model.members):
+            torch.testing.assert_close(each[k], member(model.standardize(x), lengths))
 
 
 def test_reverse_within_reverses_each_sequence_up_to_its_length_only():

@@ -11,7 +11,7 @@ from actionlstm.augment import AugmentConfig, sample_training_window
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.dataset import parse_annotations
 from actionlstm.errors import UserError
-from actionlstm.model import ActionLSTM, ModelConfig
+from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.train import epoch_order, initial_model
@@ -156,19 +156,22 @@ def test_live_like_crops_start_at_the_first_frame():
 
 def test_fine_tuning_keeps_the_body_and_replaces_the_output_layer_for_new_classes():
     pre = PreprocessConfig(window=60)
-    start = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=5, hidden=32))
+    start = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=5, hidden=32, standardize=True, members=2))
+    start.set_feature_statistics(torch.rand(pre.num_features), torch.rand(pre.num_features) + 0.5)
     from actionlstm.checkpoint import Classifier
 
     init = Classifier(start, [f"c{i}" for i in range(5)], pre)
     same = initial_model(init.class_names, PreprocessConfig(), init)
     assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), start.state_dict().values()))
     new = initial_model(["wave", "box"], PreprocessConfig(), init)
-    assert new.cfg.hidden == 32 and new.cfg.num_classes == 2
+    assert (new.cfg.hidden, new.cfg.num_classes, new.cfg.members, new.cfg.standardize) == (32, 2, 2, True)
+    replaced = [key for key in new.state_dict() if key.endswith((".head.1.weight", ".head.1.bias"))]
+    assert len(replaced) == 4  # each member's output layer
     for key, value in new.state_dict().items():
-        if key.startswith("head."):
+        if key in replaced:
             assert value.shape[0] == 2
         else:
-            assert torch.equal(value, start.state_dict()[key]), key
+            assert torch.equal(value, start.state_dict()[key]), key  # the LSTMs and the input statistics
 
 
 def test_train_init_cli_fine_tunes_onto_a_new_class_list(sample_pickle, tmp_path, single_thread):
@@ -185,7 +188,7 @@ def test_train_init_cli_fine_tunes_onto_a_new_class_list(sample_pickle, tmp_path
     assert tuned.preprocess == pre  # the starting model's preprocessing, not the defaults
     assert len(tuned.class_names) == 4 and tuned.model.cfg.hidden == 32
     for key, value in tuned.model.state_dict().items():
-        if not key.startswith("head."):
+        if OUTPUT_LAYER not in key:
             assert torch.equal(value, start.state_dict()[key]), key
 
 
