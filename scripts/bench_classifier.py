@@ -2,7 +2,7 @@
 
     python scripts/bench_classifier.py [--device auto] [--repeats 200] [--backend all]
 
-Uses the default model (BiLSTM 2x128, 101 classes) with random weights on full 120-frame windows of
+Uses the default model (three BiLSTMs 2x64, 101 classes) with random weights on full 120-frame windows of
 sample skeletons: the cost does not depend on what the weights are. `--backend` times the PyTorch
 model, its ONNX Runtime and OpenVINO exports (`actionlstm export`), or all three in one run.
 """
@@ -20,9 +20,9 @@ from actionlstm.checkpoint import Classifier, save_checkpoint
 from actionlstm.device import resolve_device
 from actionlstm.export import FORMATS, load_classifier
 from actionlstm.inference import model_input, predict_windows
-from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import make_sample_annotations
+from actionlstm.train import initial_model
 
 
 def timed(fn, repeats: int) -> list[float]:
@@ -45,7 +45,8 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     pre = PreprocessConfig()
-    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=101)).eval()
+    names = [f"class_{c}" for c in range(101)]
+    model = initial_model(names, pre, None).eval()  # the default model, untrained
     data, _ = make_sample_annotations(num_classes=4, clips_per_class=4, frames=(130, 150), seed=0)
     clips = [(a["keypoint"][0].astype(np.float32)[:120], a["keypoint_score"][0].astype(np.float32)[:120]) for a in data["annotations"] if len(a["keypoint"])]
 
@@ -53,7 +54,7 @@ def main() -> None:
     backends = ["torch", *FORMATS] if args.backend == "all" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "random.pth"
-        save_checkpoint(checkpoint, model, [f"class_{c}" for c in range(101)], pre, {})
+        save_checkpoint(checkpoint, model, names, pre, {})
         for backend in backends:
             clf: Classifier = load_classifier(checkpoint, device if backend == "torch" else torch.device("cpu"), backend)
             print(f"{backend}:")

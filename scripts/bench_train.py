@@ -20,10 +20,9 @@ from torch import nn
 from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.dataset import holdout_by_group, load_dataset
 from actionlstm.device import resolve_device
-from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import make_batch
+from actionlstm.train import initial_model, make_batch, members_loss
 
 
 def main() -> None:
@@ -50,7 +49,7 @@ def main() -> None:
     pre, aug = PreprocessConfig(), AugmentConfig()
     rng = np.random.default_rng(0)
     spatial = SpatialAugment(aug, rng)
-    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=int(dataset.labels.max()) + 1)).to(device)
+    model = initial_model([str(c) for c in range(int(dataset.labels.max()) + 1)], pre, None).to(device)  # the default model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
 
@@ -60,7 +59,7 @@ def main() -> None:
         batch = rng.choice(train_indices, args.batch_size, replace=False)
         x, lengths, y = make_batch(dataset, batch, pre, aug, spatial, rng)
         made = time.perf_counter()
-        loss = criterion(model(x.to(device), lengths.to(device)), y.to(device))
+        loss = members_loss(criterion, model(x.to(device), lengths.to(device), each_member=True), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -17,7 +17,7 @@ from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import resume_path, training_files
+from actionlstm.train import TrainConfig, resume_path, training_files
 from tests.conftest import ROOT, run_cli
 
 
@@ -70,6 +70,10 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
     weights, preprocessing that gives the model's input width, a name per class, the kept epoch."""
     payload = torch.load(trained_checkpoint, weights_only=True)
     cfg = ModelConfig(**payload["model_config"])
+    recipe = TrainConfig()
+    assert (cfg.members, cfg.hidden, cfg.standardize) == (recipe.members, recipe.hidden, recipe.standardize)
+    # the inputs' statistics of the training windows, not the identity a fresh model starts with
+    assert payload["state_dict"]["feature_mean"].abs().max() > 0.01 and not torch.all(payload["state_dict"]["feature_std"] == 1)
     built = {name: tuple(t.shape) for name, t in ActionLSTM(cfg).state_dict().items()}
     assert built == {name: tuple(t.shape) for name, t in payload["state_dict"].items()}
     assert PreprocessConfig(**payload["preprocess"]).num_features == cfg.num_features
@@ -113,7 +117,7 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     write_sample_pickle(data, num_classes=3, clips_per_class=12, frames=(30, 60), seed=1)
     out = tmp_path / "run.pth"
     # 36 clips: each epoch still draws 512 windows (64 steps), so 4 epochs leave time to interrupt.
-    args = ["train", "--data", data, "--epochs", "4", "--batch-size", "8", "--out", out, "--device", "cpu"]
+    args = ["train", "--data", data, "--epochs", "4", "--batch-size", "8", "--out", out, "--device", "cpu", "--members", "2"]
     command = [sys.executable, "-c", "from actionlstm.cli import main; main()", *map(str, args)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = resume_path(out)
@@ -130,9 +134,12 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
 
     other = run_cli(*args, "--resume", "--seed", "5")  # another hold-out: not the interrupted run
     assert other.returncode == 1 and "start afresh" in other.stderr and "Traceback" not in other.stderr
+    other = run_cli(*args[:-1], "3", "--resume")  # another model: not the interrupted run
+    assert other.returncode == 1 and "start afresh" in other.stderr and "Traceback" not in other.stderr
 
     result = run_cli(*args, "--resume")
     assert result.returncode == 0, result.stderr
     history = torch.load(out, weights_only=True)["meta"]["history"]
     assert [h["epoch"] for h in history] == list(range(1, 5))
+    assert load_checkpoint(out).model.cfg.members == 2  # as --members said
     assert not state.exists()
