@@ -5,8 +5,10 @@
     python scripts/recipe_study.py --jhmdb /work/ext17/jhmdb.pkl --cv --ablation # choosing: inside train splits only
     python scripts/recipe_study.py --own ../shared/data/actions --own ../shared/data/falls:'/S(\\d+)_'
 
-"before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows);
-"after" is today's default. `--ablation` adds "after" with one change undone at a time.
+"before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows, one
+BiLSTM of 128 units); "short-clip features" adds the distances, the slow velocity and epochs of 1024
+windows; "after" is today's default (also three members of 64 units, standardised inputs).
+`--ablation` adds "after" with one change undone at a time.
 `--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
 (M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
 extracts a video folder (`actionlstm extract`, cached) and holds out each group in turn (regex after
@@ -48,14 +50,14 @@ class Recipe:
 
 
 AFTER = Recipe()
-BEFORE = Recipe(
-    PreprocessConfig(distances=False, slow_motion=0),
-    TrainConfig(min_epoch_windows=512),
-)
+ONE_WIDE = dict(hidden=128, members=1, standardize=False)  # one BiLSTM of 128 units on the raw features
+SHORT_CLIP = Recipe(train=TrainConfig(**ONE_WIDE))
+BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE))
 ABLATION = {
+    "after, one member of 128": replace(AFTER, train=replace(AFTER.train, hidden=128, members=1)),
+    "after, not standardised": replace(AFTER, train=replace(AFTER.train, standardize=False)),
     "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
     "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
-    "after, old schedule": replace(AFTER, train=BEFORE.train),
 }
 
 
@@ -71,7 +73,7 @@ def scored(dataset: SkeletonDataset, names: list[str], fit: np.ndarray, test: np
 
 
 def recipes(ablation: bool) -> dict[str, Recipe]:
-    return {"before": BEFORE, "after": AFTER, **(ABLATION if ablation else {})}
+    return {"before": BEFORE, "short-clip features": SHORT_CLIP, "after": AFTER, **(ABLATION if ablation else {})}
 
 
 def jhmdb_folds(dataset: SkeletonDataset, cv: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--cv", action="store_true", help="JHMDB: score on a fold inside each training split, not the test split")
     parser.add_argument("--ablation", action="store_true", help="also 'after' with one change undone at a time")
     parser.add_argument("--splits", default="1,2,3", help="JHMDB splits to run")
+    parser.add_argument("--recipes", help="comma-separated recipe names to run (default: all)")
     parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
     args = parser.parse_args()
 
@@ -138,7 +141,10 @@ def main() -> None:
             sets.append((f"{Path(folder).name} (clip top-1, each group held out)", dataset, names, folds))
         for title, dataset, names, folds in sets:
             rows: dict[str, dict] = {}
-            for name, recipe in recipes(args.ablation).items():
+            chosen = recipes(args.ablation)
+            if args.recipes:
+                chosen = {name: chosen[name] for name in args.recipes.split(",")}
+            for name, recipe in chosen.items():
                 rows[name] = {}
                 for fold, (fit, test) in folds.items():
                     rows[name][fold] = scored(dataset, names, fit, test, recipe, work)
