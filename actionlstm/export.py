@@ -69,7 +69,7 @@ def export_onnx(clf: Classifier, path: Path) -> Path:
         with warnings.catch_warnings():  # the tracer's warnings are about export internals
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _UnpackedLSTM(clf.model.cpu()), example, str(tmp), dynamo=False, opset_version=17,
+                _UnpackedLSTM(clf.model.cpu()).eval(), example, str(tmp), dynamo=False, opset_version=17,
                 input_names=["x", "lengths"], output_names=["logits"],
                 dynamic_axes={"x": {0: "batch"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
             )

@@ -12,7 +12,6 @@ batch of one length runs on just those frames, training (and CUDA) runs a mixed 
 sequences, and CPU inference runs it one direction at a time (`directions_apart`); the pooling is masked.
 """
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -147,10 +146,11 @@ class ActionLSTM(nn.Module):
 
 def mean_of_members(logits: torch.Tensor) -> torch.Tensor:
     """Members' logits [K, B, C] -> logits [B, C] whose softmax is the members' mean probability (one
-    member's logits as they are)."""
+    member's logits as they are). The log of the mean, not a logsumexp over members: OpenVINO's
+    conversion of the latter gave other numbers (0.77 apart in probability)."""
     if len(logits) == 1:
         return logits[0]
-    return torch.logsumexp(torch.log_softmax(logits.float(), dim=-1), dim=0) - math.log(len(logits))
+    return torch.log(torch.softmax(logits.float(), dim=-1).mean(dim=0))
 
 
 def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

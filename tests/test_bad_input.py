@@ -21,7 +21,7 @@ from actionlstm.synthetic import make_sample_annotations, write_sample_pickle
 from tests.conftest import CLI, assert_user_error, run_cli
 
 TINY = dict(clips_per_class=6, frames=(20, 40))
-FAST = ("--epochs", "1", "--batch-size", "8", "--device", "cpu")
+FAST = ("--epochs", "1", "--batch-size", "8", "--members", "1", "--device", "cpu")  # bad input, not the recipe: one member is enough
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 

@@ -13,7 +13,7 @@ from tests.conftest import ROOT, TORCHRUN, run_cli
 
 
 def _train_args(data, out, *extra):
-    return ["train", "--data", str(data), "--epochs", "4", "--batch-size", "32", "--out", str(out), "--device", "cpu", *extra]
+    return ["train", "--data", str(data), "--epochs", "4", "--batch-size", "32", "--members", "1", "--out", str(out), "--device", "cpu", *extra]
 
 
 def _torchrun(*args) -> subprocess.CompletedProcess:

@@ -39,6 +39,30 @@ def test_exported_model_gives_the_checkpoints_clip_probabilities(trained_checkpo
     assert np.array_equal(np.argsort(-got, 1)[:, :1], np.argsort(-want, 1)[:, :1])
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "openvino"])
+def test_an_exported_model_of_three_standardised_members_gives_their_mean_probability(tmp_path, fmt):
+    """The recipe's model (three members over standardised inputs) through each runtime, on a mixed
+    batch of windows; the export leaves the model it was given in eval mode."""
+    from actionlstm.checkpoint import Classifier
+    from actionlstm.export import export_onnx, export_openvino
+    from actionlstm.model import ActionLSTM, ModelConfig
+    from actionlstm.preprocess import PreprocessConfig
+
+    torch.manual_seed(0)
+    pre = PreprocessConfig()
+    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=4, hidden=16, standardize=True, members=3)).eval()
+    model.set_feature_statistics(0.1 * torch.randn(pre.num_features), torch.rand(pre.num_features) + 0.5)
+    clf = Classifier(model, list("abcd"), pre)
+    out = export_onnx(clf, tmp_path / "m.onnx") if fmt == "onnx" else export_openvino(clf, tmp_path / "m_openvino")
+    assert not model.training
+    exported = load_classifier(out, torch.device("cpu"), fmt)
+    x, lengths = 0.3 * torch.randn(3, pre.window, pre.num_features), torch.tensor([pre.window, 30, 61])
+    with torch.inference_mode():
+        want = torch.softmax(model(x, lengths), -1)
+        got = torch.softmax(exported.model(x, lengths), -1)
+    assert (got - want).abs().max() < 1e-4
+
+
 def _top5_by_frame(path) -> dict:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     return {(r["frame"], p["id"]): p["top5"] for r in records for p in r["persons"] if p["top5"] is not None}
