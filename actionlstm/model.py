@@ -127,15 +127,11 @@ class ActionLSTM(nn.Module):
         Padding frames stop being zero, but no path lets them reach a valid frame or the pooling."""
         return (x - self.feature_mean) / self.feature_std if self.cfg.standardize else x
 
-    def member_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x [B, W, F] zero-padded windows, lengths [B] -> each member's logits [K, B, C] (training scores each)."""
-        x = self.standardize(x)
-        return torch.stack([member(x, lengths) for member in self.members])
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, each_member: bool = False) -> torch.Tensor:
         """x [B, W, F] zero-padded windows, lengths [B] valid frames each (>= 1) -> logits [B, C], or
         with `each_member` every member's [K, B, C] (training scores each member on its own)."""
-        logits = self.member_logits(x, lengths)
+        x = self.standardize(x)
+        logits = torch.stack([member(x, lengths) for member in self.members])
         return logits if each_member else mean_of_members(logits)
 
     def unpacked(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
