@@ -760,7 +760,7 @@ def demo(
     from actionlstm.evaluate import evaluate as run_evaluation
     from actionlstm.device import resolve_device
     from actionlstm.synthetic import write_sample_pickle
-    from actionlstm.train import TrainConfig, train as run_training
+    from actionlstm.train import ONE_WIDE, TrainConfig, train as run_training
     from pipeline.demo import write_demo_video
     from pipeline.recognizer import ActionRecognizer
 
@@ -772,10 +772,9 @@ def demo(
     dataset = load_dataset(pickle_path, use_cache=False)
     checkpoint = out_dir / "demo_model.pth"
     console.err.print(f"[bold]2/3[/] training a demo model on it ({epochs} epochs)")
-    # One BiLSTM of 128 on raw features, the model whose demo README times (about 2.5 minutes of
-    # training): the recipe's three members would make a first run wait longer for generated movements.
-    demo_model = dict(hidden=128, members=1, standardize=False)
-    run_training(dataset, dataset.split_indices("train1"), names, checkpoint, dev, TrainConfig(epochs=epochs, batch_size=32, **demo_model))
+    # ONE_WIDE, the model whose demo README times (about 2.5 minutes of training): the recipe's three
+    # members would make a first run wait longer for generated movements.
+    run_training(dataset, dataset.split_indices("train1"), names, checkpoint, dev, TrainConfig(epochs=epochs, batch_size=32, **ONE_WIDE))
     clf = load_checkpoint(checkpoint, dev)
     metrics = run_evaluation(clf, dataset, dataset.split_indices("test1"), dev, out_dir, "demo_model.test1")
     console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")

@@ -58,6 +58,10 @@ class TrainConfig:
     members: int = 3
 
 
+# The model before members and standardising: one BiLSTM of 128 units on the features as they come.
+# What the built-in falls model, the demo and recipe_study's earlier recipes pin (TrainConfig(**ONE_WIDE)).
+ONE_WIDE = {"hidden": 128, "members": 1, "standardize": False}
+
 RESUME_VERSION = 4  # 2: AdamW parameter groups and CUDA RNG states; 3: a random state per process, loss scaler; 4: members
 
 

@@ -38,7 +38,7 @@ from actionlstm.inference import predict_clips  # noqa: E402
 from actionlstm.labels import read_label_file  # noqa: E402
 from actionlstm.preprocess import PreprocessConfig  # noqa: E402
 from actionlstm.reports import classification_metrics  # noqa: E402
-from actionlstm.train import TrainConfig, train  # noqa: E402
+from actionlstm.train import ONE_WIDE, TrainConfig, train  # noqa: E402
 from actionlstm.videoset import group_of  # noqa: E402
 
 
@@ -50,12 +50,12 @@ class Recipe:
 
 
 AFTER = Recipe()
-ONE_WIDE = dict(hidden=128, members=1, standardize=False)  # one BiLSTM of 128 units on the raw features
 SHORT_CLIP = Recipe(train=TrainConfig(**ONE_WIDE))
 BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE))
 ABLATION = {
     "after, one member of 128": replace(AFTER, train=replace(AFTER.train, hidden=128, members=1)),
     "after, not standardised": replace(AFTER, train=replace(AFTER.train, standardize=False)),
+    "after, old schedule": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=BEFORE.train.min_epoch_windows)),
     "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
     "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
 }

@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 from actionlstm.augment import AugmentConfig  # noqa: E402
 from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from actionlstm.train import TrainConfig  # noqa: E402
+from actionlstm.train import ONE_WIDE, TrainConfig  # noqa: E402
 from service.rules import AlertRule  # noqa: E402
 
 CLASSES = ["fall", "lying", "sitting", "standing", "walking"]
@@ -76,7 +76,7 @@ CITATION = 'E. Alam, A. Sufian, P. Dutta, M. Leo, I. A. Hameed, "GMDCSA24: A Dat
 # Pinned in full, so a change of the project's defaults does not change the shipped weights.
 RECIPE = dict(
     pre=PreprocessConfig(window=120, fps=25.0, min_frames=25, score_feature="mask", distances=False, slow_motion=0),
-    train=TrainConfig(epochs=20, batch_size=64, seed=SEED, min_val_clips=10**9, label_smoothing=0.0, min_epoch_windows=512, standardize=False),
+    train=TrainConfig(epochs=20, batch_size=64, seed=SEED, min_val_clips=10**9, label_smoothing=0.0, min_epoch_windows=512, **ONE_WIDE),
     augment=AugmentConfig(short_crop_prob=0.0, speed_range=(0.85, 1.15)),
 )
 
