@@ -46,8 +46,11 @@ class TrainConfig:
     val_fraction: float = 0.1
     min_val_clips: int = 50  # a smaller validation part picks epochs by noise: then train on all, keep the last
     # Small data sets repeat clips (new crops) so an epoch is still this many windows. 1024, not 512:
-    # ~400 short clips were still learning after 20 epochs of 512 (scripts/recipe_study.py).
+    # ~400 short clips were still learning after 20 epochs of 512 (scripts/recipe_study.py) ...
     min_epoch_windows: int = 1024
+    # ... but no more windows than hold this many frames: a window's cost is its frames, and a few
+    # dozen clips that fill 120-frame windows learnt fully from epochs of 512 of them (own_data_eval).
+    max_epoch_frames: int = 512 * 120
     grad_clip: float = 1.0
     seed: int = 0
     # A fresh model (fine-tuning keeps the starting model's; see ModelConfig): three members of 64 units
@@ -150,6 +153,14 @@ def spare_core_for_batches(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def epoch_windows(dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, cfg: TrainConfig) -> int:
+    """Windows per epoch: every clip once, and for a small set `cfg.min_epoch_windows`, fewer where
+    its windows are long (at most `cfg.max_epoch_frames` frames of windows of the clips' mean length)."""
+    frames = [min(dataset.num_frames(i) * pre.fps / dataset.clip_rate(i, pre.fps), pre.window) for i in indices]
+    budget = math.ceil(cfg.max_epoch_frames / max(float(np.mean(frames)), 1.0))
+    return max(len(indices), min(cfg.min_epoch_windows, budget))
+
+
 def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Clips for one epoch, each class drawn equally often: per class, shuffled passes over its clips,
     repeated as needed. `count` windows at least (one per clip for a large set), so a few dozen clips
@@ -240,7 +251,7 @@ def train(
     torch.manual_seed(cfg.seed + world.rank)  # dropout: each process its own masks
     trainer = model if world.size == 1 else DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps_per_epoch = math.ceil(max(len(fit_indices), cfg.min_epoch_windows) / cfg.batch_size)
+    steps_per_epoch = math.ceil(epoch_windows(dataset, fit_indices, pre, cfg) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     mixed = device.type == "cuda"  # float16 autocast with loss scaling: the usual CUDA mixed precision
     scaler = torch.amp.GradScaler("cuda", enabled=mixed)

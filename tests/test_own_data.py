@@ -14,7 +14,7 @@ from actionlstm.errors import UserError
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.preprocess import PreprocessConfig
-from actionlstm.train import epoch_order, initial_model
+from actionlstm.train import TrainConfig, epoch_order, epoch_windows, initial_model
 from actionlstm.videoset import Video, assign_splits, find_videos, frame_dirs
 from pipeline.extract import Track, join_tracks, person_arrays
 from tests.conftest import run_cli
@@ -140,6 +140,20 @@ def test_small_data_epochs_repeat_clips_and_draw_every_class_equally():
         assert drawn.max() - drawn.min() <= 1
     assert len(epoch_order(np.arange(100), np.zeros(100, int), 64, rng)) == 100  # a large set: one per clip
 
+
+def test_small_data_epochs_hold_a_budget_of_frames(tmp_path):
+    path = tmp_path / "lengths.pkl"
+    clips = [_annotation(300, 50.0), _annotation(60, None), _annotation(30, 25.0)]  # 150, 60 and 30 frames at 25 fps
+    dump_pickle_like_mmcv({"split": {}, "annotations": clips}, path)
+    from actionlstm.dataset import load_dataset
+
+    dataset, pre = load_dataset(path, use_cache=False), PreprocessConfig(fps=25.0, window=120)
+    cfg = TrainConfig(min_epoch_windows=1024, max_epoch_frames=7000)
+    # windows of 120 (capped), 60 and 30 frames: mean 70, so 7000 frames are 100 windows
+    assert epoch_windows(dataset, np.arange(3), pre, cfg) == 100
+    assert epoch_windows(dataset, np.array([2]), pre, cfg) == 234  # 30-frame windows: ceil(7000 / 30)
+    assert epoch_windows(dataset, np.array([2]), pre, TrainConfig(min_epoch_windows=64, max_epoch_frames=7000)) == 64
+    assert epoch_windows(dataset, np.arange(3), pre, TrainConfig(min_epoch_windows=1024, max_epoch_frames=1)) == 3  # every clip once
 
 def test_live_like_crops_start_at_the_first_frame():
     pre = PreprocessConfig()
