@@ -72,6 +72,10 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
     source: int = 0  # which of the run's sources the frame came from (see `ActionPipeline.stream_many`)
     session: int = 0  # how often that source has started over (`Signal.RESTART`): ids begin again with each
+    # Tracked persons not detected in this frame whose id the tracker still holds: they keep their last
+    # labels (`ActionRuntime.update`), at the box they were last seen in. Alerts go on watching them, so
+    # someone who falls and then lies unseen (on the floor, behind furniture) still raises the fall.
+    unseen: list[PersonResult] = field(default_factory=list)
 
     def to_json(self, keypoints: bool = False) -> dict:
         return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
@@ -139,7 +143,8 @@ class ActionPipeline:
                     PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
                     for i, tid in enumerate(poses.track_ids.tolist())
                 ]
-                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session))
+                unseen = lane.unseen(persons, labels, uncertain)
+                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen))
             t6 = time.perf_counter()
             share = 1.0 / len(results)  # per-frame times: a batched stage's time is split over its frames
             for result in results:
@@ -203,6 +208,16 @@ class _Lane:
     buffers: TrackBuffers
     labels: LabelState
     session: int = 0
+    boxes: dict[int, list[float]] = field(default_factory=dict)  # where each tracked person was last seen
+
+    def unseen(self, persons: list[PersonResult], labels: dict[int, list[LabelProb]], uncertain: set[int]) -> list[PersonResult]:
+        """The labelled persons of this frame's buffers that it does not show, at their last box."""
+        for person in persons:
+            self.boxes[person.id] = person.box
+        for track_id in [t for t in self.boxes if t not in self.buffers]:
+            del self.boxes[track_id]
+        shown = {person.id for person in persons}
+        return [PersonResult(t, self.boxes[t], top, t in uncertain) for t, top in labels.items() if t not in shown and t in self.boxes]
 
 
 @dataclass

@@ -3,8 +3,11 @@
 An event fires once per person per episode: after it, the rule stays quiet for that person until
 they show another label (or leave: a person who comes back gets a new id, so a new episode). A frame
 on which the person is uncertain, or below the rule's probability, never fires and restarts the
-duration; frames in which the person is not detected leave it as it was. A source that starts over
-(a reopened camera, a replayed file: `FrameResult.session`) starts every episode afresh.
+duration. A person out of sight whose id the tracker still holds (`FrameResult.unseen`) keeps their
+last label, so a rule they held goes on holding and may fire (at the box they were last seen in):
+a fall often ends where the pose model loses the person, on the floor or behind furniture. Once
+the tracker lets them go, they are gone. A source that starts over (a reopened camera, a replayed
+file: `FrameResult.session`) starts every episode afresh.
 """
 
 import math
@@ -90,7 +93,7 @@ class Alerts:
         origin = source.origin if origin is None else origin
         now = result.time
         events = []
-        for person in result.persons:
+        for person in [*result.persons, *result.unseen]:
             state = source.persons.get(person.id)
             if state is None:
                 state = source.persons[person.id] = _Person([_Watch() for _ in self.rules], now)

@@ -18,6 +18,7 @@ from actionlstm.synthetic import write_sample_pickle
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 VIDEOS = SHARED_DATA / "videos"
+ACTIONS = SHARED_DATA / "actions"
 
 
 @pytest.fixture(scope="session")

@@ -136,6 +136,28 @@ def test_re_arms_after_another_label_not_after_an_uncertain_or_missed_frame():
     assert [t for t, _ in frames(alerts, at_10fps(4.0, label))] == [0.5, 2.8]
 
 
+def test_a_person_out_of_sight_keeps_holding_their_rule_until_the_tracker_lets_them_go():
+    """A fall seen for 0.3 s, then the person is lost (on the floor): their kept label goes on holding."""
+    seen = PersonResult(1, [5.0, 6.0, 50.0, 60.0], [LabelProb("fall", 0.9), LabelProb("lying", 0.1)])
+    kept = PersonResult(1, [5.0, 6.0, 50.0, 60.0], seen.top5)  # as the pipeline lists an unseen person: last box, last labels
+
+    def run(unseen_until: float) -> list:
+        alerts, fired = Alerts([parse_rule("fall>=0.8:1s")]), []
+        for k in range(30):
+            t = round(k / 10, 1)
+            persons, unseen = ([seen], []) if t < 0.3 else ([], [kept] if t < unseen_until else [])
+            fired += [(t, e) for e in alerts.update(FrameResult(k, t, IMAGE, persons, 10.0, unseen=unseen), "cam")]
+        return fired
+
+    fired = run(unseen_until=2.0)
+    assert [t for t, _ in fired] == [1.0] and fired[0][1].box == [5.0, 6.0, 50.0, 60.0]
+    assert run(unseen_until=0.8) == []  # let go before the rule's second: no event
+    uncertain = PersonResult(1, kept.box, kept.top5, uncertain=True)
+    alerts = Alerts([parse_rule("fall>=0.8:0.5s")])
+    assert alerts.update(FrameResult(0, 0.0, IMAGE, [seen], 10.0)) == []
+    assert alerts.update(FrameResult(1, 0.3, IMAGE, [], 10.0, unseen=[uncertain])) == []  # uncertain breaks it, seen or not
+    assert alerts.update(FrameResult(2, 0.6, IMAGE, [], 10.0, unseen=[kept])) == []  # held again from 0.6 only
+
 def test_any_label_fires_per_label_and_each_person_and_source_has_its_own_episodes():
     alerts = Alerts([parse_rule("*>=0.5:0.3")])
     fired = frames(alerts, at_10fps(2.0, lambda t: [person(1, "wave" if t < 1.0 else "clap")], lambda t: [person(2, "wave")]))

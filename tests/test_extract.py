@@ -19,9 +19,8 @@ from actionlstm.pickle_io import load_pickle
 from pipeline.extract import extract_video
 from pipeline.pose import PoseEstimator
 from pipeline.tracking import Tracker
-from tests.conftest import CLI, ROOT, SHARED_DATA, TORCHRUN, assert_user_error, read_video, run_cli
+from tests.conftest import ACTIONS, CLI, ROOT, TORCHRUN, assert_user_error, read_video, run_cli
 
-ACTIONS = SHARED_DATA / "actions"
 CLIPS = {"A1": ["PS7A1P1T1.avi", "PS7A1P2T1.avi"], "A2": ["PS7A2P1T1.avi", "PS7A2P2T1.avi"]}
 KEYS = {"frame_dir", "label", "img_shape", "original_shape", "total_frames", "keypoint", "keypoint_score", "fps"}
 

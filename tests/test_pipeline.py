@@ -8,10 +8,11 @@ import time
 from collections import Counter
 
 import cv2
+import numpy as np
 import pytest
 
 from pipeline.sources import LiveSource, open_source
-from tests.conftest import ROOT, run_cli, shared_video
+from tests.conftest import ACTIONS, ROOT, read_video, run_cli, shared_video
 
 
 def _frame_count(path) -> int:
@@ -90,6 +91,35 @@ def test_two_players_with_moving_camera(trained_checkpoint, tmp_path):
     assert frames_per_id.most_common(1)[0][1] >= 0.85 * len(records), frames_per_id
     assert sum(any(p["top5"] for p in r["persons"]) for r in records) >= 0.8 * len(records)
 
+
+def test_a_person_out_of_sight_is_listed_unseen_with_their_last_labels_until_the_tracker_drops_them(trained_checkpoint, tmp_path, single_thread):
+    """Frames 40-99 of a real clip (30 fps) are grey: the actor is gone for 2 s, longer than the 1 s
+    the tracker keeps a lost id. Until it lets go, the actor is `unseen` at their last box with the
+    labels of their last frame; then nobody is."""
+    from pipeline.recognizer import ActionRecognizer
+
+    if not ACTIONS.exists():
+        pytest.skip("no shared clips")
+    frames, fps = read_video(ACTIONS / "A1" / "PS7A1P1T1.avi")
+    gone = range(40, 100)
+    video = tmp_path / "leaves.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+    for t, image in enumerate(frames[:110]):
+        writer.write(np.full_like(image, 128) if t in gone else image)
+    writer.release()
+
+    results = list(ActionRecognizer(trained_checkpoint, device="cpu", lost_seconds=1.0, draw=False).stream(str(video)))
+    before = results[gone[0] - 1]
+    assert len(before.persons) == 1 and before.persons[0].top5 is not None and before.unseen == []
+    actor = before.persons[0]
+    held = [r for r in results[gone[0] : gone[-1] + 1] if r.unseen]
+    assert all(r.persons == [] for r in results[gone[0] : gone[-1] + 1])
+    assert 0.8 * fps <= len(held) <= 1.2 * fps  # about the tracker's lost second, then let go
+    assert held == results[gone[0] : gone[0] + len(held)]  # from the first unseen frame, without a break
+    for r in held:
+        (person,) = r.unseen
+        assert (person.id, person.box, person.top5) == (actor.id, actor.box, actor.top5)  # no new frames: labels as they were
+    assert all(r.unseen == [] for r in results[gone[0] + len(held) :])
 
 def test_ctrl_c_leaves_playable_video_and_complete_jsonl(trained_checkpoint, tmp_path):
     video = shared_video("exercise_3people.avi")
