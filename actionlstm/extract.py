@@ -320,14 +320,19 @@ def extract_dataset(
         raise UserError(f"--strict: {len(skipped)} skipped, first {skipped[0]}")
     if not records:
         raise UserError(f"no video gave a skeleton sequence ({len(skipped)} skipped, first {skipped[0]})")
-    present = {r["label"] for r in records}
-    warnings += [f"class {name}: no usable video" for label, name in enumerate(videoset.class_names) if label not in present]
+    # A class folder none of whose files gave a skeleton (notes, a folder of annotations) is no class:
+    # kept, it would be an output the model never sees an example of.
+    present = sorted({r["label"] for r in records})
+    warnings += [f"class {name}: no usable video (class left out)" for label, name in enumerate(videoset.class_names) if label not in present]
+    class_names = [videoset.class_names[label] for label in present]
+    for record in records:
+        record["label"] = present.index(record["label"])
 
     # The class list is made first but replaced right after the pickle: a failed pickle write leaves both as they were.
     with atomic_path(out.with_suffix(".classes.txt")) as labels:
-        labels.write_text("\n".join(videoset.class_names) + "\n", encoding="utf-8")
+        labels.write_text("\n".join(class_names) + "\n", encoding="utf-8")
         dump_pickle_like_mmcv({"split": split, "annotations": records}, out)
     return ExtractResult(
-        clips=len(records), train=len(split["train1"]), test=len(split["test1"]), classes=len(videoset.class_names),
+        clips=len(records), train=len(split["train1"]), test=len(split["test1"]), classes=len(class_names),
         extracted=len(jobs), skipped=skipped, warnings=warnings,
     )

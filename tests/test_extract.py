@@ -172,15 +172,19 @@ def test_bad_files_are_skipped_and_named_and_strict_fails(video_folder, tmp_path
     (root / "A2" / "PS7A2P1T1.avi").symlink_to(ACTIONS / "A2" / "PS7A2P1T1.avi")
     (root / "A2" / "notes.txt").write_text("not a video")
     (root / "A3").mkdir()  # a class folder with no videos
+    (root / "0_annotations").mkdir()  # one with files but no video (sorted first: the classes after it move up)
+    (root / "0_annotations" / "segments.csv").write_text("clip,start,end\n")
     out = tmp_path / "out.pkl"
     result = run_cli("extract", root, "--out", out, "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    for name in ("A1/broken.mp4", "A1/empty.avi", "A2/notes.txt", "A3/"):
+    for name in ("A1/broken.mp4", "A1/empty.avi", "A2/notes.txt", "A3/", "0_annotations/segments.csv"):
         assert any(line.startswith("skipped") and name in line for line in result.stdout.splitlines()), (name, result.stdout)
-    assert "4 skipped" in result.stdout
+    assert "5 skipped" in result.stdout and "class 0_annotations: no usable video (class left out)" in result.stdout + result.stderr
     data = load_pickle(out)
-    assert sorted(a["frame_dir"] for a in data["annotations"]) == ["PS7A1P1T1", "PS7A2P1T1"]
+    assert sorted((a["frame_dir"], a["label"]) for a in data["annotations"]) == [("PS7A1P1T1", 0), ("PS7A2P1T1", 1)]
     assert out.with_suffix(".classes.txt").read_text().split() == ["A1", "A2"]
+    (root / "0_annotations" / "segments.csv").unlink()
+    (root / "0_annotations").rmdir()
 
     strict_out = tmp_path / "strict.pkl"
     result = run_cli("extract", root, "--out", strict_out, "--strict", "--device", "cpu")
