@@ -348,6 +348,7 @@ def train(
         "val_top1": history[best["epoch"] - 1]["val_top1"],
         "train_clips": int(len(fit_indices)),
         "val_clips": int(len(val_indices)),
+        "windows_per_epoch": steps_per_epoch * cfg.batch_size,
         "seconds": time.perf_counter() - started,
         "world_size": world.size,
         "data": data,
@@ -371,7 +372,7 @@ def write_training_files(
     save_checkpoint(out, model, class_names, pre, {**summary, "weights": f"best (epoch {best['epoch']})"})
     write_epoch_log(summary["history"], files["epochs_csv"])
     settings = {
-        "data": summary["data"], "device": str(device), "world_size": summary["world_size"], "resumed": resumed,
+        "data": summary["data"], "device": str(device), "world_size": summary["world_size"], "resumed": resumed, "windows_per_epoch": summary["windows_per_epoch"],
         "train": summary["train_config"], "augment": summary["augment"], "preprocess": pre.to_dict(), "model": model.cfg.to_dict(),
         "class_names": list(class_names),
     }

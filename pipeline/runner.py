@@ -72,9 +72,10 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
     source: int = 0  # which of the run's sources the frame came from (see `ActionPipeline.stream_many`)
     session: int = 0  # how often that source has started over (`Signal.RESTART`): ids begin again with each
-    # Tracked persons not detected in this frame whose id the tracker still holds: they keep their last
-    # labels (`ActionRuntime.update`), at the box they were last seen in. Alerts go on watching them, so
-    # someone who falls and then lies unseen (on the floor, behind furniture) still raises the fall.
+    # Labelled persons not detected in this frame whose buffer is still kept (the tracker's lost time,
+    # `--lost-seconds`): they keep their last labels (`ActionRuntime.update`), at the box they were last
+    # seen in. Alerts go on watching them, so someone who falls and then lies unseen (on the floor,
+    # behind furniture) still raises the fall; the overlay and the JSONL show only people seen.
     unseen: list[PersonResult] = field(default_factory=list)
 
     def to_json(self, keypoints: bool = False) -> dict:
@@ -213,7 +214,7 @@ class _Lane:
     def unseen(self, persons: list[PersonResult], labels: dict[int, list[LabelProb]], uncertain: set[int]) -> list[PersonResult]:
         """The labelled persons of this frame's buffers that it does not show, at their last box."""
         for person in persons:
-            self.boxes[person.id] = person.box
+            self.boxes[person.id] = list(person.box)
         for track_id in [t for t in self.boxes if t not in self.buffers]:
             del self.boxes[track_id]
         shown = {person.id for person in persons}

@@ -23,7 +23,7 @@ from service.alerts import Alerts, Event
 from service.clock import iso_time
 from service.metrics import Metrics
 from service.sinks import EventSink, Mqtt
-from service.snapshots import SnapshotStore, encode_jpeg
+from service.snapshots import SnapshotStore, encode_jpeg, mark_unseen
 from service.sources import SupervisedSource
 
 STREAM_WIDTH = 960  # wider frames are scaled down for the page's video
@@ -165,7 +165,10 @@ class Hub:
         self._wake(feed)
 
     def _fire(self, event: Event, result: FrameResult) -> None:
-        self.snapshots.save(event.id, result.image)
+        image = result.image
+        if all(person.id != event.person for person in result.persons):  # fired for someone out of sight
+            image = mark_unseen(image, event.box, f"#{event.person} {event.label}, last seen here")
+        self.snapshots.save(event.id, image)
         event.snapshot = f"/api/events/{event.id}/snapshot.jpg"
         record = event.to_json()
         with self._lock:

@@ -25,6 +25,21 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return data.tobytes()
 
 
+def mark_unseen(image: np.ndarray, box: list[float], text: str) -> np.ndarray:
+    """A copy of `image` with `box` outlined and captioned: where the person an event names was last
+    seen, when the frame that fired it no longer shows them (the overlay draws only people it sees)."""
+    marked = image.copy()
+    height, width = marked.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, x2 = max(0, min(x1, width - 1)), max(0, min(x2, width - 1))
+    y1, y2 = max(0, min(y1, height - 1)), max(0, min(y2, height - 1))
+    thickness = max(1, round(min(height, width) / 240))
+    cv2.rectangle(marked, (x1, y1), (x2, y2), (0, 0, 255), thickness)
+    scale = max(0.4, min(height, width) / 960)
+    cv2.putText(marked, text, (x1 + 2 * thickness, max(y1 - 4 * thickness, int(14 * scale))), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255), thickness, cv2.LINE_AA)
+    return marked
+
+
 class SnapshotStore:
     """`folder` None: a temporary folder, removed by `close`. Otherwise each run writes into a
     subfolder named by its start time, so runs never overwrite each other's (ids restart with a run)."""

@@ -15,7 +15,7 @@ from pipeline.runner import FrameResult, PersonResult
 from service.alerts import Alerts
 from service.rules import AlertRule, check_rules, load_rules, parse_rule
 from service.sinks import JsonlEvents, Webhook
-from service.snapshots import SnapshotStore
+from service.snapshots import SnapshotStore, mark_unseen
 from tests.conftest import run_cli
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)
@@ -182,6 +182,17 @@ def test_several_rules_fire_apart():
 
 # --- snapshots and sinks ----------------------------------------------------------------------------
 
+
+def test_a_snapshot_for_someone_out_of_sight_outlines_where_they_were_last_seen():
+    image = np.full((240, 320, 3), 50, np.uint8)
+    marked = mark_unseen(image, [100.0, 80.0, 200.0, 220.0], "#3 fall, last seen here")
+    assert (image == 50).all()  # the frame itself (shared with the video and the page) is not drawn on
+    changed = (marked != image).any(-1)
+    assert changed[80, 100:201].all() and changed[220, 100:201].all() and changed[80:221, 100].all() and changed[80:221, 200].all()
+    assert not changed[120:200, 120:180].any()  # an outline: the person's place stays visible
+    assert changed[:80, 100:].any() and not changed[:, :95].any()  # the caption above the box, not elsewhere
+    edge = mark_unseen(image, [-40.0, 200.0, 500.0, 400.0], "#4")  # a box past the frame is drawn at its border
+    assert (edge != image).any(-1)[239, :].all()
 
 def test_snapshot_folder_keeps_the_newest_and_goes_when_temporary(tmp_path):
     store = SnapshotStore(None, keep=3)

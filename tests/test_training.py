@@ -17,7 +17,7 @@ from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import TrainConfig, resume_path, training_files
+from actionlstm.train import TrainConfig, epoch_windows, resume_path, training_files
 from tests.conftest import ROOT, run_cli
 
 
@@ -89,7 +89,7 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
     assert not resume_path(trained_checkpoint).exists()
 
 
-def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_checkpoint(trained_checkpoint):
+def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_checkpoint(sample_pickle, trained_checkpoint):
     files = training_files(trained_checkpoint)
     best = torch.load(trained_checkpoint, weights_only=True)
     last = load_checkpoint(files["last"])
@@ -105,6 +105,11 @@ def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_c
     assert max(lrs) <= 3e-3 and lrs[-1] < lrs[0]  # the one-cycle schedule anneals
     settings = json.loads(files["settings_json"].read_text())
     assert settings["train"]["epochs"] == 12 and settings["train"]["batch_size"] == 32
+    # clips of 30-160 frames: fewer than 1024 windows hold an epoch's budget of frames (in whole batches)
+    dataset = load_dataset(sample_pickle, use_cache=False)
+    fit = dataset.split_indices("train1")  # too few for a validation part: all of them
+    windows = epoch_windows(dataset, fit, PreprocessConfig(**settings["preprocess"]), TrainConfig(**settings["train"]))
+    assert len(fit) < windows < 1024 and settings["windows_per_epoch"] == -(-windows // 32) * 32
     assert settings["data"] == best["meta"]["data"] and settings["class_names"] == best["class_names"]
     assert PreprocessConfig(**settings["preprocess"]) == load_checkpoint(trained_checkpoint).preprocess
     assert files["curves_png"].stat().st_size > 1000
