@@ -39,7 +39,7 @@ from actionlstm.labels import read_label_file  # noqa: E402
 from actionlstm.preprocess import PreprocessConfig  # noqa: E402
 from actionlstm.reports import classification_metrics  # noqa: E402
 from actionlstm.train import ONE_WIDE, TrainConfig, train  # noqa: E402
-from actionlstm.videoset import group_of  # noqa: E402
+from actionlstm.videoset import find_videos, frame_dirs, group_of  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,9 @@ def own_folds(folder: Path, pattern: str, work: Path) -> tuple[SkeletonDataset, 
     cli = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
     subprocess.run([*cli, "extract", str(folder), "--out", str(data), "--group", pattern], check=True, stdout=subprocess.DEVNULL)
     dataset = load_dataset(data, use_cache=False)
-    groups = np.array([group_of(str(name), re.compile(pattern)) for name in dataset.frame_dirs])
+    videos = find_videos(folder)  # the pattern is searched in each video's path, as extract's --group is
+    path_of = dict(zip(frame_dirs(videos.videos, videos.class_names), (v.name for v in videos.videos)))
+    groups = np.array([group_of(path_of[str(name)], re.compile(pattern)) for name in dataset.frame_dirs])
     folds = {f"{folder.name}: hold out {g}": (np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)}
     return dataset, read_label_file(data.with_suffix(".classes.txt")), folds
 
