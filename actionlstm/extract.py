@@ -325,8 +325,9 @@ def extract_dataset(
     present = sorted({r["label"] for r in records})
     warnings += [f"class {name}: no usable video (class left out)" for label, name in enumerate(videoset.class_names) if label not in present]
     class_names = [videoset.class_names[label] for label in present]
+    new_label = {old: new for new, old in enumerate(present)}
     for record in records:
-        record["label"] = present.index(record["label"])
+        record["label"] = new_label[record["label"]]
 
     # The class list is made first but replaced right after the pickle: a failed pickle write leaves both as they were.
     with atomic_path(out.with_suffix(".classes.txt")) as labels:

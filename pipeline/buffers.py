@@ -24,8 +24,9 @@ class PersonBuffer:
         self.timestamp = np.zeros(capacity, np.float64)
         self.count = 0  # frames pushed in total
         self.last_seen = -math.inf  # timestamp of the last frame the person was detected in
+        self.last_box: list[float] | None = None  # their box in that frame (x1, y1, x2, y2), when the caller gives boxes
 
-    def push(self, timestamp: float, keypoint: np.ndarray | None, score: np.ndarray | None) -> None:
+    def push(self, timestamp: float, keypoint: np.ndarray | None, score: np.ndarray | None, box: np.ndarray | None = None) -> None:
         """Append one frame; None means the person was not detected in it."""
         slot = self.count % self.capacity
         self.timestamp[slot] = timestamp
@@ -36,6 +37,8 @@ class PersonBuffer:
             self.keypoint[slot] = keypoint
             self.score[slot] = score
             self.last_seen = timestamp
+            if box is not None:
+                self.last_box = [float(v) for v in box]
         self.count += 1
 
     def __len__(self) -> int:
@@ -95,7 +98,7 @@ class TrackBuffers:
         self.forget_seconds = forget_seconds
         self.buffers: dict[int, PersonBuffer] = {}
 
-    def update(self, timestamp: float, track_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> None:
+    def update(self, timestamp: float, track_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray | None = None) -> None:
         seen = {}
         for i, track_id in enumerate(track_ids.tolist()):
             if track_id >= 0:
@@ -103,7 +106,7 @@ class TrackBuffers:
         for track_id, i in seen.items():
             if track_id not in self.buffers:
                 self.buffers[track_id] = PersonBuffer(track_id, self.capacity, self.img_shape)
-            self.buffers[track_id].push(timestamp, keypoints[i], scores[i])
+            self.buffers[track_id].push(timestamp, keypoints[i], scores[i], None if boxes is None else boxes[i])
         for track_id in list(self.buffers):
             if track_id in seen:
                 continue

@@ -126,7 +126,7 @@ class ActionPipeline:
                 t2 = time.perf_counter()
                 poses = lane.tracker(detections, frame.image)
                 t3 = time.perf_counter()
-                lane.buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores)
+                lane.buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores, poses.boxes)
                 track_seconds, buffer_seconds = track_seconds + t3 - t2, buffer_seconds + time.perf_counter() - t3
                 tracked.append((lane, frame, poses))
             t4 = time.perf_counter()
@@ -144,7 +144,11 @@ class ActionPipeline:
                     PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
                     for i, tid in enumerate(poses.track_ids.tolist())
                 ]
-                unseen = lane.unseen(persons, labels, uncertain)
+                shown = set(poses.track_ids.tolist())
+                unseen = [  # labels are kept only while the person's buffer is: each has one
+                    PersonResult(tid, lane.buffers[tid].last_box, top, tid in uncertain)
+                    for tid, top in labels.items() if tid not in shown and lane.buffers[tid].last_box is not None
+                ]
                 results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen))
             t6 = time.perf_counter()
             share = 1.0 / len(results)  # per-frame times: a batched stage's time is split over its frames
@@ -209,16 +213,6 @@ class _Lane:
     buffers: TrackBuffers
     labels: LabelState
     session: int = 0
-    boxes: dict[int, list[float]] = field(default_factory=dict)  # where each tracked person was last seen
-
-    def unseen(self, persons: list[PersonResult], labels: dict[int, list[LabelProb]], uncertain: set[int]) -> list[PersonResult]:
-        """The labelled persons of this frame's buffers that it does not show, at their last box."""
-        for person in persons:
-            self.boxes[person.id] = list(person.box)
-        for track_id in [t for t in self.boxes if t not in self.buffers]:
-            del self.boxes[track_id]
-        shown = {person.id for person in persons}
-        return [PersonResult(t, self.boxes[t], top, t in uncertain) for t, top in labels.items() if t not in shown and t in self.boxes]
 
 
 @dataclass

@@ -100,7 +100,8 @@ def own_folds(folder: Path, pattern: str, work: Path) -> tuple[SkeletonDataset, 
     dataset = load_dataset(data, use_cache=False)
     videos = find_videos(folder)  # the pattern is searched in each video's path, as extract's --group is
     path_of = dict(zip(frame_dirs(videos.videos, videos.class_names), (v.name for v in videos.videos)))
-    groups = np.array([group_of(path_of[str(name)], re.compile(pattern)) for name in dataset.frame_dirs])
+    group = re.compile(pattern)
+    groups = np.array([group_of(path_of[str(name)], group) for name in dataset.frame_dirs])
     folds = {f"{folder.name}: hold out {g}": (np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)}
     return dataset, read_label_file(data.with_suffix(".classes.txt")), folds
 
