@@ -68,8 +68,10 @@ def scored(dataset: SkeletonDataset, names: list[str], fit: np.ndarray, test: np
     train(dataset, fit, names, out, resolve_device("cpu"), recipe.train, pre=recipe.pre, aug=recipe.aug)
     seconds = time.perf_counter() - started
     clf = load_checkpoint(out)
-    metrics = classification_metrics(predict_clips(clf.model, clf.preprocess, dataset, test, resolve_device("cpu")), dataset.labels[test])
-    return {**metrics, "seconds": seconds}
+    probs = predict_clips(clf.model, clf.preprocess, dataset, test, resolve_device("cpu"))
+    predicted = probs.argmax(axis=1)
+    missed = [f"{dataset.frame_dirs[i]} as {names[p]}" for i, p in zip(test, predicted) if p != dataset.labels[i]]
+    return {**classification_metrics(probs, dataset.labels[test]), "seconds": seconds, "missed": missed}
 
 
 def recipes(ablation: bool) -> dict[str, Recipe]:
@@ -153,7 +155,7 @@ def main() -> None:
                     rows[name][fold] = scored(dataset, names, fit, test, recipe, work)
                     result = rows[name][fold]
                     print(f"{title} | {name} | {fold}: top-1 {result['top1']:.3f}, mean class {result['mean_class_acc']:.3f} "
-                          f"of {result['n']} clips ({result['seconds']:.0f} s)", flush=True)
+                          f"of {result['n']} clips ({result['seconds']:.0f} s); missed: {', '.join(result['missed']) or 'none'}", flush=True)
             report[title] = rows
             print(table(title, rows), flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
