@@ -44,11 +44,12 @@ def builtin_name(path: Path) -> str | None:
 
 def builtin_models() -> list[dict]:
     """Per built-in model: its name, classes, the record its training left (data, license, figures)
-    and its own alert operating points (what `--alert LABEL` means with it)."""
+    its own alert operating points (what `--alert LABEL` means with it) and its descent cue, if any
+    (`pipeline.descent`: a label also read from the skeleton's geometry)."""
     from actionlstm.checkpoint import load_checkpoint
 
     models = []
     for name in BUILTINS:
         clf = load_checkpoint(builtin_path(name))
-        models.append({"name": name, "classes": clf.class_names, **clf.meta.get("builtin", {}), "alert_defaults": clf.alert_defaults})
+        models.append({"name": name, "classes": clf.class_names, **clf.meta.get("builtin", {}), "alert_defaults": clf.alert_defaults, "descent": clf.meta.get("descent")})
     return models

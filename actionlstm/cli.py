@@ -352,6 +352,9 @@ def models(json_output: JsonOpt = False) -> None:
         for label in model["alert_defaults"]:
             rule = AlertRule(label).completed(model["alert_defaults"])  # as `--alert LABEL` is completed in run and serve
             console.out.print(f"  --alert {escape(label)} means: {escape(str(rule))} (its own operating point)", soft_wrap=True)
+        if cue := model["descent"]:
+            console.out.print(f"  {escape(cue['label'])} is also read from geometry: the torso tips {cue['tilt']:g}+ degrees from upright while "
+                              f"the hips drop {cue['drop']:g}+ torso lengths, within {cue['within']:g} s; never while it stays within {cue['lean']:g} degrees of upright", soft_wrap=True)
         console.out.print(f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}" + (f" --alert {escape(model['alert'])}" if model.get("alert") else ""), soft_wrap=True)
 
 

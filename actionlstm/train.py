@@ -109,6 +109,18 @@ def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifie
     return model
 
 
+def inherited_meta(meta: dict, class_names: list[str]) -> dict:
+    """What a fine-tuned model keeps of its starting model's record, for the labels it still has: the
+    alert operating points (`--alert fall` keeps meaning what it meant; measure your own) and the
+    descent cue (`pipeline.descent`: geometry, which no training changes)."""
+    kept = {}
+    if points := {label: point for label, point in meta.get("alert_defaults", {}).items() if label in class_names}:
+        kept["alert_defaults"] = points
+    if meta.get("descent", {}).get("label") in class_names:
+        kept["descent"] = meta["descent"]
+    return kept
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW parameter groups: weight decay on weight matrices only. Biases and norm gains (every
     parameter of fewer than 2 dimensions, as in nanoGPT) set offsets and scales; pulling those
@@ -355,6 +367,7 @@ def train(
         "train_config": asdict(cfg),
         "augment": asdict(aug),
         "history": history,
+        **({} if init is None else inherited_meta(init.meta, class_names)),
     }
     if world.is_main:
         write_training_files(out, model, best, summary, class_names, pre, device, resume)

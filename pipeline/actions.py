@@ -11,6 +11,7 @@ from actionlstm.errors import UserError
 from pipeline import defaults
 from actionlstm.inference import predict_windows
 from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
+from pipeline.descent import apply_cue, descent_cue, read_fall
 
 
 @dataclass
@@ -60,6 +61,7 @@ class ActionRuntime:
         self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
         self.min_prob = min_prob
         self.top_k = top_k
+        self.descent = descent_cue(clf.meta, clf.class_names)  # a fall read from geometry, where the checkpoint carries it
         self._worker: ThreadPoolExecutor | None = None
         self._running: Future | None = None
         self.reset()
@@ -106,9 +108,14 @@ class ActionRuntime:
         return [{track_id: self.top(p) for track_id, p in state.probs.items()} for _, _, state in sources]
 
     def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray]]:
-        """Class probabilities of each person's buffered frames, in one forward pass."""
+        """Class probabilities of each person's buffered frames, in one forward pass; a person whose
+        frames show a descent, or a torso that stayed upright, has the cue's label read from that (`pipeline.descent`)."""
         windows = [window_of(frames, self.clf.preprocess) for _, _, frames in persons]
         probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
+        if self.descent is not None:
+            cue, label = self.descent
+            for row, (_, _, frames) in enumerate(persons):
+                probs[row] = apply_cue(probs[row], label, read_fall(*frames, cue))
         return [(state, track_id, p) for (state, track_id, _), p in zip(persons, probs)]
 
     def _smooth(self, results: list[tuple[LabelState, int, np.ndarray]]) -> None:
