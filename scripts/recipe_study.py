@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--cv", action="store_true", help="JHMDB: score on a fold inside each training split, not the test split")
     parser.add_argument("--ablation", action="store_true", help="also 'after' with one change undone at a time")
     parser.add_argument("--splits", default="1,2,3", help="JHMDB splits to run")
-    parser.add_argument("--recipes", help="comma-separated recipe names to run (default: all)")
+    parser.add_argument("--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)")
     parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
     args = parser.parse_args()
 
@@ -147,8 +147,10 @@ def main() -> None:
         for title, dataset, names, folds in sets:
             rows: dict[str, dict] = {}
             chosen = recipes(args.ablation)
-            if args.recipes:
-                chosen = {name: chosen[name] for name in args.recipes.split(",")}
+            if unknown := [name for name in args.recipe if name not in chosen]:
+                parser.error(f"no recipe {unknown[0]!r}: one of {', '.join(map(repr, chosen))}")
+            if args.recipe:
+                chosen = {name: chosen[name] for name in args.recipe}
             for name, recipe in chosen.items():
                 rows[name] = {}
                 for fold, (fit, test) in folds.items():
