@@ -116,7 +116,7 @@ def inherited_meta(meta: dict, class_names: list[str]) -> dict:
     kept = {}
     if points := {label: point for label, point in meta.get("alert_defaults", {}).items() if label in class_names}:
         kept["alert_defaults"] = points
-    if meta.get("descent", {}).get("label") in class_names:
+    if (meta.get("descent") or {}).get("label") in class_names:
         kept["descent"] = meta["descent"]
     return kept
 

@@ -19,12 +19,18 @@ label still means what the model learnt (someone falling or just fallen), now al
 model alone would miss. Clip-level `evaluate` reads the model alone.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP = 5, 6, 11, 12
+MIN_TORSO_PIXELS = 2.0  # shoulders and hips closer than this point nowhere: that frame shows no torso
+# The upright verdict needs the torso seen in this share of the span's frames and in its last
+# SEEN_LATELY seconds: a person whose torso the pose model loses as they go down (low scores when
+# lying are common) must not be called upright from the frames before.
+SEEN_SHARE = 0.5
+SEEN_LATELY = 0.5
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,11 @@ class DescentCue:
     tilt: float = 25.0  # degrees the torso tips over from there ...
     drop: float = 0.5  # ... while the hips drop this many torso lengths (measured when upright)
     min_score: float = 0.3  # joints scored at or below this are not used
-    # A fall tips the torso: someone seen with it within this many degrees of vertical for the whole
-    # `within + recent` seconds is not falling, whatever the model reads (squats, sitting down).
+    # A fall tips the torso: someone seen with it within this many degrees of vertical throughout the
+    # last `within + recent` seconds is not falling, whatever the model reads (squats, sitting down).
     lean: float = 20.0
+    # The span the cue reads (`within + recent`, 3.5 s) must fit in the person's buffer, which holds
+    # one model window (4.8 s for the falls model): a shorter buffer would shorten `recent` unseen.
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,9 +55,11 @@ class DescentCue:
 def descent_cue(meta: dict[str, Any], class_names: list[str]) -> tuple[DescentCue, int] | None:
     """The cue a checkpoint's `meta` carries and the index of its label, or None when it has none
     (or names a label the model does not have, as after fine-tuning onto other classes)."""
-    if not meta.get("descent"):
+    settings = meta.get("descent") or {}
+    if "label" not in settings:
         return None
-    cue = DescentCue(**meta["descent"])
+    known = {f.name for f in fields(DescentCue)}
+    cue = DescentCue(**{k: v for k, v in settings.items() if k in known})  # settings a later version added are left out
     return (cue, class_names.index(cue.label)) if cue.label in class_names else None
 
 
@@ -57,39 +67,49 @@ def torso(keypoint: np.ndarray, score: np.ndarray, min_score: float) -> tuple[np
     """Per frame of [T, 17, 2] keypoints and [T, 17] scores: the torso's angle from the image's
     vertical in degrees (0 upright, 90 lying, more head down), the hips' height (pixel y, growing
     downwards), the torso's length in pixels, and whether a shoulder and a hip are seen (the rest
-    is meaningless where not). Each end is the mean of its seen joints of the pair."""
+    is meaningless where not, as where the two ends nearly meet). Each end is the mean of its seen
+    joints of the pair; a joint with non-finite coordinates is not seen."""
 
     def middle(pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        seen = score[:, pair] > min_score
+        seen = (score[:, pair] > min_score) & np.isfinite(keypoint[:, pair]).all(axis=-1)
         count = seen.sum(axis=1)
-        total = (keypoint[:, pair] * seen[..., None]).sum(axis=1)
+        total = np.where(seen[..., None], keypoint[:, pair], 0.0).sum(axis=1)
         return total / np.maximum(count, 1)[:, None], count > 0
 
     shoulders, shoulders_seen = middle((LEFT_SHOULDER, RIGHT_SHOULDER))
     hips, hips_seen = middle((LEFT_HIP, RIGHT_HIP))
     up = shoulders - hips
     angle = np.degrees(np.arctan2(np.abs(up[:, 0]), -up[:, 1]))
-    return angle, hips[:, 1], np.hypot(up[:, 0], up[:, 1]), shoulders_seen & hips_seen
+    length = np.hypot(up[:, 0], up[:, 1])
+    return angle, hips[:, 1], length, shoulders_seen & hips_seen & (length >= MIN_TORSO_PIXELS)
 
 
 def read_fall(keypoint: np.ndarray, score: np.ndarray, timestamp: np.ndarray, cue: DescentCue) -> bool | None:
     """What a person's frames (oldest first, as `PersonBuffer.frames` gives them) say of a fall:
     True when they hold a descent that ended within `cue.recent` seconds of the newest frame (a frame
     whose torso leans at least `cue.tilt` degrees more, and whose hips sit at least `cue.drop` torso
-    lengths lower, than in an upright frame at most `cue.within` seconds before it); False when the
-    torso was seen in that span and never leant `cue.lean` degrees; None when they cannot tell (no
-    torso seen: leave it to the model)."""
+    lengths lower, than in an upright frame at most `cue.within` seconds before it) and the hips
+    of the newest frame that shows the torso are still that low (a crouch that springs back is no
+    fall; a fallen person may lie at any angle to the camera); False
+    when the torso was seen throughout that span (SEEN_SHARE, SEEN_LATELY) and never leant
+    `cue.lean` degrees; None when they cannot tell: leave it to the model."""
+    if not len(timestamp):
+        return None
     keep = timestamp >= timestamp[-1] - cue.recent - cue.within
     angle, hip_y, length, ok = torso(keypoint[keep], score[keep], cue.min_score)
+    if not ok.any():
+        return None
     t = timestamp[keep]
-    start = ok & (angle <= cue.upright) & (length > 0)  # rows: the upright frame
+    start = ok & (angle <= cue.upright)  # rows: the upright frame
     end = ok & (t >= t[-1] - cue.recent)  # columns: the frame that is down
     gap = t[None, :] - t[:, None]
     tipped = angle[None, :] - angle[:, None] >= cue.tilt
     dropped = hip_y[None, :] - hip_y[:, None] >= cue.drop * length[:, None]
-    if (start[:, None] & end[None, :] & (gap > 0) & (gap <= cue.within) & tipped & dropped).any():
+    descent = start[:, None] & end[None, :] & (gap > 0) & (gap <= cue.within) & tipped & dropped
+    rows = np.flatnonzero(descent.any(axis=1))  # upright frames a descent started from
+    if len(rows) and (hip_y[ok][-1] - hip_y[rows] >= cue.drop * length[rows]).any():
         return True
-    if ok.any() and angle[ok].max() < cue.lean:
+    if ok.mean() >= SEEN_SHARE and ok[t >= t[-1] - SEEN_LATELY].any() and angle[ok].max() < cue.lean:
         return False
     return None
 

@@ -55,6 +55,9 @@ def test_torso_angle_hips_and_length_are_measured_from_the_seen_joints():
     assert ok.all()
     score[1, [11, 12]] = 0.0  # no hip seen: that frame says nothing
     assert torso(keypoint, score, CUE.min_score)[3].tolist() == [True, False, True]
+    keypoint[0, 5] = np.nan  # a joint with no place is not seen, however it is scored
+    angle, _, _, ok = torso(keypoint, score, CUE.min_score)
+    assert ok[0] and np.isfinite(angle[0]) and abs(angle[0] - np.degrees(np.arctan2(10, TORSO))) < 1e-4
 
 
 def test_a_fall_is_read_from_the_moment_the_hips_have_dropped_until_the_cue_runs_out():
@@ -76,10 +79,37 @@ def test_sitting_down_bending_over_and_lying_down_slowly_are_not_falls():
     assert True not in verdicts(*slowly, [t / 10 for t in range(5, 60)])  # 1.5 s of it: 34 degrees, 0.38 torso lengths
 
 
+def test_a_crouch_that_springs_back_is_no_longer_a_fall():
+    # 30 degrees and 0.6 torso lengths down in 0.4 s, as in a fall, then up again within 0.4 s
+    crouch = person(path((1.0, 0, 0), (0.4, 0, 30), (0.4, 30, 0), (1.0, 0, 0)), path((1.0, 300, 300), (0.4, 300, 360), (0.4, 360, 300), (1.0, 300, 300)))
+    assert verdicts(*crouch, [1.4, 1.8, 2.5]) == [True, None, None]  # down: a fall as far as anyone can tell; up: not
+
+
+def test_a_torso_lost_on_the_way_down_is_not_called_upright():
+    # upright for 2 s, then the pose model scores the shoulders and hips below min_score as the person goes down
+    keypoint, score, timestamp = person(path((2.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((2.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
+    score[int(2.0 * FPS) :] = 0.25
+    assert read_fall(keypoint, score, timestamp, CUE) is None  # the frames seen were upright, but the person is not seen now
+    assert read_fall(keypoint[: int(2.0 * FPS)], score[: int(2.0 * FPS)], timestamp[: int(2.0 * FPS)], CUE) is False
+
+
 def test_unseen_torso_leaves_it_to_the_model():
     keypoint, score, timestamp = person(path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
     assert read_fall(keypoint, score * 0.0, timestamp, CUE) is None
     assert read_fall(keypoint, np.full_like(score, CUE.min_score), timestamp, CUE) is None  # at the threshold: not seen
+    assert read_fall(keypoint[:0], score[:0], timestamp[:0], CUE) is None
+    point = keypoint.copy()
+    point[:, [5, 6]] = point[:, [11, 12]]  # shoulders on the hips: no direction, not a torso tipped over
+    assert read_fall(point, score, timestamp, CUE) is None
+
+
+def test_non_finite_keypoints_are_unseen_joints_and_raise_no_warning():
+    keypoint, score, timestamp = person(path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
+    keypoint[:, 5] = np.nan  # one shoulder never placed: the other one carries the torso
+    keypoint[:, 0] = np.inf  # and a joint the cue does not use
+    with np.errstate(all="raise"):
+        assert read_fall(keypoint, score, timestamp, CUE) is True
+        assert read_fall(np.full_like(keypoint, np.nan), score, timestamp, CUE) is None
 
 
 def test_the_verdict_moves_the_probability_as_said():
@@ -97,6 +127,9 @@ def test_a_checkpoint_carries_its_cue_for_a_label_it_has():
     assert descent_cue({"descent": CUE.to_dict()}, ["walk", "run"]) is None  # fine-tuned onto classes without it
     cue, index = descent_cue({"descent": DescentCue("lying", tilt=30.0).to_dict()}, classes)
     assert (cue.label, cue.tilt, index) == ("lying", 30.0, 1)
+    later = {**CUE.to_dict(), "knee_angle": 30.0}  # a setting a later version added: left out, the rest read
+    assert descent_cue({"descent": later}, classes)[0] == CUE
+    assert descent_cue({"descent": None}, classes) is None
 
 
 def falls_model_biased(out, fall_bias: float, cue: bool):
@@ -141,3 +174,4 @@ def test_fine_tuning_keeps_the_cue_and_the_operating_points_of_labels_it_still_h
     assert inherited_meta(meta, ["fall", "sit"]) == {"alert_defaults": {"fall": point}, "descent": CUE.to_dict()}
     assert inherited_meta(meta, ["sit", "wave"]) == {"alert_defaults": {"wave": point}}
     assert inherited_meta({"epochs": 3}, ["fall"]) == {}
+    assert inherited_meta({"descent": None}, ["fall"]) == {}
