@@ -129,6 +129,11 @@ def main() -> None:
     parser.add_argument("--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)")
     parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
     args = parser.parse_args()
+    chosen = recipes(args.ablation)
+    if unknown := [name for name in args.recipe if name not in chosen]:  # before any extraction or training
+        parser.error(f"no recipe {unknown[0]!r}: one of {', '.join(map(repr, chosen))}")
+    if args.recipe:
+        chosen = {name: chosen[name] for name in args.recipe}
 
     report: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,11 +151,6 @@ def main() -> None:
             sets.append((f"{Path(folder).name} (clip top-1, each group held out)", dataset, names, folds))
         for title, dataset, names, folds in sets:
             rows: dict[str, dict] = {}
-            chosen = recipes(args.ablation)
-            if unknown := [name for name in args.recipe if name not in chosen]:
-                parser.error(f"no recipe {unknown[0]!r}: one of {', '.join(map(repr, chosen))}")
-            if args.recipe:
-                chosen = {name: chosen[name] for name in args.recipe}
             for name, recipe in chosen.items():
                 rows[name] = {}
                 for fold, (fit, test) in folds.items():
