@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actionlstm import console
 from actionlstm.atomic import write_json
-from actionlstm.augment import AugmentConfig, SpatialAugment, remap_scores, sample_training_window
+from actionlstm.augment import AugmentConfig, SpatialAugment, drop_joints, remap_scores, sample_training_window
 from actionlstm.background import in_background
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
@@ -196,7 +196,7 @@ def make_batch(
 ) -> Batch:
     windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
     keypoint, score, lengths = stack_windows(windows, pre.window)
-    x = preprocess(keypoint, remap_scores(score, aug, rng), lengths, pre, augment=spatial)
+    x = preprocess(keypoint, drop_joints(remap_scores(score, aug, rng), aug, rng), lengths, pre, augment=spatial)
     return torch.from_numpy(x), torch.from_numpy(np.maximum(lengths, 1)), torch.from_numpy(dataset.labels[indices])
 
 

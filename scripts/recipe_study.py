@@ -7,7 +7,8 @@
 
 "before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows, one
 BiLSTM of 128 units); "short-clip features" adds the distances, the slow velocity and epochs of 1024
-windows; "after" is today's default (also three members of 64 units, standardised inputs).
+windows; "after" is today's default (also three members of 64 units, standardised inputs, joints dropped
+from training windows).
 `--ablation` adds "after" with one change undone at a time.
 `--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
 (M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
@@ -50,14 +51,16 @@ class Recipe:
 
 
 AFTER = Recipe()
-SHORT_CLIP = Recipe(train=TrainConfig(**ONE_WIDE))
-BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE))
+NO_JOINT_DROP = AugmentConfig(drop_joint_prob=0.0)
+SHORT_CLIP = Recipe(train=TrainConfig(**ONE_WIDE), aug=NO_JOINT_DROP)
+BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE), NO_JOINT_DROP)
 ABLATION = {
     "after, one member of 128": replace(AFTER, train=replace(AFTER.train, hidden=128, members=1)),
     "after, not standardised": replace(AFTER, train=replace(AFTER.train, standardize=False)),
     "after, old schedule": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=BEFORE.train.min_epoch_windows)),
     "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
     "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
+    "after, no joint drop": replace(AFTER, aug=NO_JOINT_DROP),
 }
 
 

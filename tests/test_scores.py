@@ -4,7 +4,7 @@ scores (checkpoints from before the choice existed), and the training-time score
 import numpy as np
 import pytest
 
-from actionlstm.augment import AugmentConfig, remap_scores
+from actionlstm.augment import AugmentConfig, drop_joints, remap_scores
 from actionlstm.preprocess import FEATURES_PER_JOINT, PreprocessConfig, preprocess
 
 THRESHOLD = PreprocessConfig().score_threshold
@@ -93,3 +93,23 @@ def test_identity_remap_leaves_scores_as_they_are():
     _, score, _ = _windows()
     same = AugmentConfig(score_gamma_range=(1.0, 1.0), score_floor_range=(0.0, 0.0), score_noise=0.0)
     assert np.array_equal(remap_scores(score, same, np.random.default_rng(0)), score)
+
+
+def test_dropped_joints_are_unseen_for_the_whole_window_and_nothing_else_changes():
+    _, score, _ = _windows()
+    score = np.tile(score, (200, 1, 1))  # 400 windows x 17 joints: enough draws to check the rate
+    dropped = drop_joints(score, AugmentConfig(drop_joint_prob=0.25), np.random.default_rng(0))
+    gone = (dropped == 0) & (score != 0)
+    whole = gone.any(axis=1)  # [B, J]: a joint dropped anywhere in a window ...
+    assert np.array_equal(gone, np.broadcast_to(whole[:, None, :], score.shape) & (score != 0))  # ... is dropped throughout it
+    assert np.array_equal(dropped[~gone], score[~gone])
+    assert 0.22 < whole.mean() < 0.28
+    preprocessed = preprocess(np.zeros((*score.shape, 2), np.float32) + 1, dropped, np.full(len(score), 30), PreprocessConfig())
+    assert np.isfinite(preprocessed).all()
+
+
+def test_no_joint_drop_draws_nothing():
+    _, score, _ = _windows()
+    rng = np.random.default_rng(0)
+    assert drop_joints(score, AugmentConfig(drop_joint_prob=0.0), rng) is score
+    assert rng.random() == np.random.default_rng(0).random()  # the random state is untouched: older recipes train as before
