@@ -3,7 +3,7 @@
 The built-in `falls` model's cue thresholds were set on GMDCSA24's 23 clips, so its false alarms there
 are not a held-out figure. Any skeleton pickle of everyday actions by other people, filmed by other
 cameras, is: every clip in which the cue ever reads a descent is a false reading. Each clip's frames
-are read as the live runtime reads a person's buffer, frame by frame, over the last model window.
+are pushed into a person's buffer as the live runtime sizes it, and the cue reads it after each frame.
 
     python scripts/jhmdb_to_pickle.py DD-Net/data/JHMDB /tmp/jhmdb.pkl    # e.g. JHMDB's 14 everyday actions
     python scripts/descent_study.py /tmp/jhmdb.pkl --classes /tmp/jhmdb.classes.txt
@@ -26,16 +26,19 @@ from actionlstm.builtin import resolve_checkpoint  # noqa: E402
 from actionlstm.checkpoint import load_checkpoint  # noqa: E402
 from actionlstm.dataset import load_dataset  # noqa: E402
 from actionlstm.labels import read_label_file  # noqa: E402
+from actionlstm.preprocess import PreprocessConfig  # noqa: E402
+from pipeline.buffers import PersonBuffer, TrackBuffers  # noqa: E402
 from pipeline.descent import DescentCue, descent_cue, read_fall  # noqa: E402
 
 
-def longest_descent(keypoint: np.ndarray, score: np.ndarray, fps: float, cue: DescentCue, buffer_seconds: float) -> float:
-    """Seconds of the longest run of frames at which the person's buffer reads as a descent (0: never)."""
-    timestamp = np.arange(len(keypoint)) / fps
+def longest_descent(keypoint: np.ndarray, score: np.ndarray, fps: float, cue: DescentCue, pre: PreprocessConfig) -> float:
+    """Seconds of the longest run of frames at which the person's live buffer (as `TrackBuffers`
+    sizes it for this frame rate) reads as a descent (0: never)."""
+    buffer = PersonBuffer(0, TrackBuffers(pre, fps, (0, 0)).capacity, (0, 0))
     longest = run = 0
-    for end in range(len(keypoint)):
-        start = np.searchsorted(timestamp, timestamp[end] - buffer_seconds)
-        run = run + 1 if read_fall(keypoint[start : end + 1], score[start : end + 1], timestamp[start : end + 1], cue) else 0
+    for frame in range(len(keypoint)):
+        buffer.push(frame / fps, keypoint[frame], score[frame])
+        run = run + 1 if read_fall(*buffer.frames(), cue) else 0
         longest = max(longest, run)
     return longest / fps
 
@@ -55,11 +58,10 @@ def main() -> None:
     cue = found[0]
     dataset = load_dataset(args.data)
     names = read_label_file(args.classes) if args.classes else [str(n) for n in range(dataset.num_classes)]
-    buffer_seconds = clf.preprocess.window / clf.preprocess.fps
     clips, read, held = Counter(), Counter(), Counter()
     for index in range(len(dataset)):
         name = names[int(dataset.labels[index])]
-        seconds = longest_descent(*dataset.clip(index), dataset.clip_rate(index, clf.preprocess.fps), cue, buffer_seconds)
+        seconds = longest_descent(*dataset.clip(index), dataset.clip_rate(index, clf.preprocess.fps), cue, clf.preprocess)
         clips[name] += 1
         read[name] += seconds > 0
         held[name] += seconds >= args.held
