@@ -61,6 +61,8 @@ ABLATION = {
     "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
     "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
     "after, no joint drop": replace(AFTER, aug=NO_JOINT_DROP),
+    "after, speeds 0.8-1.25x": replace(AFTER, aug=replace(AFTER.aug, speed_range=(0.8, 1.25))),
+    "after, no speed change": replace(AFTER, aug=replace(AFTER.aug, speed_range=(1.0, 1.0))),
     "after, four members": replace(AFTER, train=replace(AFTER.train, members=4)),
     "after, five members": replace(AFTER, train=replace(AFTER.train, members=5)),
 }
