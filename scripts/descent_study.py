@@ -27,18 +27,18 @@ from actionlstm.checkpoint import load_checkpoint  # noqa: E402
 from actionlstm.dataset import load_dataset  # noqa: E402
 from actionlstm.labels import read_label_file  # noqa: E402
 from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from pipeline.buffers import PersonBuffer, TrackBuffers  # noqa: E402
+from pipeline.buffers import TrackBuffers  # noqa: E402
 from pipeline.descent import DescentCue, descent_cue, read_fall  # noqa: E402
 
 
 def longest_descent(keypoint: np.ndarray, score: np.ndarray, fps: float, cue: DescentCue, pre: PreprocessConfig) -> float:
-    """Seconds of the longest run of frames at which the person's live buffer (as `TrackBuffers`
-    sizes it for this frame rate) reads as a descent (0: never)."""
-    buffer = PersonBuffer(0, TrackBuffers(pre, fps, (0, 0)).capacity, (0, 0))
+    """Seconds of the longest run of frames at which the person's buffer, filled by `TrackBuffers` as
+    live runs fill it, reads as a descent (0: never)."""
+    buffers, track_ids = TrackBuffers(pre, fps, (0, 0)), np.zeros(1, dtype=int)  # one person, track 0
     longest = run = 0
     for frame in range(len(keypoint)):
-        buffer.push(frame / fps, keypoint[frame], score[frame])
-        run = run + 1 if read_fall(*buffer.frames(), cue) else 0
+        buffers.update(frame / fps, track_ids, keypoint[frame][None], score[frame][None])
+        run = run + 1 if read_fall(*buffers[0].frames(), cue) else 0
         longest = max(longest, run)
     return longest / fps
 
