@@ -775,7 +775,7 @@ def demo(
     dataset = load_dataset(pickle_path, use_cache=False)
     checkpoint = out_dir / "demo_model.pth"
     console.err.print(f"[bold]2/3[/] training a demo model on it ({epochs} epochs)")
-    # ONE_WIDE, the model whose demo README times (about 2.5 minutes of training): the recipe's three
+    # ONE_WIDE, the model whose demo README times (about 2.5 minutes of training): the recipe's five
     # members would make a first run wait longer for generated movements.
     run_training(dataset, dataset.split_indices("train1"), names, checkpoint, dev, TrainConfig(epochs=epochs, batch_size=32, **ONE_WIDE))
     clf = load_checkpoint(checkpoint, dev)

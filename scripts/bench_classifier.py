@@ -2,7 +2,7 @@
 
     python scripts/bench_classifier.py [--device auto] [--repeats 200] [--backend all]
 
-Uses the default model (three BiLSTMs 2x64, 101 classes) with random weights on full 120-frame windows of
+Uses the default model (five one-layer BiLSTMs of 64, 101 classes) with random weights on full 120-frame windows of
 sample skeletons: the cost does not depend on what the weights are. `--backend` times the PyTorch
 model, its ONNX Runtime and OpenVINO exports (`actionlstm export`), or all three in one run.
 """

@@ -76,7 +76,7 @@ def sample_pickle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_checkpoint(sample_pickle, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ckpt") / "model.pth"
-    # One member: the model that many tests run, not the recipe (three members train ~3x as long).
+    # One member: the model that many tests run, not the recipe (five members train several times as long).
     result = run_cli("train", "--data", sample_pickle, "--epochs", "12", "--batch-size", "32", "--members", "1", "--out", out, "--device", "cpu", "--no-cache")
     assert result.returncode == 0, result.stderr
     return out

@@ -175,3 +175,22 @@ def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp
     probs = predict_windows(clf.model, clf.preprocess, [(keypoint, score), (keypoint[:30], score[:30])], torch.device("cpu"))
     then = [[0.594281, 0.229439, 0.17628], [0.594179, 0.22883, 0.176991]]
     np.testing.assert_allclose(probs, then, atol=2e-6)
+
+
+def test_a_checkpoint_of_the_former_recipe_keeps_its_two_layers_and_three_members(tmp_path):
+    """The recipe trained three members of two layers before five of one: such a checkpoint loads as what
+    it is, not as today's default, and predicts what the model it was saved from predicts."""
+    pre = PreprocessConfig()
+    torch.manual_seed(0)
+    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=3, hidden=8, layers=2, members=3, standardize=True)).eval()
+    model.set_feature_statistics(0.1 * torch.randn(pre.num_features), torch.rand(pre.num_features) + 0.5)
+    path = tmp_path / "former.pth"
+    save_checkpoint(path, model, CLASSES, pre, {})
+    clf = load_checkpoint(path)
+    assert (clf.model.cfg.layers, clf.model.cfg.members) == (2, 3)
+
+    t = np.arange(40)[:, None, None]
+    keypoint = ((TEMPLATE[None] + 0.1 * np.sin(0.3 * t + np.arange(34).reshape(1, 17, 2))) * 200 + np.array([320.0, 240.0])).astype(np.float32)
+    windows = [(keypoint, np.full((40, 17), 0.9, np.float32)), (keypoint[:25], np.full((25, 17), 0.9, np.float32))]
+    want = predict_windows(model, pre, windows, torch.device("cpu"))
+    np.testing.assert_array_equal(predict_windows(clf.model, clf.preprocess, windows, torch.device("cpu")), want)

@@ -40,9 +40,11 @@ def test_exported_model_gives_the_checkpoints_clip_probabilities(trained_checkpo
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "openvino"])
-def test_an_exported_model_of_three_standardised_members_gives_their_mean_probability(tmp_path, fmt):
-    """The recipe's model (three members over standardised inputs) through each runtime, on a mixed
-    batch of windows; the export leaves the model it was given in eval mode."""
+@pytest.mark.parametrize("layers", [1, 2])
+def test_an_exported_model_of_three_standardised_members_gives_their_mean_probability(tmp_path, fmt, layers):
+    """Members over standardised inputs, of one layer as the recipe trains them or of two as the built-in
+    falls model has, through each runtime, on a mixed batch of windows; the export leaves the model it
+    was given in eval mode."""
     from actionlstm.checkpoint import Classifier
     from actionlstm.export import export_onnx, export_openvino
     from actionlstm.model import ActionLSTM, ModelConfig
@@ -50,7 +52,7 @@ def test_an_exported_model_of_three_standardised_members_gives_their_mean_probab
 
     torch.manual_seed(0)
     pre = PreprocessConfig()
-    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=4, hidden=16, standardize=True, members=3)).eval()
+    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=4, hidden=16, standardize=True, members=3, layers=layers)).eval()
     model.set_feature_statistics(0.1 * torch.randn(pre.num_features), torch.rand(pre.num_features) + 0.5)
     clf = Classifier(model, list("abcd"), pre)
     out = export_onnx(clf, tmp_path / "m.onnx") if fmt == "onnx" else export_openvino(clf, tmp_path / "m_openvino")
