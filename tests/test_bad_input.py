@@ -216,7 +216,7 @@ def test_nan_keypoints_train_and_predict(tmp_path):
     data = write_data(tmp_path / "nan.pkl", _with_nans)
     all_nan_clip = make_sample_annotations(num_classes=3, seed=0, **TINY)[0]["annotations"][0]["frame_dir"]
     ckpt = tmp_path / "ck" / "nan.pth"
-    proc = run_cli("train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "8", "--device", "cpu", cwd=tmp_path)
+    proc = run_cli("train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "8", "--members", "1", "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
 

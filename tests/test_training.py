@@ -71,7 +71,7 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
     payload = torch.load(trained_checkpoint, weights_only=True)
     cfg = ModelConfig(**payload["model_config"])
     recipe = TrainConfig()
-    assert (cfg.members, cfg.hidden, cfg.standardize) == (1, recipe.hidden, recipe.standardize)  # --members 1, else the recipe's
+    assert (cfg.members, cfg.hidden, cfg.layers, cfg.standardize) == (1, recipe.hidden, recipe.layers, recipe.standardize)  # --members 1, else the recipe's
     # the inputs' statistics of the training windows, not the identity a fresh model starts with
     assert payload["state_dict"]["feature_mean"].abs().max() > 0.01 and not torch.all(payload["state_dict"]["feature_std"] == 1)
     built = {name: tuple(t.shape) for name, t in ActionLSTM(cfg).state_dict().items()}
