@@ -149,6 +149,12 @@ def test_weight_decay_spares_biases_and_norm_gains():
     assert len(decay["params"]) + len(spared["params"]) == len(list(model.parameters()))
 
 
+def _moving_skeleton(frames: int) -> np.ndarray:
+    """Pixel keypoints [frames, 17, 2] of the sample skeleton, every joint swaying on its own phase."""
+    t = np.arange(frames)[:, None, None]
+    return ((TEMPLATE[None] + 0.1 * np.sin(0.3 * t + np.arange(34).reshape(1, 17, 2))) * 200 + np.array([320.0, 240.0])).astype(np.float32)
+
+
 def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp_path):
     """A checkpoint written before distances, slow motion, standardised inputs and members existed loads with all off and gives the
     probabilities the code of that time gave (computed then, with these weights)."""
@@ -167,8 +173,7 @@ def test_a_checkpoint_from_before_the_short_clip_features_predicts_as_it_did(tmp
     assert (clf.preprocess.distances, clf.preprocess.slow_motion, clf.model.cfg.standardize, clf.model.cfg.members) == (False, 0, False, 1)
     assert clf.preprocess.num_features == 17 * 7
 
-    t = np.arange(40)[:, None, None]
-    keypoint = ((TEMPLATE[None] + 0.1 * np.sin(0.3 * t + np.arange(34).reshape(1, 17, 2))) * 200 + np.array([320.0, 240.0])).astype(np.float32)
+    keypoint = _moving_skeleton(40)
     score = np.full((40, 17), 0.9, np.float32)
     score[:, 1:5] = 0.0  # no eyes or ears, as in JHMDB
     torch.set_num_threads(1)
@@ -189,8 +194,7 @@ def test_a_checkpoint_of_the_former_recipe_keeps_its_two_layers_and_three_member
     clf = load_checkpoint(path)
     assert (clf.model.cfg.layers, clf.model.cfg.members) == (2, 3)
 
-    t = np.arange(40)[:, None, None]
-    keypoint = ((TEMPLATE[None] + 0.1 * np.sin(0.3 * t + np.arange(34).reshape(1, 17, 2))) * 200 + np.array([320.0, 240.0])).astype(np.float32)
+    keypoint = _moving_skeleton(40)
     windows = [(keypoint, np.full((40, 17), 0.9, np.float32)), (keypoint[:25], np.full((25, 17), 0.9, np.float32))]
     want = predict_windows(model, pre, windows, torch.device("cpu"))
     np.testing.assert_array_equal(predict_windows(clf.model, clf.preprocess, windows, torch.device("cpu")), want)
