@@ -66,6 +66,8 @@ ABLATION = {
     "after, three members": replace(AFTER, train=replace(AFTER.train, members=3)),
     "after, three members of two layers": replace(AFTER, train=replace(AFTER.train, members=3, layers=2)),
     "after, five members of two layers": replace(AFTER, train=replace(AFTER.train, layers=2)),
+    "after, seven members": replace(AFTER, train=replace(AFTER.train, members=7)),
+    "after, weight decay 0.05": replace(AFTER, train=replace(AFTER.train, weight_decay=0.05)),
 }
 
 
