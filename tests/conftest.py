@@ -3,6 +3,7 @@
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 VIDEOS = SHARED_DATA / "videos"
 ACTIONS = SHARED_DATA / "actions"
+
+# A test run started in the background (`pytest &`, `nohup pytest`) ignores Ctrl-C, and so would every
+# command the tests start, since an ignored signal stays ignored across exec: the tests that press
+# Ctrl-C on a command would see it run to its end. A handled signal is reset to the default at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
