@@ -121,8 +121,8 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     data = tmp_path / "small.pkl"
     write_sample_pickle(data, num_classes=3, clips_per_class=12, frames=(30, 60), seed=1)
     out = tmp_path / "run.pth"
-    # 36 clips: each epoch still draws 512 windows (64 steps), so 4 epochs leave time to interrupt.
-    args = ["train", "--data", data, "--epochs", "4", "--batch-size", "8", "--out", out, "--device", "cpu", "--members", "2"]
+    # 36 clips: each epoch still draws 1024 windows (64 steps of 16), so 4 epochs leave time to interrupt.
+    args = ["train", "--data", data, "--epochs", "4", "--batch-size", "16", "--out", out, "--device", "cpu", "--members", "2"]
     command = [sys.executable, "-c", "from actionlstm.cli import main; main()", *map(str, args)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = resume_path(out)
