@@ -194,7 +194,7 @@ def test_a_checkpoint_of_the_former_recipe_keeps_its_two_layers_and_three_member
     clf = load_checkpoint(path)
     assert (clf.model.cfg.layers, clf.model.cfg.members) == (2, 3)
 
-    keypoint = _moving_skeleton(40)
-    windows = [(keypoint, np.full((40, 17), 0.9, np.float32)), (keypoint[:25], np.full((25, 17), 0.9, np.float32))]
+    keypoint, score = _moving_skeleton(40), np.full((40, 17), 0.9, np.float32)
+    windows = [(keypoint, score), (keypoint[:25], score[:25])]
     want = predict_windows(model, pre, windows, torch.device("cpu"))
     np.testing.assert_array_equal(predict_windows(clf.model, clf.preprocess, windows, torch.device("cpu")), want)

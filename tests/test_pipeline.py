@@ -3,7 +3,6 @@
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.sources import LiveSource, open_source
-from tests.conftest import ACTIONS, ROOT, read_video, run_cli, shared_video
+from tests.conftest import ACTIONS, CLI, ROOT, read_video, run_cli, shared_video
 
 
 def _frame_count(path) -> int:
@@ -124,7 +123,7 @@ def test_a_person_out_of_sight_is_listed_unseen_with_their_last_labels_until_the
 def test_ctrl_c_leaves_playable_video_and_complete_jsonl(trained_checkpoint, tmp_path):
     video = shared_video("exercise_3people.avi")
     saved, lines = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
-    command = [sys.executable, "-c", "from actionlstm.cli import main; main()", "run", str(video), "--checkpoint", str(trained_checkpoint),
+    command = [*CLI, "run", str(video), "--checkpoint", str(trained_checkpoint),
                "--save", str(saved), "--jsonl", str(lines), "--no-show", "--device", "cpu"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

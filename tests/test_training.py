@@ -4,7 +4,6 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, epoch_windows, resume_path, training_files
-from tests.conftest import ROOT, run_cli
+from tests.conftest import CLI, ROOT, run_cli
 
 
 def test_model_learns_and_evaluate_agrees_with_the_model(sample_pickle, trained_checkpoint, tmp_path):
@@ -123,7 +122,7 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     out = tmp_path / "run.pth"
     # 36 clips: each epoch still draws 1024 windows (64 steps of 16), so 4 epochs leave time to interrupt.
     args = ["train", "--data", data, "--epochs", "4", "--batch-size", "16", "--out", out, "--device", "cpu", "--members", "2"]
-    command = [sys.executable, "-c", "from actionlstm.cli import main; main()", *map(str, args)]
+    command = [*CLI, *map(str, args)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = resume_path(out)
     deadline = time.monotonic() + 300  # generous: other work may share the machine
