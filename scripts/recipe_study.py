@@ -68,6 +68,7 @@ ABLATION = {
     "after, five members of two layers": replace(AFTER, train=replace(AFTER.train, layers=2)),
     "after, seven members": replace(AFTER, train=replace(AFTER.train, members=7)),
     "after, weight decay 0.05": replace(AFTER, train=replace(AFTER.train, weight_decay=0.05)),
+    "after, 30 epochs": replace(AFTER, train=replace(AFTER.train, epochs=30)),
 }
 
 
