@@ -69,6 +69,7 @@ ABLATION = {
     "after, seven members": replace(AFTER, train=replace(AFTER.train, members=7)),
     "after, weight decay 0.05": replace(AFTER, train=replace(AFTER.train, weight_decay=0.05)),
     "after, 30 epochs": replace(AFTER, train=replace(AFTER.train, epochs=30)),
+    "after, epochs of 1536 windows": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=1536)),
 }
 
 
