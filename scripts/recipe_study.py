@@ -9,7 +9,7 @@
 BiLSTM of 128 units); "short-clip features" adds the distances, the slow velocity and epochs of 1024
 windows; "after" is today's default (also five one-layer members of 64 units, standardised inputs, joints
 dropped from training windows).
-`--ablation` adds "after" with one change undone at a time.
+`--ablation` adds "after" with one change at a time: a part of it undone, or a lever tried on top of it.
 `--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
 (M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
 extracts a video folder (`actionlstm extract`, cached) and holds out each group in turn (regex after
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--jhmdb", type=Path, help="the pickle scripts/jhmdb_to_pickle.py wrote")
     parser.add_argument("--own", action="append", default=[], help="FOLDER[:GROUP_REGEX] of action subfolders of videos")
     parser.add_argument("--cv", action="store_true", help="JHMDB: score on a fold inside each training split, not the test split")
-    parser.add_argument("--ablation", action="store_true", help="also 'after' with one change undone at a time")
+    parser.add_argument("--ablation", action="store_true", help="also 'after' with one change at a time (a part undone or a lever added)")
     parser.add_argument("--splits", default="1,2,3", help="JHMDB splits to run")
     parser.add_argument("--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)")
     parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
