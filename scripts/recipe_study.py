@@ -8,7 +8,7 @@
 "before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows, one
 BiLSTM of 128 units); "short-clip features" adds the distances, the slow velocity and epochs of 1024
 windows; "after" is today's default (also five one-layer members of 64 units, standardised inputs, joints
-dropped from training windows).
+dropped from training windows, epochs of 1536 windows; "after, epochs of 1024 windows" is the default before that).
 `--ablation` adds "after" with one change at a time: a part of it undone, or a lever tried on top of it.
 `--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
 (M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
@@ -52,7 +52,7 @@ class Recipe:
 
 AFTER = Recipe()
 NO_JOINT_DROP = AugmentConfig(drop_joint_prob=0.0)
-SHORT_CLIP = Recipe(train=TrainConfig(**ONE_WIDE), aug=NO_JOINT_DROP)
+SHORT_CLIP = Recipe(train=TrainConfig(min_epoch_windows=1024, **ONE_WIDE), aug=NO_JOINT_DROP)
 BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE), NO_JOINT_DROP)
 ABLATION = {
     "after, one member of 128": replace(AFTER, train=replace(AFTER.train, hidden=128, members=1)),
@@ -69,7 +69,7 @@ ABLATION = {
     "after, seven members": replace(AFTER, train=replace(AFTER.train, members=7)),
     "after, weight decay 0.05": replace(AFTER, train=replace(AFTER.train, weight_decay=0.05)),
     "after, 30 epochs": replace(AFTER, train=replace(AFTER.train, epochs=30)),
-    "after, epochs of 1536 windows": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=1536)),
+    "after, epochs of 1024 windows": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=SHORT_CLIP.train.min_epoch_windows)),
 }
 
 

@@ -104,11 +104,12 @@ def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_c
     assert max(lrs) <= 3e-3 and lrs[-1] < lrs[0]  # the one-cycle schedule anneals
     settings = json.loads(files["settings_json"].read_text())
     assert settings["train"]["epochs"] == 12 and settings["train"]["batch_size"] == 32
-    # clips of 30-160 frames: fewer than 1024 windows hold an epoch's budget of frames (in whole batches)
+    # clips of 30-160 frames: fewer windows than the small-set minimum hold an epoch's budget of frames (in whole batches)
     dataset = load_dataset(sample_pickle, use_cache=False)
     fit = dataset.split_indices("train1")  # too few for a validation part: all of them
-    windows = epoch_windows(dataset, fit, PreprocessConfig(**settings["preprocess"]), TrainConfig(**settings["train"]))
-    assert len(fit) < windows < 1024 and settings["windows_per_epoch"] == -(-windows // 32) * 32
+    cfg = TrainConfig(**settings["train"])
+    windows = epoch_windows(dataset, fit, PreprocessConfig(**settings["preprocess"]), cfg)
+    assert len(fit) < windows < cfg.min_epoch_windows and settings["windows_per_epoch"] == -(-windows // 32) * 32
     assert settings["data"] == best["meta"]["data"] and settings["class_names"] == best["class_names"]
     assert PreprocessConfig(**settings["preprocess"]) == load_checkpoint(trained_checkpoint).preprocess
     assert files["curves_png"].stat().st_size > 1000
@@ -118,9 +119,10 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     """Ctrl-C through the real CLI, then --resume. That the resumed run ends with the weights of an
     uninterrupted one is checked in process (and exactly) in test_numerics.py."""
     data = tmp_path / "small.pkl"
-    write_sample_pickle(data, num_classes=3, clips_per_class=12, frames=(30, 60), seed=1)
+    write_sample_pickle(data, num_classes=3, clips_per_class=12, frames=(50, 70), seed=1)
     out = tmp_path / "run.pth"
-    # 36 clips: each epoch still draws 1024 windows (64 steps of 16), so 4 epochs leave time to interrupt.
+    # Clips of about 60 frames: an epoch draws the windows that hold 512 x 120 frames (1040 of them,
+    # 65 steps of 16), so 4 epochs leave time to interrupt.
     args = ["train", "--data", data, "--epochs", "4", "--batch-size", "16", "--out", out, "--device", "cpu", "--members", "2"]
     command = [*CLI, *map(str, args)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
