@@ -175,3 +175,33 @@ def test_fine_tuning_keeps_the_cue_and_the_operating_points_of_labels_it_still_h
     assert inherited_meta(meta, ["sit", "wave"]) == {"alert_defaults": {"wave": point}}
     assert inherited_meta({"epochs": 3}, ["fall"]) == {}
     assert inherited_meta({"descent": None}, ["fall"]) == {}
+
+
+@pytest.mark.parametrize("fps", [30.0, 7.5])
+def test_a_descent_counts_at_once_not_averaged_in_at_any_frame_rate(fps):
+    """A person upright, then falling: with a model that never says fall, the running average stays
+    near 0 until the pass at which the cue first reads a descent, which reads exactly 1 for fall,
+    at 30 fps and at 7.5 fps alike (an average would need several passes to get there)."""
+    from pipeline.actions import ActionRuntime
+    from pipeline.buffers import TrackBuffers
+
+    clf = load_checkpoint(builtin_path("falls"))
+    fall = clf.class_names.index("fall")
+    with torch.no_grad():
+        for member in clf.model.members:
+            member.head[1].bias[fall] -= 50.0
+    keypoint, score, _ = person(path((1.5, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.5, 300, 300), (0.5, 300, 420), (1.0, 420, 420)))
+    step = int(round(FPS / fps))
+    keypoint, score = keypoint[::step], score[::step]
+    buffers = TrackBuffers(clf.preprocess, fps, (480, 640))
+    runtime = ActionRuntime(clf, torch.device("cpu"), smoothing=0.6, top_k=len(clf.class_names))
+    readings = []
+    for t in range(len(keypoint)):
+        buffers.update(t / fps, np.array([1]), keypoint[t : t + 1], score[t : t + 1])
+        labels = runtime.update(buffers, {1})
+        if 1 in labels:
+            descent = read_fall(*buffers[1].frames(), CUE)
+            readings.append((descent, next(item.prob for item in labels[1] if item.label == "fall")))
+    first = next(i for i, (descent, _) in enumerate(readings) if descent)
+    assert first > 0 and all(prob < 0.01 for _, prob in readings[:first])
+    assert readings[first][1] == pytest.approx(1.0, abs=1e-6)
