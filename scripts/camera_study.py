@@ -100,47 +100,17 @@ def as_seen_by(camera: str, video: Path, folder: Path) -> Path:
 
 
 def loso_models(data: Path, models: Path) -> dict[str, Path]:
-    """Subject -> the model trained without them (train_builtin.py's recipe and descent cue), trained once."""
+    """Subject -> the model trained without them (train_builtin.py's recipe and descent cue), trained
+    once and kept in `models`."""
     import torch
 
     torch.set_num_threads(builtin.TORCH_THREADS)
     models.mkdir(parents=True, exist_ok=True)
-    subjects = sorted({video.name.split("_")[0] for video in (data / "fall").glob("S*_*.mp4")})
-    wanted = {subject: models / f"loso_{subject}.pth" for subject in subjects}
-    if not all(path.exists() for path in wanted.values()):
+    windows = models / "windows.pkl"
+    if not windows.exists():
         skeletons = builtin.extract(data, models / "skeletons.pkl")
-        builtin.window_pickle(skeletons, builtin.read_annotations(data / "annotations"), models / "windows.pkl", builtin.RECIPE["pre"])
-        for subject, path in wanted.items():
-            if not path.exists():
-                builtin.train_model(models / "windows.pkl", f"train{subject}", path)
-                builtin.add_descent_cue(path)
-    return wanted
-
-
-def replay(camera: str, data: Path, models: dict[str, Path]) -> dict:
-    """Falls caught and daily activities alarmed, each held-out clip seen by `camera`."""
-    from pipeline.recognizer import ActionRecognizer
-
-    annotations = builtin.read_annotations(data / "annotations")
-    clips = []
-    with tempfile.TemporaryDirectory(prefix="camera-study-") as tmp:
-        for subject, checkpoint in models.items():
-            rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False)
-            for video in sorted((data / "fall").glob(f"{subject}_*.mp4")) + sorted((data / "adl").glob(f"{subject}_*.mp4")):
-                events, _ = builtin.live_events(rec, as_seen_by(camera, video, Path(tmp)))
-                onset = builtin.fall_start(annotations.get(video.stem, []))
-                after = [e.time for e in events if onset is not None and e.time >= onset - 0.25]
-                clips.append({"video": video.name, "fall": onset is not None, "events": [round(e.time, 2) for e in events],
-                              "delay": round(after[0] - onset, 2) if after else None})
-    falls = [c for c in clips if c["fall"]]
-    delays = [c["delay"] for c in falls if c["delay"] is not None]
-    return {
-        "camera": camera, "falls_caught": len(delays), "falls": len(falls),
-        "missed": [c["video"] for c in falls if c["delay"] is None],
-        "false_alarms": [c["video"] for c in clips if not c["fall"] and c["events"]],
-        "daily_activities": len(clips) - len(falls),
-        "delay_median_s": float(np.median(delays)) if delays else None, "clips": clips,
-    }
+        builtin.window_pickle(skeletons, builtin.read_annotations(data / "annotations"), windows, builtin.RECIPE["pre"])
+    return builtin.loso_models(windows, models)
 
 
 def main() -> None:
@@ -150,13 +120,17 @@ def main() -> None:
     parser.add_argument("--camera", action="append", choices=list(CAMERAS), help="repeatable; default: all")
     args = parser.parse_args()
     models = loso_models(args.data, args.models)
+    annotations = builtin.read_annotations(args.data / "annotations")
     results = []
     for camera in args.camera or list(CAMERAS):
-        result = replay(camera, args.data, models)
+        with tempfile.TemporaryDirectory(prefix="camera-study-") as tmp:
+            result = {"camera": camera, **builtin.replay_held_out(args.data, annotations, models, lambda video: as_seen_by(camera, video, Path(tmp)))}
         results.append(result)
-        print(f"{camera:<13} falls caught {result['falls_caught']:>2} of {result['falls']} (missed {', '.join(result['missed']) or '-'}), "
-              f"daily activities with a fall event {len(result['false_alarms'])} of {result['daily_activities']} "
-              f"({', '.join(result['false_alarms']) or '-'}), median delay {result['delay_median_s']} s", flush=True)
+        missed = [c["video"] for c in result["clips"] if c["fall"] and not c["caught"]]
+        alarmed = [c["video"] for c in result["clips"] if not c["fall"] and c["false_alarm"]]
+        print(f"{camera:<13} falls caught {result['falls'] - len(missed):>2} of {result['falls']} (missed {', '.join(missed) or '-'}), "
+              f"daily activities with a fall event {len(alarmed)} of {result['daily_activities']} "
+              f"({', '.join(alarmed) or '-'}), median delay {result['delay_median_s']} s", flush=True)
     (args.models / "cameras.json").write_text(json.dumps(results, indent=1) + "\n")
 
 

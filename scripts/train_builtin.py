@@ -54,6 +54,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,22 +245,34 @@ def live_events(rec, video: Path) -> tuple[list, float]:
     return events, falling / max(labelled, 1)
 
 
-def leave_one_subject_out(data: Path, pickle: Path, annotations: dict[str, list[Segment]], folder: Path) -> dict:
+def loso_models(pickle: Path, folder: Path) -> dict[str, Path]:
+    """Subject -> the model trained without them (this recipe, with DESCENT), in `folder`; a model
+    already there is kept (scripts/camera_study.py replays the same four through other cameras)."""
     from actionlstm.pickle_io import load_pickle
+
+    models = {}
+    for split in sorted(s for s in load_pickle(pickle)["split"] if re.fullmatch(r"trainS\d+", s)):
+        subject = split.removeprefix("train")
+        models[subject] = checkpoint = folder / f"loso_{subject}.pth"
+        if not checkpoint.exists():
+            started = time.perf_counter()
+            train_model(pickle, split, checkpoint)
+            add_descent_cue(checkpoint)
+            print(f"{subject}: trained without it in {time.perf_counter() - started:.0f} s", flush=True)
+    return models
+
+
+def replay_held_out(data: Path, annotations: dict[str, list[Segment]], models: dict[str, Path], seen: Callable[[Path], Path] = lambda video: video) -> dict:
+    """Each subject's clips run live through the model trained without them, as `run CLIP --checkpoint
+    falls --alert fall` runs them; `seen(clip)` is the file played: the clip itself, or the clip as
+    another camera would show it (scripts/camera_study.py)."""
     from pipeline.recognizer import ActionRecognizer
 
-    splits = [s for s in load_pickle(pickle)["split"] if re.fullmatch(r"trainS\d+", s)]
     clips = []
-    for split in sorted(splits):
-        subject = split.removeprefix("train")
-        checkpoint = folder / f"loso_{subject}.pth"
-        started = time.perf_counter()
-        train_model(pickle, split, checkpoint)
-        add_descent_cue(checkpoint)
-        print(f"{subject}: trained without it in {time.perf_counter() - started:.0f} s", flush=True)
+    for subject, checkpoint in models.items():
         rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False)  # one pose stage for all of the subject's clips
         for video in sorted((data / "fall").glob(f"{subject}_*.mp4")) + sorted((data / "adl").glob(f"{subject}_*.mp4")):
-            events, share = live_events(rec, video)
+            events, share = live_events(rec, seen(video))
             onset = fall_start(annotations.get(video.stem, []))
             is_fall = video.parent.name == "fall"
             after = [e for e in events if onset is not None and e.time >= onset - 0.25]
@@ -300,7 +313,7 @@ def build_falls(data: Path, out: Path, loso: bool) -> None:
         print(f"windows per class: {counts}", flush=True)
         measured = None
         if loso:
-            measured = leave_one_subject_out(data, folder / "windows.pkl", annotations, folder)
+            measured = replay_held_out(data, annotations, loso_models(folder / "windows.pkl", folder))
             (runs / "loso.json").write_text(json.dumps(measured, indent=1) + "\n")
             print(f"leave one subject out: {measured['fall_recall']:.0%} of {measured['falls']} falls caught, "
                   f"{measured['false_alarm_rate']:.0%} of {measured['daily_activities']} daily activities raised a fall event, "

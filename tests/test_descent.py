@@ -132,14 +132,20 @@ def test_a_checkpoint_carries_its_cue_for_a_label_it_has():
     assert descent_cue({"descent": None}, classes) is None
 
 
-def falls_model_biased(out, fall_bias: float, cue: bool):
-    """The built-in fall model with its `fall` logit pushed by `fall_bias` in every member (a model
-    that always, or never, says fall), with or without the descent cue."""
+def builtin_falls_biased(fall_bias: float):
+    """The built-in fall model with its `fall` logit pushed by `fall_bias` in every member: a model
+    that always, or never, says fall."""
     clf = load_checkpoint(builtin_path("falls"))
     fall = clf.class_names.index("fall")
     with torch.no_grad():
         for member in clf.model.members:
             member.head[1].bias[fall] += fall_bias
+    return clf
+
+
+def falls_model_biased(out, fall_bias: float, cue: bool):
+    """`builtin_falls_biased` saved at `out`, with or without the descent cue."""
+    clf = builtin_falls_biased(fall_bias)
     meta = {k: v for k, v in clf.meta.items() if k != "descent"}
     save_checkpoint(out, clf.model, clf.class_names, clf.preprocess, {**meta, **({"descent": CUE.to_dict()} if cue else {})})
     return out
@@ -185,11 +191,7 @@ def test_a_descent_counts_at_once_not_averaged_in_at_any_frame_rate(fps):
     from pipeline.actions import ActionRuntime
     from pipeline.buffers import TrackBuffers
 
-    clf = load_checkpoint(builtin_path("falls"))
-    fall = clf.class_names.index("fall")
-    with torch.no_grad():
-        for member in clf.model.members:
-            member.head[1].bias[fall] -= 50.0
+    clf = builtin_falls_biased(-50.0)
     keypoint, score, _ = person(path((1.5, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.5, 300, 300), (0.5, 300, 420), (1.0, 420, 420)))
     step = int(round(FPS / fps))
     keypoint, score = keypoint[::step], score[::step]
@@ -200,7 +202,7 @@ def test_a_descent_counts_at_once_not_averaged_in_at_any_frame_rate(fps):
         buffers.update(t / fps, np.array([1]), keypoint[t : t + 1], score[t : t + 1])
         labels = runtime.update(buffers, {1})
         if 1 in labels:
-            descent = read_fall(*buffers[1].frames(), CUE)
+            descent = read_fall(*buffers[1].frames(), runtime.descent[0])  # the cue the checkpoint carries
             readings.append((descent, next(item.prob for item in labels[1] if item.label == "fall")))
     first = next(i for i, (descent, _) in enumerate(readings) if descent)
     assert first > 0 and all(prob < 0.01 for _, prob in readings[:first])
