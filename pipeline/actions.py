@@ -8,7 +8,7 @@ import torch
 
 from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
-from pipeline import defaults
+from pipeline import settings as defaults
 from actionlstm.inference import predict_windows
 from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
 from pipeline.descent import apply_cue, descent_cue, read_fall

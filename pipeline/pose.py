@@ -28,7 +28,7 @@ import torch
 from actionlstm import console
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
-from pipeline import defaults
+from pipeline import settings as defaults
 
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
 BACKENDS = ("auto", "torch", "openvino", "onnx")

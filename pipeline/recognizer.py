@@ -28,15 +28,15 @@ from actionlstm.dataset import parse_annotations
 from actionlstm.device import resolve_device
 from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
-from pipeline import defaults
+from pipeline import settings as defaults
 from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.overlay import Overlay
 from pipeline.pose import PoseEstimator
-from pipeline.runner import ActionPipeline, FrameResult
+from pipeline.predictor import ActionPipeline, FrameResult
 from pipeline.sources import FrameSource, open_source
 from pipeline.tracking import Tracker
-from service.alerts import Alerts, Event
-from service.rules import AlertRule, check_rules, parse_rule
+from pipeline.alerts import Alerts, Event
+from pipeline.rules import AlertRule, check_rules, parse_rule
 
 Source = str | int | Path | FrameSource
 SAMPLE_MODEL_NOTE = "SAMPLE MODEL: synthetic labels"

@@ -15,7 +15,7 @@ import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
-from pipeline import defaults
+from pipeline import settings as defaults
 from pipeline.pose import Detections
 
 TRACKERS = ("bytetrack", "botsort")

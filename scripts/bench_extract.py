@@ -63,7 +63,7 @@ def overhead(start: float, end: float, ticks: list[float], batch: int) -> float:
 
 def extract(stages, path: Path, target: Path, max_persons: int) -> float:
     """One video through `extract_one`, as `actionlstm extract` calls it; returns its overhead."""
-    from actionlstm.extract import extract_one
+    from pipeline.extract.dataset import extract_one
 
     ticks = Ticks()
     start = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
 
     from ultralytics import YOLO
 
-    from actionlstm.extract import PoseSettings
+    from pipeline.extract.dataset import PoseSettings
     from actionlstm.videoset import find_videos
     from pipeline.pose import resolve_pose_model
 

@@ -30,8 +30,8 @@ from actionlstm.train import TrainConfig, train
 from pipeline.actions import ActionRuntime
 from pipeline.overlay import Overlay
 from pipeline.pose import BACKENDS, PoseEstimator
-from pipeline.runner import ActionPipeline
-from pipeline.session import Reservoir, RunSummary, run_session
+from pipeline.predictor import ActionPipeline
+from pipeline.run import Reservoir, RunSummary, run_session
 from pipeline.sources import open_source
 from pipeline.tracking import TRACKERS, Tracker
 

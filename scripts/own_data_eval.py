@@ -38,7 +38,7 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
     from actionlstm.device import resolve_device
     from pipeline.pose import PoseEstimator
     from pipeline.actions import ActionRuntime
-    from pipeline.runner import ActionPipeline
+    from pipeline.predictor import ActionPipeline
     from pipeline.sources import VideoFileSource
     from pipeline.tracking import Tracker
 

@@ -67,7 +67,7 @@ from actionlstm.augment import AugmentConfig  # noqa: E402
 from actionlstm.preprocess import PreprocessConfig  # noqa: E402
 from actionlstm.train import ONE_WIDE, TrainConfig  # noqa: E402
 from pipeline.descent import DescentCue  # noqa: E402
-from service.rules import AlertRule  # noqa: E402
+from pipeline.rules import AlertRule  # noqa: E402
 
 CLASSES = ["fall", "lying", "sitting", "standing", "walking"]
 POSTURES = {"sleeping": "lying", "walking": "walking", "standing": "standing", "sitting": "sitting"}  # by priority at one instant
@@ -202,7 +202,7 @@ def window_pickle(skeletons: dict, annotations: dict[str, list[Segment]], out: P
 
 def extract(data: Path, out: Path) -> dict:
     """Skeletons of every clip under data/fall and data/adl, with `actionlstm extract`'s own stage and cache."""
-    from actionlstm.extract import PoseSettings, extract_dataset
+    from pipeline.extract.dataset import PoseSettings, extract_dataset
     from actionlstm.pickle_io import load_pickle
     from actionlstm.videoset import find_videos
 

@@ -10,7 +10,7 @@ import pytest
 
 from actionlstm.builtin import BUILTINS, builtin_name, builtin_path, resolve_checkpoint
 from actionlstm.checkpoint import load_checkpoint
-from service.rules import AlertRule
+from pipeline.rules import AlertRule
 from tests.conftest import ROOT, SHARED_DATA, assert_user_error, run_cli
 
 spec = importlib.util.spec_from_file_location("train_builtin", ROOT / "scripts" / "train_builtin.py")

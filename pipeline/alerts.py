@@ -14,9 +14,9 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from pipeline.runner import FrameResult
-from service.clock import iso_time
-from service.rules import AlertRule
+from pipeline.predictor import FrameResult
+from pipeline.clock import iso_time
+from pipeline.rules import AlertRule
 
 EPSILON = 1e-6  # frame times are rounded; durations compare with this slack
 

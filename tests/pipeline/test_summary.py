@@ -6,8 +6,8 @@ import numpy as np
 from rich.console import Console
 
 from pipeline.actions import LabelProb
-from pipeline.runner import FrameResult, PersonResult
-from pipeline.session import PersonLog, Reservoir, RunSummary, print_summary
+from pipeline.predictor import FrameResult, PersonResult
+from pipeline.run import PersonLog, Reservoir, RunSummary, print_summary
 
 
 def _frame(index: int, persons: dict[int, str | None]) -> FrameResult:

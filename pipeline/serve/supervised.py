@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from actionlstm.errors import UserError
 from pipeline.sources import Frame, FrameSource, LiveSource, Signal, is_url, open_source, redact
-from service.clock import iso_time
+from pipeline.clock import iso_time
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 OUTAGES_KEPT = 20

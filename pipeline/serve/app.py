@@ -30,8 +30,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.hub import Hub
-from service.metrics import CONTENT_TYPE
+from pipeline.serve.hub import Hub
+from pipeline.serve.metrics import CONTENT_TYPE
 
 COOKIE = "actionlstm_token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
@@ -106,7 +106,7 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
 
 
 def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: float = 15.0) -> Starlette:
-    static = resources.files("service") / "static"
+    static = resources.files("pipeline.serve") / "static"
     page = (static / "index.html").read_text(encoding="utf-8")
     assets = {name: (static / name).read_bytes() for name in STATIC}
 

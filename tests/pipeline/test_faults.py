@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from actionlstm.errors import UserError
-from pipeline.sinks import JsonlSink, VideoSink, finish_outputs
+from pipeline.outputs import JsonlSink, VideoSink, finish_outputs
 from pipeline.sources import VideoFileSource, _open_capture, open_source, redact
 from tests.conftest import CLI, ROOT, read_video, run_cli, shared_video
 

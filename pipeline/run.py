@@ -22,11 +22,11 @@ from actionlstm import console
 from actionlstm.errors import Terminated, interrupt_exit_code
 from pipeline.display import WINDOW_TITLE, Display
 from pipeline.recognizer import ActionRecognizer
-from pipeline.runner import ActionPipeline, FrameResult
+from pipeline.predictor import ActionPipeline, FrameResult
 from pipeline.segments import SegmentBuilder, format_segments
-from pipeline.sinks import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
+from pipeline.outputs import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
 from pipeline.sources import FrameSource
-from service.alerts import Alerts
+from pipeline.alerts import Alerts
 
 
 class Reservoir:

@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 
 from actionlstm import __version__
-from pipeline.runner import FrameResult
+from pipeline.predictor import FrameResult
 from pipeline.segments import SegmentBuilder
-from service.alerts import Alerts, Event
-from service.clock import iso_time
-from service.metrics import Metrics
-from service.sinks import EventSink, Mqtt
-from service.snapshots import SnapshotStore, encode_jpeg, mark_unseen
-from service.sources import SupervisedSource
+from pipeline.alerts import Alerts, Event
+from pipeline.clock import iso_time
+from pipeline.serve.metrics import Metrics
+from pipeline.serve.transports import EventSink, Mqtt
+from pipeline.serve.snapshots import SnapshotStore, encode_jpeg, mark_unseen
+from pipeline.serve.supervised import SupervisedSource
 
 STREAM_WIDTH = 960  # wider frames are scaled down for the page's video
 

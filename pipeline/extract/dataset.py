@@ -30,7 +30,7 @@ from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
-from pipeline import defaults
+from pipeline import settings as defaults
 
 FORMAT_VERSION = 2  # bump when extraction itself changes, so cached videos are redone
 
@@ -116,7 +116,7 @@ def extract_one(stages, video: Path, target: Path, max_persons: int, on_frame=No
     Any failure of one video (undecodable, a library error on an odd frame, a full disk) is that
     video's problem: it is named in the summary and the others go on.
     """
-    from pipeline.extract import extract_video
+    from pipeline.extract.video import extract_video
 
     try:
         _save_annotation(extract_video(video, *stages, max_persons, on_frame), target)

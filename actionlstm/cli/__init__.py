@@ -17,7 +17,7 @@ from rich.markup import escape
 from actionlstm import console
 from actionlstm.builtin import resolve_checkpoint
 from actionlstm.errors import Terminated, UserError, interrupt_exit_code, stop_on_sigterm
-from pipeline import defaults
+from pipeline import settings as defaults
 
 app = typer.Typer(
     add_completion=False,
@@ -337,7 +337,7 @@ def sample(
 def models(json_output: JsonOpt = False) -> None:
     """The built-in action models (`--checkpoint NAME`): classes, training data, license, measured accuracy."""
     from actionlstm.builtin import builtin_models
-    from service.rules import AlertRule
+    from pipeline.rules import AlertRule
 
     found = builtin_models()
     if json_output:
@@ -417,7 +417,7 @@ def extract(
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from actionlstm.device import resolve_device
     from actionlstm.distributed import join, leave
-    from actionlstm.extract import PoseSettings, extract_dataset
+    from pipeline.extract.dataset import PoseSettings, extract_dataset
     from actionlstm.paths import cache_root
     from actionlstm.videoset import find_videos
     from pipeline.pose import choose_backend, resolve_pose_model
@@ -457,7 +457,7 @@ TIMELINE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 def check_run_outputs(source: str, **outputs: Optional[Path]) -> None:
     """Everything about the outputs (`save=`, `jsonl=`, `segments=`, `timeline=`, `events=`) that can
     be refused is refused before the pose model loads."""
-    from pipeline.sinks import check_video_path, is_stream
+    from pipeline.outputs import check_video_path, is_stream
 
     given = {name: path for name, path in outputs.items() if path is not None}
     if "save" in given:
@@ -505,7 +505,7 @@ def per_source(path: Optional[Path], index: int, count: int) -> Optional[Path]:
 
 def source_outputs(specs: list[str], **outputs: Optional[Path]) -> list[dict[str, Optional[Path]]]:
     """Each source's output files, checked (and refused) before the pose model loads."""
-    from pipeline.sinks import is_stream
+    from pipeline.outputs import is_stream
 
     if len(specs) > 1 and outputs.get("jsonl") is not None and is_stream(outputs["jsonl"]):
         raise UserError(f"--jsonl {outputs['jsonl']} is a stream, which takes the lines of one source; give a file name for several sources")
@@ -519,8 +519,8 @@ def _run_on_sources(specs: list[str], recognizer, outputs: list[dict[str, Option
                     jsonl_keypoints: bool = False, min_segment: float = 0.5, alerts=None) -> None:
     """Open the sources (after the pose model has loaded: a live source opened earlier would run on
     without us), run them side by side, print each one's summary; an interrupted run exits 130 / 143."""
-    from pipeline.session import print_summary, run_sessions
-    from pipeline.sinks import STDOUT
+    from pipeline.run import print_summary, run_sessions
+    from pipeline.outputs import STDOUT
     from pipeline.sources import redact
 
     pose = recognizer.pipeline.pose
@@ -570,7 +570,7 @@ RulesOpt = Annotated[Optional[Path], typer.Option("--rules", help="Alert rules f
 
 def alert_rules(alert: Optional[list[str]], rules: Optional[Path]) -> list:
     """`--alert` rules and those of `--rules FILE`, parsed (and so refused) before any model loads."""
-    from service.rules import load_rules, parse_rule
+    from pipeline.rules import load_rules, parse_rule
 
     return [parse_rule(text) for text in alert or []] + (load_rules(rules) if rules is not None else [])
 
@@ -667,7 +667,7 @@ def serve(
 ) -> None:
     """Run as a service until SIGTERM or Ctrl-C: a live web page, a JSON API, Prometheus metrics and
     alert events (JSONL, webhooks, MQTT), behind a token. Sources that drop are reopened."""
-    from service.server import ServeSettings, serve as run_service
+    from pipeline.serve.server import ServeSettings, serve as run_service
 
     for path in events or []:
         check_output_file(Path(path))

@@ -16,7 +16,7 @@ import torch
 
 from actionlstm.dataset import load_dataset
 from actionlstm.pickle_io import load_pickle
-from pipeline.extract import extract_video
+from pipeline.extract.video import extract_video
 from pipeline.pose import PoseEstimator
 from pipeline.tracking import Tracker
 from tests.conftest import ACTIONS, CLI, ROOT, TORCHRUN, assert_user_error, read_video, run_cli

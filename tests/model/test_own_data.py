@@ -16,7 +16,7 @@ from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.train import TrainConfig, epoch_order, epoch_windows, initial_model
 from actionlstm.videoset import Video, assign_splits, find_videos, frame_dirs
-from pipeline.extract import Track, join_tracks, person_arrays
+from pipeline.extract.video import Track, join_tracks, person_arrays
 from tests.conftest import run_cli
 
 

@@ -23,12 +23,12 @@ from actionlstm import console
 from actionlstm.errors import Terminated, UserError
 from pipeline.recognizer import ActionRecognizer
 from pipeline.sources import VideoFileSource, check_source, is_url
-from service.alerts import Alerts
-from service.hub import Hub, SourceFeed, Timeline
-from service.rules import AlertRule, check_rules
-from service.sinks import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
-from service.snapshots import SnapshotStore
-from service.sources import SupervisedSource
+from pipeline.alerts import Alerts
+from pipeline.serve.hub import Hub, SourceFeed, Timeline
+from pipeline.rules import AlertRule, check_rules
+from pipeline.serve.transports import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
+from pipeline.serve.snapshots import SnapshotStore
+from pipeline.serve.supervised import SupervisedSource
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOURCE_NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]{1,32})=(?P<spec>.+)$")
@@ -143,7 +143,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
     """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
     import uvicorn
 
-    from service.app import create_app
+    from pipeline.serve.app import create_app
 
     named = name_sources(specs)
     token, generated = resolve_token(settings.token, settings.no_auth, settings.host)

@@ -441,7 +441,7 @@ def test_mqtt_events_sent_while_acknowledgements_arrive_never_lock_up(tmp_path):
     paho's network thread, and the status read meanwhile: every send returns, every event is
     counted delivered once, and the status never waits (holding the sink's lock over publish()
     deadlocked against the acknowledgement callback, and took /api/status with it)."""
-    from service.sinks import Mqtt
+    from pipeline.serve.transports import Mqtt
 
     broker = Broker(tmp_path)
     sink = Mqtt(f"mqtt://127.0.0.1:{broker.port}", prefix="deadlock-test")

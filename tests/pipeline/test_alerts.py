@@ -11,11 +11,11 @@ import pytest
 
 from actionlstm.errors import UserError
 from pipeline.actions import LabelProb
-from pipeline.runner import FrameResult, PersonResult
-from service.alerts import Alerts
-from service.rules import AlertRule, check_rules, load_rules, parse_rule
-from service.sinks import JsonlEvents, Webhook
-from service.snapshots import SnapshotStore, mark_unseen
+from pipeline.predictor import FrameResult, PersonResult
+from pipeline.alerts import Alerts
+from pipeline.rules import AlertRule, check_rules, load_rules, parse_rule
+from pipeline.serve.transports import JsonlEvents, Webhook
+from pipeline.serve.snapshots import SnapshotStore, mark_unseen
 from tests.conftest import run_cli
 
 IMAGE = np.zeros((48, 64, 3), np.uint8)
@@ -249,7 +249,7 @@ def test_a_hanging_receiver_never_blocks_the_sender_and_what_overflows_is_counte
 
 
 def test_a_dead_receiver_is_retried_then_counted(receiver, monkeypatch):
-    monkeypatch.setattr("service.sinks.WEBHOOK_RETRY_SECONDS", (0.05, 0.05))
+    monkeypatch.setattr("pipeline.serve.transports.WEBHOOK_RETRY_SECONDS", (0.05, 0.05))
     port = receiver.server_port
     receiver.shutdown()
     receiver.server_close()
