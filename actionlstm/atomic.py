@@ -1,4 +1,8 @@
-"""Write-to-temporary-then-rename, so a crash or Ctrl-C never leaves a half-written file behind."""
+"""Write-to-temporary-then-rename, so a crash or Ctrl-C never leaves a half-written file behind.
+
+`atomic_path` does it for a file written in one go; a file written over a whole run (a video, a
+JSONL, see `pipeline.outputs`) uses its two halves, `temporary_beside` and `publish`.
+"""
 
 import json
 import os
@@ -14,23 +18,34 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed.
+def temporary_beside(path: Path, marker: str = "tmp") -> Path:
+    """A new empty file in `path`'s folder, named for this writer alone (`.<stem>.<random>.<marker><suffix>`).
 
     The temporary name keeps the suffix, so writers that pick a format by extension still work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".{marker}{path.suffix}")
     os.close(fd)
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename the finished `tmp` onto `path`, with the permissions a plainly created file gets (mkstemp makes 0600)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_beside(path)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp_path, path)
+        yield tmp
+        publish(tmp, path)
     finally:
-        tmp_path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 def write_json(obj: object, path: Path) -> None:

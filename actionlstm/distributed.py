@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from actionlstm import console
+
 
 @dataclass(frozen=True)
 class World:
@@ -53,6 +55,14 @@ class World:
 def launched_world() -> World:
     """The world torchrun described in the environment (one process when not launched by it)."""
     return World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def speak_from_main(world: World) -> World:
+    """`world`, with every process but rank 0 printing nothing: torchrun starts N copies of a
+    command, and one speaks for all."""
+    if not world.is_main:
+        console.out.quiet = console.err.quiet = True
+    return world
 
 
 def join(world: World, device: torch.device) -> torch.device:

@@ -1,4 +1,10 @@
-"""The exceptions the CLI turns into a one-line message and an exit code."""
+"""The exceptions a command ends with, and how an interrupt is told apart.
+
+`UserError` is bad input: the CLI shows it as one line and exits 1. A command is interrupted by
+Ctrl-C (KeyboardInterrupt) or by SIGTERM, which `stop_on_sigterm` raises as `Terminated`, a
+KeyboardInterrupt too: every path that ends cleanly on Ctrl-C ends the same way on SIGTERM, and
+`interrupt_name` and `interrupt_exit_code` say afterwards which of the two it was.
+"""
 
 import signal
 
@@ -8,8 +14,7 @@ class UserError(Exception):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (what `docker stop`, systemd and `timeout` send), raised where Ctrl-C would be, so
-    every path that ends cleanly on Ctrl-C ends the same way on it; the exit code says which."""
+    """SIGTERM (what `docker stop`, systemd and `timeout` send), raised where Ctrl-C would be."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -19,6 +24,11 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def stop_on_sigterm() -> None:
     """From now on SIGTERM in the main thread behaves like Ctrl-C."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interrupt_name(stop: KeyboardInterrupt) -> str:
+    """"SIGTERM" or "Ctrl-C", as a run's summary and the CLI's last line name it."""
+    return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
 
 
 def interrupt_exit_code(stop: KeyboardInterrupt) -> int:

@@ -7,11 +7,13 @@ import torch
 from rich.progress import Progress
 
 from actionlstm import console
-
 from actionlstm.checkpoint import Classifier
-from actionlstm.dataset import SkeletonDataset
+from actionlstm.dataset import SkeletonDataset, load_dataset
+from actionlstm.device import resolve_device
 from actionlstm.errors import UserError
+from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
+from actionlstm.labels import class_names_for, labels_file_for
 from actionlstm.reports import classification_metrics, confusion_matrix, plot_confusion_matrix, write_per_class_csv
 
 
@@ -21,6 +23,22 @@ def check_compatible(clf: Classifier, dataset: SkeletonDataset, class_names: lis
         raise UserError(
             f"the checkpoint predicts {clf.model.cfg.num_classes} classes but the data has {len(class_names)}"
         )
+
+
+def load_for_evaluation(
+    data: Path, checkpoint: Path, labels: Path | None, device: str, use_cache: bool = True
+) -> tuple[Classifier, SkeletonDataset, torch.device]:
+    """What `evaluate` and `predict` read: the model (any format `load_classifier` takes), the data,
+    and the device, the class names of the labels file (`labels_file_for`) in the model when there is one."""
+    dev = resolve_device(device)
+    clf = load_classifier(checkpoint, dev)
+    dataset = load_dataset(data, use_cache=use_cache)
+    labels = labels_file_for(labels, data)
+    names = class_names_for(dataset, labels)
+    check_compatible(clf, dataset, names)
+    if labels is not None:
+        clf.class_names = names
+    return clf, dataset, dev
 
 
 def evaluate(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, device: torch.device, report_dir: Path, name: str) -> dict:

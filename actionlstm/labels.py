@@ -1,9 +1,14 @@
-"""Class names: the UCF101 names ship inside the package; any other class count gets `class_N` names."""
+"""Class names: the UCF101 names ship inside the package; any other class count gets `class_N` names,
+unless a labels file (one name per line, `--labels`, or the one `extract` and `sample` write beside a pickle) names them."""
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actionlstm.errors import UserError
+
+if TYPE_CHECKING:
+    from actionlstm.dataset import SkeletonDataset
 
 
 def ucf101_class_names() -> list[str]:
@@ -30,3 +35,23 @@ def default_class_names(num_classes: int) -> list[str]:
     if num_classes == 101:
         return ucf101_class_names()
     return [f"class_{i}" for i in range(num_classes)]
+
+
+def labels_file_for(labels: Path | None, data: Path) -> Path | None:
+    """`labels` when given, else the `<data>.classes.txt` that `extract` and `sample` write beside a pickle, if it is there."""
+    beside = data.with_suffix(".classes.txt")
+    return labels if labels is not None else (beside if beside.is_file() else None)
+
+
+def class_names_for(dataset: "SkeletonDataset", labels_file: Path | None) -> list[str]:
+    """Names from the labels file, else `default_class_names`; every label of the data must have one."""
+    if labels_file is None:
+        return default_class_names(dataset.num_classes)
+    names = read_label_file(labels_file)
+    too_big = dataset.labels >= len(names)
+    if too_big.any():
+        i = int(too_big.argmax())
+        raise UserError(
+            f"clip '{dataset.frame_dirs[i]}' has label {dataset.labels[i]}, out of range for the {len(names)} classes in {labels_file}"
+        )
+    return names

@@ -8,7 +8,7 @@ import torch
 
 from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
-from pipeline import settings as defaults
+from pipeline.settings import MIN_PROB
 from actionlstm.inference import predict_windows
 from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
 from pipeline.descent import apply_cue, descent_cue, read_fall
@@ -46,7 +46,7 @@ class ActionRuntime:
 
     def __init__(
         self, clf: Classifier, device: torch.device, stride: int = 1, smoothing: float = 0.6, min_seconds: float | None = None,
-        min_prob: float = defaults.MIN_PROB, top_k: int = 5,
+        min_prob: float = MIN_PROB, top_k: int = 5,
     ):
         if stride < 1:
             raise UserError(f"stride must be 1 or more, not {stride}")
@@ -96,7 +96,7 @@ class ActionRuntime:
                 del state.probs[track_id]
             if state.calls % self.stride == 0:
                 candidates = (buffers[t] for t in visible if t in buffers)
-                ready += [(state, b) for b in candidates if b.span() >= self.min_seconds - 1e-6]
+                ready += [(state, b) for b in candidates if self.is_ready(b)]
             state.calls += 1
         if ready and self._running is None:
             persons = [(state, b.track_id, b.frames()) for state, b in ready]  # copies: the buffers move on
@@ -107,30 +107,32 @@ class ActionRuntime:
                 self._running = self._worker.submit(self._classify, persons)
         return [{track_id: self.top(p) for track_id, p in state.probs.items()} for _, _, state in sources]
 
-    def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray, bool]]:
-        """Class probabilities of each person's buffered frames, in one forward pass; a person whose
-        frames show a descent, or a torso that stayed upright, has the cue's label read from that (`pipeline.descent`)."""
-        windows = [window_of(frames, self.clf.preprocess) for _, _, frames in persons]
+    def is_ready(self, buffer: PersonBuffer) -> bool:
+        """Whether a person's buffer spans `min_seconds`, so that they are classified on stride frames."""
+        return buffer.span() >= self.min_seconds - 1e-6
+
+    def classify(self, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[bool]]:
+        """Class probabilities [N, C] of each person's buffered frames (`PersonBuffer.frames`), in one
+        forward pass, and whether each showed a descent: a person whose frames show a descent, or a
+        torso that stayed upright, has the cue's label read from that (`pipeline.descent`)."""
+        windows = [window_of(person, self.clf.preprocess) for person in frames]
         probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
-        descents = [False] * len(persons)
+        descents = [False] * len(frames)
         if self.descent is not None:
             cue, label = self.descent
-            for row, (_, _, frames) in enumerate(persons):
-                verdict = read_fall(*frames, cue)
+            for row, person in enumerate(frames):
+                verdict = read_fall(*person, cue)
                 probs[row] = apply_cue(probs[row], label, verdict)
                 descents[row] = verdict is True
+        return probs, descents
+
+    def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray, bool]]:
+        probs, descents = self.classify([frames for _, _, frames in persons])
         return [(state, track_id, p, descent) for (state, track_id, _), p, descent in zip(persons, probs, descents)]
 
     def _smooth(self, results: list[tuple[LabelState, int, np.ndarray, bool]]) -> None:
-        """Blend new probabilities into each person's running average; a descent read from geometry
-        replaces it. The average moves a share per pass, so it rises slower in seconds at a lower
-        frame rate: GMDCSA24's clips at half their frame rate (scripts/camera_study.py) lost 4 of the
-        12 falls caught, as where the pose model lost the person two passes after the cue fired and
-        the average never reached an alert's 0.7 (S3_Fall_16 at 7.5 fps). The cue is a verdict, not
-        a noisy reading to average: it counts at once, at any frame rate (2 of the 4 caught again)."""
         for state, track_id, p, descent in results:
-            previous = state.probs.get(track_id)
-            state.probs[track_id] = p if previous is None or descent else self.smoothing * previous + (1 - self.smoothing) * p
+            state.probs[track_id] = smooth(state.probs.get(track_id), p, self.smoothing, descent)
 
     def is_uncertain(self, top: list[LabelProb]) -> bool:
         """A top-1 below `min_prob`: most likely none of the actions the model knows."""
@@ -139,3 +141,15 @@ class ActionRuntime:
     def top(self, probs: np.ndarray) -> list[LabelProb]:
         order = np.argsort(-probs)[: self.top_k]
         return [LabelProb(self.clf.class_names[int(c)], float(probs[c])) for c in order]
+
+
+def smooth(previous: np.ndarray | None, probs: np.ndarray, smoothing: float, descent: bool = False) -> np.ndarray:
+    """A person's running average of probabilities after one more pass (`smoothing` is the weight of
+    the past); a descent read from geometry replaces it.
+
+    The average moves a share per pass, so it rises slower in seconds at a lower frame rate:
+    GMDCSA24's clips at half their frame rate (scripts/camera_study.py) lost 4 of the 12 falls
+    caught, as where the pose model lost the person two passes after the cue fired and the average
+    never reached an alert's 0.7 (S3_Fall_16 at 7.5 fps). The cue is a verdict, not a noisy reading
+    to average: it counts at once, at any frame rate (2 of the 4 caught again)."""
+    return probs if previous is None or descent else smoothing * previous + (1 - smoothing) * probs

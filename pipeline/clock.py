@@ -1,4 +1,4 @@
-"""Wall-clock times as the service shows them."""
+"""Wall-clock times as events and the service show them."""
 
 from datetime import datetime, timezone
 

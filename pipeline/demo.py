@@ -1,11 +1,10 @@
-"""The demo's input video, made from the photographs of people that ship inside ultralytics.
+"""`actionlstm demo`, the embedded default: a sample skeleton pickle, a small demo model trained on it,
+and the full pipeline run on a video of real people made from the photographs that ship inside
+ultralytics.
 
-`actionlstm demo` writes a sample skeleton pickle, trains a small demo model on it (both in
-actionlstm/cli.py), then runs the full pipeline on the video made here: a slow camera move over
-`zidane.jpg`, then over `bus.jpg` (2 s each by default) at 640x360 and 25 fps, zooming in from the
-widest 16:9 view of the photo to 75% of it while drifting sideways, so that the pose stage meets
-real people.
-Nothing is downloaded: the photographs are part of the ultralytics package. The demo model's classes
+The video is a slow camera move over `zidane.jpg`, then over `bus.jpg` (2 s each by default) at
+640x360 and 25 fps, zooming in from the widest 16:9 view of the photo to 75% of it while drifting
+sideways, so that the pose stage meets real people. Nothing is downloaded. The demo model's classes
 are synthetic movements: its labels show the pipeline working, not what the people are doing.
 """
 
@@ -15,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from actionlstm import console
 from actionlstm.errors import UserError
 
 DEMO_SIZE = (640, 360)  # width, height
@@ -62,3 +62,36 @@ def write_demo_video(path: Path, seconds_per_image: float = 2.0) -> Path:
             writer.write(frame)
     writer.release()
     return path
+
+
+def run_demo(out_dir: Path, device: str = "auto", epochs: int = 8, show: bool = False) -> int:
+    """Write everything the demo makes into `out_dir`, saying each step on stderr; the run's exit
+    code (130 / 143 when Ctrl-C or SIGTERM ended it, else 0)."""
+    from actionlstm.checkpoint import load_checkpoint
+    from actionlstm.dataset import load_dataset
+    from actionlstm.device import resolve_device
+    from actionlstm.evaluate import evaluate
+    from actionlstm.synthetic import write_sample_pickle
+    from actionlstm.train import ONE_WIDE, TrainConfig, train
+    from pipeline.outputs import source_outputs
+    from pipeline.recognizer import ActionRecognizer
+    from pipeline.run import run_sources
+
+    dev = resolve_device(device)
+    pickle_path = out_dir / "sample_ucf101_format.pkl"
+    console.err.print(f"[bold]1/3[/] writing a sample skeleton pickle (UCF101 format) to {pickle_path}")
+    names = write_sample_pickle(pickle_path, num_classes=6, clips_per_class=40, seed=0)
+    dataset = load_dataset(pickle_path, use_cache=False)
+    checkpoint = out_dir / "demo_model.pth"
+    console.err.print(f"[bold]2/3[/] training a demo model on it ({epochs} epochs)")
+    # ONE_WIDE, the model whose demo the README times (about 2.5 minutes of training): the recipe's five
+    # members would make a first run wait longer for generated movements.
+    train(dataset, dataset.split_indices("train1"), names, checkpoint, dev, TrainConfig(epochs=epochs, batch_size=32, **ONE_WIDE))
+    metrics = evaluate(load_checkpoint(checkpoint, dev), dataset, dataset.split_indices("test1"), dev, out_dir, "demo_model.test1")
+    console.out.print(f"demo model: test top-1 {metrics['top1']:.1%} on {metrics['n']} sample clips")
+    video = write_demo_video(out_dir / "demo_input.mp4")
+    console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
+    recognizer = ActionRecognizer(checkpoint, device=device)  # trained on the sample: its overlay says so
+    outputs = source_outputs([str(video)], save=out_dir / "demo_annotated.mp4", jsonl=out_dir / "demo_predictions.jsonl", segments=None, timeline=None)
+    (summary,) = run_sources([str(video)], recognizer, outputs, show, realtime=False)
+    return summary.exit_code

@@ -1,25 +1,29 @@
-"""Outputs of a run: the annotated video and the per-frame JSONL, published only when complete.
+"""Outputs of a run: the annotated video, the per-frame JSONL and the events, published only when
+complete; the segments and the timeline picture written at the end; and the checks that refuse a
+bad output before any work.
 
-Each file is written under a temporary name unique to this run (mkstemp, beside the final name) and
-renamed at the end, all outputs together (`finish_outputs`): a failed write, a failed close or a
-video that does not read back whole fails the run with one line and publishes nothing, removing
-every partial file. A stream that is not a regular file (`-` for stdout, a FIFO, `/dev/stdout`) is
-written to directly instead: it cannot be replaced, and a reader may be waiting on it.
+Each file a run writes frame by frame is written under a temporary name unique to this run
+(`temporary_beside`) and renamed at the end, all outputs together (`finish_outputs`): a failed
+write, a failed close or a video that does not read back whole fails the run with one line and
+publishes nothing, removing every partial file. A stream that is not a regular file (`-` for
+stdout, a FIFO, `/dev/stdout`) is written to directly instead: it cannot be replaced, and a reader
+may be waiting on it.
 """
 
 import json
-import os
 import stat
 import sys
-import tempfile
 from pathlib import Path
 from typing import IO
 
 import cv2
 import numpy as np
 
+from actionlstm.atomic import publish, temporary_beside, write_json
 from actionlstm.errors import UserError
+from actionlstm.paths import check_output_file
 
+TIMELINE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg")
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 STDOUT = Path("-")
 # A live video's frame rate is measured over its first frames (held back until then) ...
@@ -49,12 +53,6 @@ def _write_error(path: Path, exc: OSError) -> UserError:
     return UserError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class _AtomicOutput:
     """A file written under a unique hidden name and renamed onto `path` by `publish`."""
 
@@ -62,11 +60,9 @@ class _AtomicOutput:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}")
-            os.close(fd)
+            self.partial = temporary_beside(self.path, "partial")
         except OSError as exc:
             raise _write_error(self.path, exc) from None
-        self.partial = Path(tmp)
 
     def close(self) -> None:
         """Flush and close; raises `UserError` when what was written is not whole."""
@@ -78,8 +74,7 @@ class _AtomicOutput:
 
     def publish(self) -> None:
         try:
-            os.chmod(self.partial, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-            os.replace(self.partial, self.path)
+            publish(self.partial, self.path)
         except OSError as exc:
             raise UserError(f"cannot save {self.path}: {exc.strerror or exc}") from None
 
@@ -95,7 +90,7 @@ class _AtomicOutput:
             pass
 
 
-class VideoSink(_AtomicOutput):
+class VideoOutput(_AtomicOutput):
     """The annotated video. Its size is the first frame's (later frames of another size are resized).
 
     A file source is written at its own frame rate, frame for frame. A live source (`live=True`) is
@@ -179,7 +174,7 @@ class VideoSink(_AtomicOutput):
             self.writer.release()
 
 
-class JsonlSink(_AtomicOutput):
+class JsonlOutput(_AtomicOutput):
     """One JSON object per line, flushed per frame; a stream (`-`, FIFO) is written to in place."""
 
     def __init__(self, path: Path):
@@ -232,7 +227,7 @@ class JsonlSink(_AtomicOutput):
         super().discard()
 
 
-Output = VideoSink | JsonlSink
+Output = VideoOutput | JsonlOutput
 
 
 def finish_outputs(outputs: list[Output]) -> None:
@@ -253,3 +248,60 @@ def finish_outputs(outputs: list[Output]) -> None:
 def discard_outputs(outputs: list[Output]) -> None:
     for output in outputs:
         output.discard()
+
+
+def check_run_outputs(source: str, **outputs: Path | None) -> None:
+    """Everything about the outputs (`save=`, `jsonl=`, `segments=`, `timeline=`, `events=`) that can
+    be refused is refused before the pose model loads."""
+    given = {name: path for name, path in outputs.items() if path is not None}
+    if "save" in given:
+        check_video_path(given["save"])
+    if "segments" in given and given["segments"].suffix.lower() != ".json":
+        raise UserError(f"{given['segments']}: segments are written as JSON, give a .json file name")
+    if "timeline" in given and given["timeline"].suffix.lower() not in TIMELINE_SUFFIXES:
+        raise UserError(f"{given['timeline']}: give the picture a {', '.join(TIMELINE_SUFFIXES)} file name")
+    if "events" in given and given["events"].suffix.lower() != ".jsonl":
+        raise UserError(f"{given['events']}: events are written as JSON lines, give a .jsonl file name")
+    files = {name: path for name, path in given.items() if not (name == "jsonl" and is_stream(path))}
+    for path in files.values():
+        check_output_file(path, source)
+    seen: dict[Path, str] = {}
+    for name, path in files.items():
+        other = seen.setdefault(path.resolve(), name)
+        if other != name:
+            raise UserError(f"--{other} and --{name} are the same file {path}; give each its own")
+
+
+def per_source(path: Path | None, index: int, count: int) -> Path | None:
+    """One source keeps the name given; with several, source k writes `name.k.ext` (o.mp4 -> o.0.mp4, o.1.mp4)."""
+    if path is None or count == 1:
+        return path
+    return path.with_name(f"{path.stem}.{index}{path.suffix}")
+
+
+def source_outputs(specs: list[str], **outputs: Path | None) -> list[dict[str, Path | None]]:
+    """Each source's output files (`per_source`), checked (and refused) before the pose model loads."""
+    if len(specs) > 1 and outputs.get("jsonl") is not None and is_stream(outputs["jsonl"]):
+        raise UserError(f"--jsonl {outputs['jsonl']} is a stream, which takes the lines of one source; give a file name for several sources")
+    named = [{name: per_source(path, k, len(specs)) for name, path in outputs.items()} for k in range(len(specs))]
+    for spec, files in zip(specs, named):
+        check_run_outputs(spec, **files)
+    return named
+
+
+def write_segments(segments: list[dict], path: Path) -> None:
+    """The action segments (`pipeline.segments`) as JSON, written atomically."""
+    try:
+        write_json(segments, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+
+
+def write_timeline(segments: list[dict], path: Path, duration: float | None, title: str) -> None:
+    """The segments as a timeline picture (`pipeline.timeline`), written atomically."""
+    from pipeline.timeline import draw_timeline
+
+    try:
+        draw_timeline(segments, path, duration=duration, title=title)
+    except OSError as exc:
+        raise _write_error(path, exc) from None

@@ -28,7 +28,7 @@ import torch
 from actionlstm import console
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
-from pipeline import settings as defaults
+from pipeline.settings import CONF
 
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
 BACKENDS = ("auto", "torch", "openvino", "onnx")
@@ -126,7 +126,7 @@ class PoseEstimator:
     tracks alive through blur and occlusion; the tracker decides which of them are people.
     """
 
-    def __init__(self, model_path: str | None, device: torch.device, imgsz: int = 640, conf: float = defaults.CONF, backend: str = "auto"):
+    def __init__(self, model_path: str | None, device: torch.device, imgsz: int = 640, conf: float = CONF, backend: str = "auto"):
         from ultralytics import YOLO
 
         logging.getLogger("ultralytics").setLevel(logging.WARNING)  # after the import, which sets it

@@ -2,7 +2,7 @@
 
     from actionlstm import ActionRecognizer
 
-    rec = ActionRecognizer("checkpoints/my.pth", device="auto")  # every `run` option as a keyword
+    rec = ActionRecognizer("checkpoints/my.pth", device="auto")  # every `run` option as a keyword, or a RecognizerSettings
     for r in rec.stream("video.mp4"):  # also a camera index (0), a URL, or a list of sources in turn
         for p in r.persons:  # r.frame, r.time (s), r.image (annotated unless draw=False)
             if p.top5 is not None:  # None until the person's buffer spans the minimum window
@@ -19,7 +19,9 @@ frames arrive, so a camera runs for as long as you keep iterating.
 
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,15 +30,13 @@ from actionlstm.dataset import parse_annotations
 from actionlstm.device import resolve_device
 from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
-from pipeline import settings as defaults
 from pipeline.actions import ActionRuntime, LabelProb
-from pipeline.overlay import Overlay
-from pipeline.pose import PoseEstimator
-from pipeline.predictor import ActionPipeline, FrameResult
-from pipeline.sources import FrameSource, open_source
-from pipeline.tracking import Tracker
 from pipeline.alerts import Alerts, Event
+from pipeline.overlay import Overlay
+from pipeline.predictor import ActionPipeline, FrameResult
 from pipeline.rules import AlertRule, check_rules, parse_rule
+from pipeline.settings import RecognizerSettings
+from pipeline.sources import FrameSource, open_source
 
 Source = str | int | Path | FrameSource
 SAMPLE_MODEL_NOTE = "SAMPLE MODEL: synthetic labels"
@@ -48,47 +48,29 @@ class ActionRecognizer:
     Args:
         checkpoint: a `.pth` written by `actionlstm train`, a model `actionlstm export` wrote
             (`.onnx`, OpenVINO folder), or a built-in model's name as a str (`"falls"`; a `Path` is
-            always a file).
-        device: `auto` (CUDA when present), `cpu`, `cuda` or `cuda:N`.
-        pose_model, pose_backend, imgsz, conf: the YOLO-pose weights, runtime, input size and the
-            lowest person-detection confidence passed to the tracker.
-        tracker, lost_seconds: `bytetrack` or `botsort`; how long a person not detected keeps their id.
-        stride, smoothing, min_seconds: classify every k-th frame; weight of past probabilities;
-            buffered span before a person is first classified (default: the checkpoint's, 1 s).
-        min_prob: below this top-1 probability a person is marked `uncertain` (0 turns it off).
+            always a file); or a whole `RecognizerSettings`.
+        **settings: the other `RecognizerSettings`, by name, as `actionlstm run` takes them: device,
+            pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, classifier_backend, stride,
+            smoothing, min_seconds, min_prob (with a `RecognizerSettings`, they replace its own).
         draw: annotate `result.image` (skeletons, ids, Top-5 panels).
-        classifier_backend: `auto`, `torch`, `onnx` or `openvino`: the runtime of a `.pth` action model.
         note: text for the overlay's header; by default a warning when the checkpoint was trained on
             the generated sample, whose labels are no real actions.
     """
 
-    def __init__(
-        self,
-        checkpoint: str | Path,
-        device: str = "auto",
-        pose_model: str | None = None,
-        pose_backend: str = "auto",
-        imgsz: int = 640,
-        conf: float = defaults.CONF,
-        tracker: str = defaults.TRACKER,
-        lost_seconds: float = defaults.LOST_SECONDS,
-        stride: int = 1,
-        smoothing: float = 0.6,
-        min_seconds: float | None = None,
-        min_prob: float = defaults.MIN_PROB,
-        draw: bool = True,
-        note: str | None = None,
-        classifier_backend: str = "auto",
-    ):
-        self.device = resolve_device(device)
-        self.checkpoint = resolve_checkpoint(checkpoint)
-        self.classifier = load_classifier(self.checkpoint, self.device, classifier_backend)
-        actions = ActionRuntime(self.classifier, self.device, stride, smoothing, min_seconds, min_prob)
-        tracking = Tracker(tracker, lost_seconds)
-        pose = PoseEstimator(pose_model, self.device, imgsz=imgsz, conf=conf, backend=pose_backend)
+    def __init__(self, checkpoint: str | Path | RecognizerSettings, *, draw: bool = True, note: str | None = None, **settings: Any):
+        if isinstance(checkpoint, RecognizerSettings):
+            self.settings = replace(checkpoint, **settings)
+        else:
+            self.settings = RecognizerSettings(checkpoint=checkpoint, **settings)
+        s = self.settings
+        self.device = resolve_device(s.device)
+        self.checkpoint = resolve_checkpoint(s.checkpoint)
+        self.classifier = load_classifier(self.checkpoint, self.device, s.classifier_backend)
+        actions = ActionRuntime(self.classifier, self.device, s.stride, s.smoothing, s.min_seconds, s.min_prob)
+        pose, tracker = s.build()
         if note is None:
             note = SAMPLE_MODEL_NOTE if self.classifier.synthetic else ""
-        self.pipeline = ActionPipeline(pose, tracking, actions, Overlay() if draw else None, note)
+        self.pipeline = ActionPipeline(pose, tracker, actions, Overlay() if draw else None, note)
 
     @property
     def class_names(self) -> list[str]:

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from actionlstm import console
 from actionlstm.atomic import atomic_path
-from actionlstm.errors import Terminated, UserError
+from actionlstm.errors import UserError, interrupt_exit_code, interrupt_name
 from pipeline.overlay import FONT, Overlay
 from pipeline.pose import PoseEstimator
 from pipeline.display import Display
@@ -34,6 +34,7 @@ class Recording:
     wanted: int  # clips asked for
     ended_by: str  # "done", "end of source", "quit", "Ctrl-C" or "SIGTERM"
     partial: bool  # a clip was being recorded when it ended (and was discarded)
+    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM: the recording did not end by itself
 
 
 def check_label(label: str) -> None:
@@ -102,7 +103,8 @@ def draw_preview(image: np.ndarray, people: Poses | None, overlay: Overlay, stat
 
 
 def record_clips(
-    source: FrameSource, label: str, out_dir: Path, clips: int, seconds: float, countdown: float, display: Display, pose: PoseEstimator | None
+    source: FrameSource, label: str, out_dir: Path, clips: int, seconds: float, countdown: float, display: Display,
+    stages: tuple[PoseEstimator, Tracker] | None = None,
 ) -> Recording:
     """Record up to `clips` clips of `seconds` each into `out_dir/label`, each after a `countdown`.
 
@@ -111,11 +113,14 @@ def record_clips(
     The next countdown (or clip) starts with the frame read after the save, since the frames that
     arrived while saving were dropped by the live source. Stops early on q / Esc, Ctrl-C or the end
     of the source; the clip under way is then discarded and the finished ones are kept.
-    With `pose`, the preview shows the skeletons, tracked (ByteTrack) so each person keeps a colour.
+    With `stages` (pose, tracker: `PoseSettings.build`), the preview shows the skeletons, tracked so
+    each person keeps a colour.
     """
     folder = out_dir / label
     overlay = Overlay()
-    tracker = Tracker(fps=source.fps) if pose is not None else None
+    pose, tracker = stages if stages is not None else (None, None)
+    if tracker is not None:
+        tracker.reset(source.fps)
     saved: list[Path] = []
     take: list[Frame] = []  # frames of the clip being recorded
     started = datetime.now()  # wall-clock start of the clip being recorded, for its name
@@ -147,12 +152,12 @@ def record_clips(
             else:
                 status = str(math.ceil(remaining))
             if display.enabled:
-                people = tracker(pose(frame.image), frame.image) if tracker is not None else None
+                people = tracker(pose(frame.image), frame.image) if pose is not None else None
                 if not display.show(draw_preview(frame.image, people, overlay, status, recording=bool(take))):
                     ended_by = "quit"
                     break
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the finished clips are kept
-        ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        return Recording(saved, clips, interrupt_name(stop), partial=bool(take), exit_code=interrupt_exit_code(stop))
     return Recording(saved, clips, ended_by, partial=bool(take))
 
 

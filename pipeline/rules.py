@@ -139,3 +139,8 @@ def check_rules(rules: list[AlertRule], class_names: list[str], own: dict[str, d
             shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
             raise UserError(f"alert rule {rule}: the model has no class '{rule.label}' (its classes: {shown})")
     return [rule.completed(own) for rule in rules]
+
+
+def read_rules(texts: list[str] | None, path: Path | None) -> list[AlertRule]:
+    """The rules of `--alert` (`texts`) and of `--rules FILE` (`path`), parsed (and so refused) before any model loads."""
+    return [parse_rule(text) for text in texts or []] + (load_rules(path) if path is not None else [])

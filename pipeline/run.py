@@ -1,122 +1,27 @@
-"""One run of the pipeline over one source or several side by side: per source a window, saved video,
-JSONL and summary; one progress bar.
+"""`actionlstm run`: the pipeline over one source or several side by side, each with its window, its
+outputs (video, JSONL, events, segments, timeline) and its summary, under one progress bar.
 
 The run ends at the end of a file, when a live source gives up, on q / Esc in the window, or on
 Ctrl-C / SIGTERM; each of these leaves the video playable and the JSONL complete up to the last
-frame. Any other failure (a failed write included) removes the partial outputs. Nothing here grows
-with the length of the run: a day at 30 fps keeps the same few kilobytes of statistics as a minute.
+frame. Any other failure (a failed write included) removes the partial outputs.
 """
 
-import random
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actionlstm import console
-from actionlstm.errors import Terminated, interrupt_exit_code
-from pipeline.display import WINDOW_TITLE, Display
-from pipeline.recognizer import ActionRecognizer
-from pipeline.predictor import ActionPipeline, FrameResult
-from pipeline.segments import SegmentBuilder, format_segments
-from pipeline.outputs import JsonlSink, Output, VideoSink, discard_outputs, finish_outputs
-from pipeline.sources import FrameSource
+from actionlstm.errors import interrupt_exit_code, interrupt_name
 from pipeline.alerts import Alerts
-
-
-class Reservoir:
-    """Count, mean and percentiles of a stream of numbers in fixed memory (reservoir sampling:
-    every value has the same chance to be among the `size` kept)."""
-
-    def __init__(self, size: int = 4096, seed: int = 0):
-        self.size = size
-        self.kept = np.zeros(size, np.float64)
-        self.count = 0
-        self.total = 0.0
-        self._random = random.Random(seed)
-
-    def add(self, value: float) -> None:
-        if self.count < self.size:
-            self.kept[self.count] = value
-        else:
-            slot = self._random.randrange(self.count + 1)
-            if slot < self.size:
-                self.kept[slot] = value
-        self.count += 1
-        self.total += value
-
-    def values(self) -> np.ndarray:
-        return self.kept[: min(self.count, self.size)]
-
-    @property
-    def mean(self) -> float:
-        return self.total / self.count if self.count else float("nan")
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.values(), q)) if self.count else float("nan")
-
-
-@dataclass
-class PersonTally:
-    frames: int = 0  # frames the person was tracked in
-    top1: Counter = field(default_factory=Counter)  # frames per top-1 label (uncertain frames not counted)
-    uncertain: int = 0  # frames labelled, but below the recognizer's min_prob
-
-
-class PersonLog:
-    """Per-person frame counts and top-1 labels: every person in view, plus the `history` others
-    seen longest. Ids seen once in a day-long run do not pile up."""
-
-    def __init__(self, history: int = 200):
-        self.history = history
-        self.persons: dict[int, PersonTally] = {}
-        self.total = 0  # distinct ids ever seen (trackers never reuse an id)
-
-    def add(self, result: FrameResult) -> None:
-        for person in result.persons:
-            tally = self.persons.get(person.id)
-            if tally is None:
-                tally = self.persons[person.id] = PersonTally()
-                self.total += 1
-            tally.frames += 1
-            if person.uncertain:
-                tally.uncertain += 1
-            elif person.top5:
-                tally.top1[person.top5[0].label] += 1
-        if len(self.persons) > self.history + len(result.persons):
-            in_view = {p.id for p in result.persons}
-            gone = min((t for t in self.persons if t not in in_view), key=lambda t: self.persons[t].frames)
-            del self.persons[gone]
-
-    def longest(self, n: int) -> list[tuple[int, PersonTally]]:
-        return sorted(self.persons.items(), key=lambda item: (-item[1].frames, item[0]))[:n]
-
-
-@dataclass
-class RunSummary:
-    frames: int = 0
-    seconds: float = 0.0
-    skipped: int = 0
-    dropped: int = 0
-    ended_by: str = "end of source"
-    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM: the run did not end by itself
-    warning: str = ""  # a problem with the source worth telling (a truncated file)
-    persons: PersonLog = field(default_factory=PersonLog)
-    segments: list[dict] = field(default_factory=list)  # per person, runs of one action (see pipeline.segments)
-    events: int | None = None  # alert events fired (see service.alerts); None when no rule was given
-    duration: float = 0.0  # seconds of source time covered: the last frame's time plus one frame
-    stage_seconds: Counter = field(default_factory=Counter)  # per stage, summed over frames
-    frame_seconds: Reservoir = field(default_factory=Reservoir)  # per frame: decode start to outputs written
-    live_latency: Reservoir = field(default_factory=Reservoir)  # live sources: capture to outputs written
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+from pipeline.display import WINDOW_TITLE, Display
+from pipeline.outputs import STDOUT, JsonlOutput, Output, VideoOutput, discard_outputs, finish_outputs, write_segments, write_timeline
+from pipeline.predictor import ActionPipeline, FrameResult
+from pipeline.recognizer import ActionRecognizer
+from pipeline.segments import SegmentBuilder
+from pipeline.sources import FrameSource, redact
+from pipeline.summary import RunSummary, print_summary
 
 
 class SourceRun:
@@ -138,11 +43,11 @@ class SourceRun:
         self.origin = time.time() - (time.monotonic() - source.started if source.is_live else 0.0)
         self.outputs: list[Output] = []
         try:
-            self.video = VideoSink(save, source.fps, live=source.is_live) if save else None
+            self.video = VideoOutput(save, source.fps, live=source.is_live) if save else None
             self.outputs += [self.video] if self.video else []
-            self.records = JsonlSink(jsonl) if jsonl else None
+            self.records = JsonlOutput(jsonl) if jsonl else None
             self.outputs += [self.records] if self.records else []
-            self.events = JsonlSink(events) if events else None
+            self.events = JsonlOutput(events) if events else None
             self.outputs += [self.events] if self.events else []
         except BaseException:
             discard_outputs(self.outputs)
@@ -246,9 +151,9 @@ def run_sessions(
                             run.summary.ended_by = "quit"
                         break
                     step_start = time.perf_counter()
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (see actionlstm.errors.Terminated)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (see actionlstm.errors)
             for run in runs:
-                run.summary.ended_by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+                run.summary.ended_by = interrupt_name(stop)
                 run.summary.exit_code = interrupt_exit_code(stop)
         finally:
             for run in runs:
@@ -263,36 +168,41 @@ def run_sessions(
     return [run.summary for run in runs]
 
 
-def print_summary(summary: RunSummary, out: Console = console.out, top: int = 10, outputs: dict[str, Path | None] | None = None) -> None:
-    """Frames, rate and how the run ended; the persons seen longest with their dominant actions."""
-    extra = []
-    if summary.skipped:
-        extra.append(f"{summary.skipped} unreadable frames skipped")
-    if summary.dropped:
-        extra.append(f"{summary.dropped} stale live frames dropped")
-    out.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), ended by {summary.ended_by}" + (f"; {', '.join(extra)}" if extra else ""))
-    if summary.events is not None:
-        out.print(f"{summary.events} alert event{'s' if summary.events != 1 else ''}")
-    if summary.warning:
-        out.print(f"[yellow]warning:[/] {escape(summary.warning)}", soft_wrap=True)
-    log = summary.persons
-    if log.total:
-        shown = log.longest(top)
-        more = f" ({len(shown)} seen longest below)" if log.total > len(shown) else ":"
-        out.print(f"{log.total} person{'s' if log.total != 1 else ''} seen{more}")
-        for track_id, tally in shown:
-            if tally.top1:
-                label, count = tally.top1.most_common(1)[0]
-                action = f"mostly [bold]{escape(label)}[/] ({count} frames)"
-            else:
-                action = "uncertain throughout" if tally.uncertain else "not long enough in view to classify"
-            out.print(f"  #{track_id}: in {tally.frames} frames, {action}")
-        if summary.segments:
-            out.print("actions over time (per person):")
-            for line in format_segments(summary.segments, max_persons=top):
-                out.print(f"  {escape(line)}", soft_wrap=True)
-    else:
-        out.print("nobody was detected")
-    for what, path in (outputs or {}).items():
-        if path is not None and summary.frames:
-            out.print(f"{what}: {escape(str(path))}")
+def run_sources(
+    specs: list[str], recognizer: ActionRecognizer, outputs: list[dict[str, Path | None]], show: bool, realtime: bool,
+    jsonl_keypoints: bool = False, min_segment: float = 0.5, alerts: Alerts | None = None,
+) -> list[RunSummary]:
+    """`actionlstm run SRC...` after its checks: open the sources (after the pose model has loaded: a
+    live source opened earlier would run on without us), say what runs on what, run them side by
+    side with each source's `outputs` (`pipeline.outputs.source_outputs`), and print each one's summary."""
+    pose = recognizer.pipeline.pose
+    with recognizer.open_many(specs, realtime=realtime) as sources:
+        for k, (spec, source) in enumerate(zip(specs, sources)):
+            number = f"#{k} " if len(specs) > 1 else ""
+            live = "live " if source.is_live else ""
+            console.err.print(f"{number}{live}source {escape(redact(spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps", soft_wrap=True)
+        console.err.print(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True)
+        console.err.print(f"action model {escape(recognizer.checkpoint.name)}: {escape(recognizer.classifier.describe())}", soft_wrap=True)
+        if recognizer.classifier.synthetic:
+            console.err.print(
+                "[bold yellow]warning:[/] this model learnt generated movements (`actionlstm sample`), not real actions: "
+                "its labels are placeholders. Train on your own videos or ucf101_2d.pkl for real ones.",
+                soft_wrap=True,
+            )
+        for rule in alerts.rules if alerts is not None else []:
+            console.err.print(f"alert rule {escape(str(rule))}")
+        summaries = run_sessions(
+            recognizer, sources, [o["save"] for o in outputs], [o["jsonl"] for o in outputs], show=show,
+            jsonl_keypoints=jsonl_keypoints, min_segment=min_segment, events=[o.get("events") for o in outputs], alerts=alerts,
+        )
+    for k, (spec, summary, files) in enumerate(zip(specs, summaries, outputs)):
+        if summary.frames and files["segments"] is not None:
+            write_segments(summary.segments, files["segments"])
+        if summary.frames and files["timeline"] is not None:
+            write_timeline(summary.segments, files["timeline"], summary.duration, redact(spec))
+        out = console.err if files["jsonl"] == STDOUT else console.out  # stdout carries the JSONL
+        if len(specs) > 1:
+            out.print(f"[bold]#{k} {escape(redact(spec))}[/]", soft_wrap=True)
+        shown = {"video": files["save"], "predictions": files["jsonl"], "segments": files["segments"], "timeline": files["timeline"]}
+        print_summary(summary, out=out, outputs={**shown, "events": files.get("events")})
+    return summaries

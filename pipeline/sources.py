@@ -56,7 +56,7 @@ class Frame:
 
 
 class Signal(Enum):
-    """What a source that outlives its device (`service.sources.SupervisedSource`) yields instead of
+    """What a source that outlives its device (`pipeline.serve.supervised.SupervisedSource`) yields instead of
     a frame. Plain sources yield frames only."""
 
     IDLE = "idle"  # no new frame just now: the other sources go on without this one for a step

@@ -15,7 +15,7 @@ import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
-from pipeline import settings as defaults
+from pipeline.settings import LOST_SECONDS, TRACKER
 from pipeline.pose import Detections
 
 TRACKERS = ("bytetrack", "botsort")
@@ -47,7 +47,7 @@ class Tracker:
     compensation, which follows a moving camera from the frame itself.
     """
 
-    def __init__(self, kind: str = "bytetrack", lost_seconds: float = defaults.LOST_SECONDS, fps: float = 30.0):
+    def __init__(self, kind: str = TRACKER, lost_seconds: float = LOST_SECONDS, fps: float = 30.0):
         from ultralytics.utils import YAML
         from ultralytics.utils.checks import check_yaml
 

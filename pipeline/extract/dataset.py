@@ -16,7 +16,7 @@ import queue
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,54 +30,36 @@ from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.videoset import Video, VideoSet, assign_splits, frame_dirs
-from pipeline import settings as defaults
+from pipeline.extract.video import extract_video
+from pipeline.settings import PoseSettings
 
 FORMAT_VERSION = 2  # bump when extraction itself changes, so cached videos are redone
 
 
-@dataclass(frozen=True)
-class PoseSettings:
-    """What the pose and tracking stages are built from; the same settings give the same skeletons."""
+def fingerprint(settings: PoseSettings, max_persons: int) -> str:
+    """Identifies the skeletons these settings produce: every setting (the tracker and its lost time
+    among them), the persons kept, the weights file, backend, device and the versions of the
+    libraries that run the network and the tracker."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    model: str | None = None
-    backend: str = "auto"
-    imgsz: int = 640
-    device: str = "auto"
-    max_persons: int = 2
-    tracker: str = defaults.TRACKER
-    lost_seconds: float = defaults.LOST_SECONDS
-    conf: float = defaults.CONF
+    from actionlstm.device import resolve_device
+    from pipeline.pose import choose_backend, resolve_pose_model
 
-    def build(self):
-        """The pose stage and the tracking stage, as `actionlstm run` builds them."""
-        from actionlstm.device import resolve_device
-        from pipeline.pose import PoseEstimator
-        from pipeline.tracking import Tracker
-
-        tracker = Tracker(self.tracker, self.lost_seconds)  # first: a bad tracker setting fails before the model loads
-        return PoseEstimator(self.model, resolve_device(self.device), imgsz=self.imgsz, conf=self.conf, backend=self.backend), tracker
-
-    def fingerprint(self) -> str:
-        """Identifies the skeletons these settings produce: every setting (the tracker and its lost time
-        among them), the weights file, backend, device and the versions of the libraries that run the
-        network and the tracker."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        from actionlstm.device import resolve_device
-        from pipeline.pose import choose_backend, resolve_pose_model
-
-        device = resolve_device(self.device)
-        weights = resolve_pose_model(self.model)
-        backend = choose_backend(self.backend, device, weights)
-        libraries = {}
-        for package in ("torch", "ultralytics", "openvino", "onnxruntime", "opencv-python"):
-            try:
-                libraries[package] = version(package)
-            except PackageNotFoundError:
-                libraries[package] = None
-        identity = file_identity(Path(weights)) if Path(weights).is_file() else weights
-        parts = {**asdict(self), "model": identity, "backend": backend, "device": device.type, "libraries": libraries, "version": FORMAT_VERSION}
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    device = resolve_device(settings.device)
+    weights = resolve_pose_model(settings.pose_model)
+    backend = choose_backend(settings.pose_backend, device, weights)
+    libraries = {}
+    for package in ("torch", "ultralytics", "openvino", "onnxruntime", "opencv-python"):
+        try:
+            libraries[package] = version(package)
+        except PackageNotFoundError:
+            libraries[package] = None
+    identity = file_identity(Path(weights)) if Path(weights).is_file() else weights
+    parts = {
+        "model": identity, "backend": backend, "imgsz": settings.imgsz, "device": device.type, "max_persons": max_persons,
+        "tracker": settings.tracker, "lost_seconds": settings.lost_seconds, "conf": settings.conf, "libraries": libraries, "version": FORMAT_VERSION,
+    }  # the keys of the cache entries made before the settings were `PoseSettings`: those entries stay valid
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cached_path(video: Path, fingerprint: str) -> Path:
@@ -105,10 +87,6 @@ def _load_annotation(path: Path) -> dict | None:
         return None
 
 
-class _Stop(BaseException):
-    """Raised inside a worker's frame loop when the parent has been interrupted."""
-
-
 def extract_one(stages, video: Path, target: Path, max_persons: int, on_frame=None) -> str | None:
     """Extract one video into its cache entry with `stages` (pose, tracker) from `PoseSettings.build`;
     returns why it could not be, or None.
@@ -116,8 +94,6 @@ def extract_one(stages, video: Path, target: Path, max_persons: int, on_frame=No
     Any failure of one video (undecodable, a library error on an odd frame, a full disk) is that
     video's problem: it is named in the summary and the others go on.
     """
-    from pipeline.extract.video import extract_video
-
     try:
         _save_annotation(extract_video(video, *stages, max_persons, on_frame), target)
     except UserError as exc:
@@ -134,25 +110,26 @@ _REPORT_SECONDS = 0.25  # a worker's frame counts reach the progress bar this of
 _REDRAWS_PER_SECOND = 2  # the bars are redrawn this often: enough to read, and not a cost of its own
 
 
-def _worker_start(settings: PoseSettings, frames: "queue.Queue[int]", stop, threads: int) -> None:
+def _worker_start(settings: PoseSettings, max_persons: int, frames: "queue.Queue[int]", stop, threads: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: Ctrl-C is the parent's to handle
     import torch
 
     torch.set_num_threads(threads)
-    _worker.update(stages=settings.build(), frames=frames, stop=stop, max_persons=settings.max_persons, unsent=0, sent=time.perf_counter())
+    _worker.update(stages=settings.build(), frames=frames, stop=stop, max_persons=max_persons, unsent=0, sent=time.perf_counter())
 
 
 def _worker_frame() -> None:
     """A worker's progress tick. Sending a count and asking whether the parent was interrupted are
     each a round trip to the manager process, so they happen every `_REPORT_SECONDS`, not every
-    frame (and the counts left at the end of a video are sent then)."""
+    frame (and the counts left at the end of a video are sent then). When the parent was
+    interrupted, the worker is too: the video it is on is dropped (not cached) and it ends."""
     _worker["unsent"] += 1
     if time.perf_counter() - _worker["sent"] >= _REPORT_SECONDS:
         _worker_report()
         if _worker["stop"].is_set():
-            raise _Stop
+            raise KeyboardInterrupt
 
 
 def _worker_report() -> None:
@@ -198,13 +175,13 @@ class _Bars:
         self.progress.advance(self.videos)
 
 
-def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, workers: int, bars: _Bars) -> dict[Path, str]:
+def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, max_persons: int, workers: int, bars: _Bars) -> dict[Path, str]:
     """Extract every job into the cache; returns the videos that could not be read, with why."""
     problems: dict[Path, str] = {}
     stages = settings.build()  # with workers too: a model that cannot load fails here, in one line
     if workers <= 1:
         for video, target in jobs:
-            if problem := extract_one(stages, video.path, target, settings.max_persons, bars.frame):
+            if problem := extract_one(stages, video.path, target, max_persons, bars.frame):
                 problems[video.path] = problem
             bars.video()
         return problems
@@ -214,7 +191,7 @@ def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, workers: i
     threads = max(1, (os.cpu_count() or 1) // workers)
     with context.Manager() as manager:
         frames, stop = manager.Queue(), manager.Event()
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(settings, frames, stop, threads)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(settings, max_persons, frames, stop, threads)) as pool:
             pending = {pool.submit(_worker_extract, str(v.path), str(t)): v for v, t in jobs}
             try:
                 while pending:
@@ -260,6 +237,7 @@ def extract_dataset(
     videoset: VideoSet,
     out: Path,
     settings: PoseSettings,
+    max_persons: int = 2,
     test: str | None = None,
     group: str | None = None,
     test_fraction: float = 0.2,
@@ -276,8 +254,8 @@ def extract_dataset(
     if strict and videoset.problems:  # known before any video is read: fail at once
         raise UserError(f"--strict: {videoset.problems[0]}")
     flags, warnings = assign_splits(videoset.videos, videoset.class_names, test, group, test_fraction)
-    fingerprint = settings.fingerprint()
-    targets = [cached_path(v.path, fingerprint) for v in videoset.videos]
+    key = fingerprint(settings, max_persons)
+    targets = [cached_path(v.path, key) for v in videoset.videos]
     annotations: dict[int, dict] = {}
     for i, target in enumerate(targets):
         if target.exists() and (ann := _load_annotation(target)) is not None:
@@ -292,7 +270,7 @@ def extract_dataset(
         bars = _Bars(len(mine), sum(_frame_count(v.path) for v, _ in mine))
         try:
             with bars.progress:
-                problems = _run_jobs(mine, settings, workers, bars)
+                problems = _run_jobs(mine, settings, max_persons, workers, bars)
         except KeyboardInterrupt:
             console.err.print("extraction stopped: finished videos are kept; run the same command again to continue")
             raise

@@ -20,8 +20,10 @@ from pathlib import Path
 from rich.markup import escape
 
 from actionlstm import console
-from actionlstm.errors import Terminated, UserError
+from actionlstm.errors import UserError, interrupt_name
+from actionlstm.paths import check_output_file
 from pipeline.recognizer import ActionRecognizer
+from pipeline.settings import RecognizerSettings
 from pipeline.sources import VideoFileSource, check_source, is_url
 from pipeline.alerts import Alerts
 from pipeline.serve.hub import Hub, SourceFeed, Timeline
@@ -115,6 +117,11 @@ def check_sources(named: list[tuple[str, str]]) -> None:
 
 
 def check_sinks(settings: ServeSettings) -> None:
+    """Event files that can be written, URLs that can be reached: refused at start, not at the first event."""
+    for path in settings.events:
+        check_output_file(path)
+        if path.suffix.lower() != ".jsonl":
+            raise UserError(f"{path}: events are written as JSON lines, give a .jsonl file name")
     for url in settings.webhooks:
         check_http_url(url, "--webhook")
     for url in settings.mqtt:
@@ -139,7 +146,7 @@ def page_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -> None:
+def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: ServeSettings) -> None:
     """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
     import uvicorn
 
@@ -156,7 +163,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
     snapshots = None
     server = thread = None
     try:
-        recognizer = ActionRecognizer(**recognizer_options)
+        recognizer = ActionRecognizer(recognizer_settings)
         rules = check_rules(settings.rules, recognizer.class_names, recognizer.classifier.alert_defaults)
         pose = recognizer.pipeline.pose
         log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}")
@@ -200,7 +207,7 @@ def serve(specs: list[str], recognizer_options: dict, settings: ServeSettings) -
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt as stop:
-            log(f"stopping ({'SIGTERM' if isinstance(stop, Terminated) else 'Ctrl-C'})")
+            log(f"stopping ({interrupt_name(stop)})")
             hub.close_streams()
     finally:
         _stop(server, thread, sources, sinks, snapshots, sock)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from actionlstm.errors import UserError
-from pipeline.outputs import JsonlSink, VideoSink, finish_outputs
+from pipeline.outputs import JsonlOutput, VideoOutput, finish_outputs
 from pipeline.sources import VideoFileSource, _open_capture, open_source, redact
 from tests.conftest import CLI, ROOT, read_video, run_cli, shared_video
 
@@ -52,7 +52,7 @@ def test_save_and_jsonl_on_one_path_is_refused_before_any_work(trained_checkpoin
 
 
 def test_temporary_names_are_unique_per_run(tmp_path):
-    first, second = JsonlSink(tmp_path / "a.jsonl"), JsonlSink(tmp_path / "a.jsonl")
+    first, second = JsonlOutput(tmp_path / "a.jsonl"), JsonlOutput(tmp_path / "a.jsonl")
     assert first.partial != second.partial and first.partial.parent == second.partial.parent == tmp_path
     first.write({"run": 1})
     second.write({"run": 2})
@@ -91,8 +91,8 @@ def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoin
 
 
 def test_one_output_failing_to_close_removes_the_others(tmp_path):
-    video = VideoSink(tmp_path / "v.mp4", 10.0)  # no frame written: it cannot be read back whole
-    records = JsonlSink(tmp_path / "r.jsonl")
+    video = VideoOutput(tmp_path / "v.mp4", 10.0)  # no frame written: it cannot be read back whole
+    records = JsonlOutput(tmp_path / "r.jsonl")
     records.write({"frame": 0})
     with pytest.raises(UserError, match="v.mp4"):
         finish_outputs([video, records])
@@ -100,7 +100,7 @@ def test_one_output_failing_to_close_removes_the_others(tmp_path):
 
 
 def test_output_that_cannot_be_replaced_at_the_end(tmp_path):
-    records = JsonlSink(tmp_path / "r.jsonl")
+    records = JsonlOutput(tmp_path / "r.jsonl")
     records.write({"frame": 0})
     (tmp_path / "r.jsonl").mkdir()  # something took the name while the run went on
     (tmp_path / "r.jsonl" / "keep").write_text("x")
@@ -210,7 +210,7 @@ def _video_seconds(path: Path) -> float:
 def test_live_video_plays_as_long_as_the_capture(tmp_path):
     """Frames processed at an uneven 4-6 fps from a camera that claims 30 fps: 10 s of capture
     plays for 10 s, and a frame of another size is resized into the video, not dropped."""
-    sink = VideoSink(tmp_path / "live.mp4", fps=30.0, live=True)
+    sink = VideoOutput(tmp_path / "live.mp4", fps=30.0, live=True)
     rng = np.random.default_rng(0)
     t, k = 100.0, 0
     while t < 110.0:
@@ -234,7 +234,7 @@ def test_realtime_run_saves_a_video_as_long_as_the_source(trained_checkpoint, tm
 
 
 def test_file_video_keeps_every_frame_even_of_another_size(tmp_path):
-    sink = VideoSink(tmp_path / "file.avi", fps=10.0)
+    sink = VideoOutput(tmp_path / "file.avi", fps=10.0)
     for k in range(10):
         sink.write(np.full((120, 160, 3) if k != 4 else (60, 200, 3), 20 * k, np.uint8))
     finish_outputs([sink])

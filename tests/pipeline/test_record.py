@@ -171,7 +171,7 @@ class _Window:
 
 def test_preview_is_drawn_but_clips_are_raw(tmp_path):
     window = _Window()
-    recording = record_clips(_Frames(60), "wave", tmp_path, clips=1, seconds=2, countdown=1, display=window, pose=None)
+    recording = record_clips(_Frames(60), "wave", tmp_path, clips=1, seconds=2, countdown=1, display=window)
     assert recording == Recording(recording.clips, 1, "done", partial=False)
     frames, fps = read_video(recording.clips[0])
     assert len(frames) == 20 and fps == pytest.approx(10.0, abs=0.01)  # frames 10..29; frame 30 ends the clip
@@ -185,7 +185,7 @@ def test_preview_is_drawn_but_clips_are_raw(tmp_path):
 
 
 def test_quit_discards_the_clip_under_way(tmp_path):
-    recording = record_clips(_Frames(60), "wave", tmp_path, clips=2, seconds=2, countdown=0, display=_Window(quit_after=25), pose=None)
+    recording = record_clips(_Frames(60), "wave", tmp_path, clips=2, seconds=2, countdown=0, display=_Window(quit_after=25))
     assert len(recording.clips) == 1 and recording.ended_by == "quit" and recording.partial
     assert [p.name for p in (tmp_path / "wave").iterdir()] == [recording.clips[0].name]
     summary = recording_summary(recording, "wave", tmp_path / "wave")
@@ -194,7 +194,7 @@ def test_quit_discards_the_clip_under_way(tmp_path):
 
 def test_clip_names_never_collide(tmp_path):
     """Clips recorded within the same millisecond (0.1 s clips at a simulated 10 fps take no real time)."""
-    recording = record_clips(_Frames(60), "wave", tmp_path, clips=5, seconds=0.1, countdown=0, display=_Window(), pose=None)
+    recording = record_clips(_Frames(60), "wave", tmp_path, clips=5, seconds=0.1, countdown=0, display=_Window())
     assert len({p.name for p in recording.clips}) == 5 == len(list((tmp_path / "wave").iterdir()))
 
 

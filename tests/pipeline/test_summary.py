@@ -7,7 +7,7 @@ from rich.console import Console
 
 from pipeline.actions import LabelProb
 from pipeline.predictor import FrameResult, PersonResult
-from pipeline.run import PersonLog, Reservoir, RunSummary, print_summary
+from pipeline.summary import PersonLog, Reservoir, RunSummary, print_summary
 
 
 def _frame(index: int, persons: dict[int, str | None]) -> FrameResult:

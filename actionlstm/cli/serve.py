@@ -1,0 +1,72 @@
+"""`actionlstm serve`: the pipeline as a service, behind a token."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from actionlstm.cli.options import AlertOpt, MinSegmentOpt, RulesOpt, command, with_settings
+from pipeline.settings import RecognizerSettings
+
+
+@command
+@with_settings(RecognizerSettings)
+def serve(
+    source: Annotated[
+        list[str],
+        typer.Argument(
+            help="Webcam index (0), stream URL or video file; NAME=SRC names a source (its MQTT topics, its events' 'source'), else its index does."
+        ),
+    ],
+    settings: RecognizerSettings,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; put TLS in front, see docs/service.md).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")] = 8321,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="The token every request must carry (default: ACTIONLSTM_TOKEN, else a new random one, printed once in the page's URL)."
+        ),
+    ] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", metavar="", help="Serve without a token: only with --host 127.0.0.1.")] = False,
+    loop: Annotated[
+        bool,
+        typer.Option("--loop", metavar="", help="Replay file sources forever at their frame rate (each replay starts afresh: new ids, new episodes)."),
+    ] = False,
+    alert: AlertOpt = None,
+    rules: RulesOpt = None,
+    events: Annotated[
+        list[str] | None, typer.Option("--events", help="Append one JSON line per event to this file (flushed per event); repeatable.")
+    ] = None,
+    webhook: Annotated[
+        list[str] | None, typer.Option("--webhook", help="POST each event's JSON to this URL (retried, bounded queue); repeatable.")
+    ] = None,
+    mqtt: Annotated[
+        list[str] | None, typer.Option("--mqtt", help="Publish to the broker at mqtt://[user:pass@]host[:port] (QoS 1); repeatable.")
+    ] = None,
+    mqtt_prefix: Annotated[
+        str, typer.Option("--mqtt-prefix", help="Topic prefix: PREFIX/<source>/events, PREFIX/<source>/state, PREFIX/status.")
+    ] = "actionlstm",
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option("--snapshot-dir", help="Keep event snapshots here, in a folder per start (default: a temporary folder, removed at exit)."),
+    ] = None,
+    max_snapshots: Annotated[int, typer.Option("--max-snapshots", min=1, help="Event snapshots kept; the oldest are removed.")] = 200,
+    max_clients: Annotated[int, typer.Option("--max-clients", min=1, help="Open video and event streams at most.")] = 32,
+    stream_fps: Annotated[float, typer.Option("--stream-fps", min=0.1, help="Frames per second sent to each page's video at most.")] = 15.0,
+    timeline_minutes: Annotated[float, typer.Option("--timeline-minutes", min=0.1, help="Minutes the page's timeline shows.")] = 10.0,
+    min_segment: MinSegmentOpt = 0.5,
+) -> None:
+    """Run as a service until SIGTERM or Ctrl-C: a live web page, a JSON API, Prometheus metrics and
+    alert events (JSONL, webhooks, MQTT), behind a token. Sources that drop are reopened."""
+    from pipeline.rules import read_rules
+    from pipeline.serve.server import ServeSettings
+    from pipeline.serve.server import serve as run_service
+
+    service = ServeSettings(
+        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules), events=[Path(e) for e in events or []],
+        webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix, snapshot_dir=snapshot_dir, max_snapshots=max_snapshots,
+        max_clients=max_clients, stream_fps=stream_fps, timeline_minutes=timeline_minutes, min_segment=min_segment,
+    )  # fmt: skip
+    run_service(source, settings, service)
