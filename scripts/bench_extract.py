@@ -81,7 +81,7 @@ def main() -> None:
 
     from ultralytics import YOLO
 
-    from pipeline.extract.dataset import PoseSettings
+    from pipeline.settings import PoseSettings
     from actionlstm.videoset import find_videos
     from pipeline.pose import resolve_pose_model
 
@@ -98,7 +98,7 @@ def main() -> None:
         for v, video in enumerate(videos):
             frames = decode(video.path)
             runs = {
-                "extract": lambda: overheads.append(extract(stages, video.path, Path(tmp) / f"{v}.npz", settings.max_persons)),
+                "extract": lambda: overheads.append(extract(stages, video.path, Path(tmp) / f"{v}.npz", max_persons=2)),
                 "pose-only": lambda: [stages[0](frame) for frame in frames],
                 "plain PyTorch": lambda: [plain(frame, verbose=False) for frame in frames],
             }

@@ -11,16 +11,14 @@ without that upscaling.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.pose import PoseEstimator  # noqa: E402
+from pipeline.pose import PoseEstimator
 
 
 def read_frames(path: Path) -> list[np.ndarray]:

@@ -31,7 +31,8 @@ from pipeline.actions import ActionRuntime
 from pipeline.overlay import Overlay
 from pipeline.pose import BACKENDS, PoseEstimator
 from pipeline.predictor import ActionPipeline
-from pipeline.run import Reservoir, RunSummary, run_session
+from pipeline.run import run_session
+from pipeline.summary import Reservoir, RunSummary
 from pipeline.sources import open_source
 from pipeline.tracking import TRACKERS, Tracker
 

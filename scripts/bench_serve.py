@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+CLI = [sys.executable, "-m", "actionlstm"]
 TOKEN = "bench-token-0123456789"
 
 

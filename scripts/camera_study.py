@@ -15,7 +15,6 @@ minutes on 2 cores) and kept in --models for the next run.
 
 import argparse
 import json
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+import train_builtin as builtin
 
-import train_builtin as builtin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GREY = (114, 114, 114)  # what a frame shows where the camera saw nothing
 

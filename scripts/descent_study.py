@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from actionlstm.builtin import resolve_checkpoint
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import load_dataset
+from actionlstm.labels import read_label_file
+from actionlstm.preprocess import PreprocessConfig
+from pipeline.buffers import TrackBuffers
+from pipeline.descent import DescentCue, descent_cue, read_fall
 
-from actionlstm.builtin import resolve_checkpoint  # noqa: E402
-from actionlstm.checkpoint import load_checkpoint  # noqa: E402
-from actionlstm.dataset import load_dataset  # noqa: E402
-from actionlstm.labels import read_label_file  # noqa: E402
-from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from pipeline.buffers import TrackBuffers  # noqa: E402
-from pipeline.descent import DescentCue, descent_cue, read_fall  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def longest_descent(keypoint: np.ndarray, score: np.ndarray, fps: float, cue: DescentCue, pre: PreprocessConfig) -> float:

@@ -16,15 +16,13 @@ Data for measurement: keep the output outside the repository.
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle  # noqa: E402
-from actionlstm.skeleton import NUM_JOINTS  # noqa: E402
+from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
+from actionlstm.skeleton import NUM_JOINTS
 
 # COCO-17 index <- JHMDB index (JHMDB: 0 neck, 1 belly, 2 face, 3/4 right/left shoulder, 5/6 hip,
 # 7/8 elbow, 9/10 knee, 11/12 wrist, 13/14 ankle).

@@ -4,10 +4,11 @@ A model taught N actions calls every movement one of them. Train on some classes
 live-like windows of held-out clips through it: windows of the known classes that fall below a
 threshold P are false alarms, windows of the classes it never saw that fall below P are caught.
 
-Windows are made as the live runtime makes them: the clip's frames pushed at their own rate into a
-`PersonBuffer`, a window taken every `--stride` frames once the buffer spans the runtime's minimum,
-classified with `predict_windows`; measured without smoothing and with ActionRuntime's EMA (`--smoothing`),
-on the same trained model.
+Windows are made and labelled by the live runtime's own code: the clip's frames pushed at their own
+rate into a `PersonBuffer`, classified every `--stride` frames once `ActionRuntime.is_ready` says
+so, by `ActionRuntime.classify` (with the checkpoint's descent cue, where it carries one), and
+smoothed by the runtime's `smooth`; measured without smoothing and with the live moving average
+(`--smoothing`), on the same trained model.
 
     python scripts/min_prob_study.py --out /tmp/ms                    # generated data only
     actionlstm extract ../shared/data/actions --out /tmp/ms/actions.pkl --group 'P(\\d)T' --test 'P2T'
@@ -26,7 +27,6 @@ clip. Writes the per-window numbers to <out>/min_prob_study.json.
 import argparse
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,15 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import SkeletonDataset, load_dataset
+from actionlstm.synthetic import write_sample_pickle
+from actionlstm.train import TrainConfig, train
+from pipeline.actions import ActionRuntime, smooth
+from pipeline.buffers import PersonBuffer, TrackBuffers
 
-from actionlstm.checkpoint import Classifier, load_checkpoint  # noqa: E402
-from actionlstm.dataset import SkeletonDataset, load_dataset  # noqa: E402
-from actionlstm.inference import predict_windows  # noqa: E402
-from actionlstm.synthetic import write_sample_pickle  # noqa: E402
-from actionlstm.train import TrainConfig, train  # noqa: E402
-from pipeline.buffers import PersonBuffer, TrackBuffers  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 THRESHOLDS = np.round(np.arange(0.30, 0.901, 0.05), 2)
 DEVICE = torch.device("cpu")  # small models, short windows: the study is meant to run anywhere
@@ -60,38 +59,30 @@ class Measured:
         return Measured(*(np.concatenate([a, b]) for a, b in zip(vars(self).values(), vars(other).values())))
 
 
-def live_windows(dataset: SkeletonDataset, index: int, clf: Classifier, stride: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The windows the live runtime would classify while this clip plays (every `stride`-th frame)."""
-    pre = clf.preprocess
+def live_passes(dataset: SkeletonDataset, index: int, runtime: ActionRuntime, stride: int) -> tuple[np.ndarray, list[bool]]:
+    """What the live runtime makes of this clip as it plays: per pass (every `stride`-th frame once
+    the buffer is ready) the probabilities [passes, classes] and whether the pass read a descent."""
+    pre = runtime.clf.preprocess
     keypoint, score = dataset.clip(index)
     rate = dataset.clip_rate(index, pre.fps)
     height, width = (int(v) for v in dataset.img_shapes[index])
     buffer = PersonBuffer(0, TrackBuffers(pre, rate, (height, width)).capacity, (height, width))
-    min_seconds = (pre.min_frames - 1) / pre.fps  # ActionRuntime's default
-    windows = []
+    frames = []
     for frame in range(len(keypoint)):
         buffer.push(frame / rate, keypoint[frame], score[frame])
-        if frame % stride == 0 and buffer.span() >= min_seconds - 1e-6:
-            windows.append(buffer.window(pre))
-    return windows
+        if frame % stride == 0 and runtime.is_ready(buffer):
+            frames.append(buffer.frames())
+    return runtime.classify(frames) if frames else (np.zeros((0, len(runtime.clf.class_names)), np.float32), [])
 
 
-def clip_probs(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, stride: int) -> dict[int, np.ndarray]:
-    """Per clip with at least one live window: the probabilities [windows, classes] in playing order."""
-    probs = {}
-    for index in indices:
-        windows = live_windows(dataset, int(index), clf, stride)
-        if windows:
-            probs[int(index)] = predict_windows(clf.model, clf.preprocess, windows, DEVICE)
-    return probs
-
-
-def smoothed(probs: np.ndarray, smoothing: float) -> np.ndarray:
-    """ActionRuntime's EMA over one person's successive predictions (`smoothing` = weight of the past)."""
-    out = probs.copy()
-    for t in range(1, len(out)):
-        out[t] = smoothing * out[t - 1] + (1 - smoothing) * out[t]
-    return out
+def smoothed(passes: tuple[np.ndarray, list[bool]], smoothing: float) -> np.ndarray:
+    """The runtime's running average over one person's successive passes (`smoothing` = weight of the past)."""
+    probs, descents = passes
+    out, previous = [], None
+    for p, descent in zip(probs, descents):
+        previous = smooth(previous, p, smoothing, descent)
+        out.append(previous)
+    return np.array(out)
 
 
 def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, known_idx: np.ndarray,
@@ -104,9 +95,14 @@ def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, kno
     started = time.perf_counter()
     train(subset, train_idx, [names[k] for k in known], out, DEVICE, TrainConfig(epochs=args.epochs, seed=args.seed))
     trained = time.perf_counter()
-    clf = load_checkpoint(out, DEVICE)
-    known_probs, unknown_probs = clip_probs(clf, subset, known_idx, args.stride), clip_probs(clf, *unknown, args.stride)
-    windows = sum(len(p) for p in (*known_probs.values(), *unknown_probs.values()))
+    runtime = ActionRuntime(load_checkpoint(out, DEVICE), DEVICE)
+
+    def played(data: SkeletonDataset, indices: np.ndarray) -> dict[int, tuple[np.ndarray, list[bool]]]:
+        passes = {int(i): live_passes(data, int(i), runtime, args.stride) for i in indices}
+        return {i: p for i, p in passes.items() if len(p[0])}  # clips too short for a single pass say nothing
+
+    known_probs, unknown_probs = played(subset, known_idx), played(*unknown)
+    windows = sum(len(p[0]) for p in (*known_probs.values(), *unknown_probs.values()))
     print(f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {windows} windows in {time.perf_counter() - trained:.0f} s")
     measured = {}
     for smoothing in args.smoothing:

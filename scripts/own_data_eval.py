@@ -19,9 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+CLI = [sys.executable, "-m", "actionlstm"]
 
 
 def actionlstm(*args: object) -> str:

@@ -13,22 +13,20 @@ are scored on test1 (clip top-1 and mean class accuracy).
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actionlstm.augment import AugmentConfig  # noqa: E402
-from actionlstm.checkpoint import load_checkpoint  # noqa: E402
-from actionlstm.dataset import load_dataset  # noqa: E402
-from actionlstm.device import resolve_device  # noqa: E402
-from actionlstm.inference import predict_clips  # noqa: E402
-from actionlstm.reports import classification_metrics  # noqa: E402
-from actionlstm.synthetic import write_sample_pickle  # noqa: E402
-from actionlstm.train import TrainConfig, train  # noqa: E402
+from actionlstm.augment import AugmentConfig
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import load_dataset
+from actionlstm.device import resolve_device
+from actionlstm.inference import predict_clips
+from actionlstm.reports import classification_metrics
+from actionlstm.synthetic import write_sample_pickle
+from actionlstm.train import TrainConfig, train
 
 RECIPES = {
     "before": (AugmentConfig(speed_range=(0.8, 1.25), short_crop_prob=0.2, prefix_prob=0.0), {"min_val_clips": 1, "min_epoch_windows": 0}),

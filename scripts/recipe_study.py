@@ -28,19 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from actionlstm.augment import AugmentConfig
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import SkeletonDataset, load_dataset
+from actionlstm.device import resolve_device
+from actionlstm.inference import predict_clips
+from actionlstm.labels import read_label_file
+from actionlstm.preprocess import PreprocessConfig
+from actionlstm.reports import classification_metrics
+from actionlstm.train import ONE_WIDE, TrainConfig, train
+from actionlstm.videoset import find_videos, frame_dirs, group_of
 
-from actionlstm.augment import AugmentConfig  # noqa: E402
-from actionlstm.checkpoint import load_checkpoint  # noqa: E402
-from actionlstm.dataset import SkeletonDataset, load_dataset  # noqa: E402
-from actionlstm.device import resolve_device  # noqa: E402
-from actionlstm.inference import predict_clips  # noqa: E402
-from actionlstm.labels import read_label_file  # noqa: E402
-from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from actionlstm.reports import classification_metrics  # noqa: E402
-from actionlstm.train import ONE_WIDE, TrainConfig, train  # noqa: E402
-from actionlstm.videoset import find_videos, frame_dirs, group_of  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def jhmdb_folds(dataset: SkeletonDataset, cv: bool) -> dict[str, tuple[np.ndarra
 def own_folds(folder: Path, pattern: str, work: Path) -> tuple[SkeletonDataset, list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Extract a video folder once (cached by `actionlstm extract`) and hold out each group in turn."""
     data = work / f"{folder.name}.pkl"
-    cli = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+    cli = [sys.executable, "-m", "actionlstm"]
     subprocess.run([*cli, "extract", str(folder), "--out", str(data), "--group", pattern], check=True, stdout=subprocess.DEVNULL)
     dataset = load_dataset(data, use_cache=False)
     videos = find_videos(folder)  # the pattern is searched in each video's path, as extract's --group is

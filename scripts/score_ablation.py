@@ -32,17 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actionlstm.augment import AugmentConfig  # noqa: E402
-from actionlstm.checkpoint import load_checkpoint  # noqa: E402
-from actionlstm.dataset import SkeletonDataset, load_dataset  # noqa: E402
-from actionlstm.device import resolve_device  # noqa: E402
-from actionlstm.inference import predict_clips  # noqa: E402
-from actionlstm.labels import default_class_names  # noqa: E402
-from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from actionlstm.synthetic import write_sample_pickle  # noqa: E402
-from actionlstm.train import TrainConfig, train  # noqa: E402
+from actionlstm.augment import AugmentConfig
+from actionlstm.checkpoint import load_checkpoint
+from actionlstm.dataset import SkeletonDataset, load_dataset
+from actionlstm.device import resolve_device
+from actionlstm.inference import predict_clips
+from actionlstm.labels import default_class_names
+from actionlstm.preprocess import PreprocessConfig
+from actionlstm.synthetic import write_sample_pickle
+from actionlstm.train import TrainConfig, train
 
 NO_REMAP = AugmentConfig(score_gamma_range=(1.0, 1.0), score_floor_range=(0.0, 0.0), score_noise=0.0)
 VARIANTS = {

@@ -44,7 +44,7 @@ from bench_serve import TOKEN, StreamClients, free_port, status
 
 ROOT = Path(__file__).resolve().parents[1]
 # The console command of this checkout, run from its root so the tree's code is what is measured.
-CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
+CLI = [sys.executable, "-m", "actionlstm"]
 # What `actionlstm run` prints on stderr once its source is open and frames start to flow ...
 SOURCE_OPEN = re.compile(r"source .*: \d+x\d+ at [\d.]+ fps")
 # ... and what `actionlstm serve` prints once it takes requests.

@@ -51,7 +51,6 @@ import argparse
 import csv
 import json
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -60,14 +59,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from actionlstm.augment import AugmentConfig
+from actionlstm.preprocess import PreprocessConfig
+from actionlstm.train import ONE_WIDE, TrainConfig
+from pipeline.descent import DescentCue
+from pipeline.rules import AlertRule
 
-from actionlstm.augment import AugmentConfig  # noqa: E402
-from actionlstm.preprocess import PreprocessConfig  # noqa: E402
-from actionlstm.train import ONE_WIDE, TrainConfig  # noqa: E402
-from pipeline.descent import DescentCue  # noqa: E402
-from pipeline.rules import AlertRule  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLASSES = ["fall", "lying", "sitting", "standing", "walking"]
 POSTURES = {"sleeping": "lying", "walking": "walking", "standing": "standing", "sitting": "sitting"}  # by priority at one instant
@@ -202,7 +200,8 @@ def window_pickle(skeletons: dict, annotations: dict[str, list[Segment]], out: P
 
 def extract(data: Path, out: Path) -> dict:
     """Skeletons of every clip under data/fall and data/adl, with `actionlstm extract`'s own stage and cache."""
-    from pipeline.extract.dataset import PoseSettings, extract_dataset
+    from pipeline.extract.dataset import extract_dataset
+    from pipeline.settings import PoseSettings
     from actionlstm.pickle_io import load_pickle
     from actionlstm.videoset import find_videos
 
