@@ -1,25 +1,18 @@
-"""Shared fixtures: generated pickles in the exact mmcv format, a small trained checkpoint, real videos."""
+"""Shared fixtures: generated pickles in the exact mmcv format, a small trained checkpoint made once per
+session, a short cut of a real video, a real webhook receiver. Helpers live in tests/helpers.py.
 
-import http.server
-import json
-import os
+The folders say what a test covers: `model/` the model side (`actionlstm`), `pipeline/` what runs on
+frames, `serve/` the web service, `cli/` the command line as such; `test_layers.py` the imports.
+Markers (pyproject.toml) pick parts: `-m "not slow"`, `-m video`, `-m serve`."""
+
 import signal
-import socket
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+import torch
 
 from actionlstm.synthetic import write_sample_pickle
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-VIDEOS = SHARED_DATA / "videos"
-ACTIONS = SHARED_DATA / "actions"
+from tests.helpers import one_thread, read_video, run_cli, shared_video, start_receiver, write_video
 
 # A test run started in the background (`pytest &`, `nohup pytest`) ignores Ctrl-C, and so would every
 # command the tests start, since an ignored signal stays ignored across exec: the tests that press
@@ -40,36 +33,13 @@ def _private_cache(_session_cache, monkeypatch):
     monkeypatch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
 
 
-CLI = [sys.executable, "-c", "from actionlstm.cli import main; main()"]
-# The command as torchrun launches it in 2 processes on this machine (`torchrun --standalone --nproc-per-node 2 -m actionlstm`).
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "actionlstm"]
-
-
-def run_cli(*args, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    """The real console command, as a user runs it."""
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=dict(os.environ), cwd=cwd)
-
-
-def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 1, exactly one non-empty stderr line, starting with 'error:', no traceback anywhere."""
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error:"), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
 @pytest.fixture
 def single_thread(monkeypatch):
-    """One intra-op thread and plain terminal output for CLI runs on tiny data: tiny models gain
-    nothing from more threads, and on a busy 2-core machine oversubscribed threads make a 0.1 s
-    epoch take 10 s or more."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    """`one_thread` for a test, with plain terminal output for the commands it runs."""
     for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -81,33 +51,34 @@ def sample_pickle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_checkpoint(sample_pickle, tmp_path_factory) -> Path:
+def trained_checkpoint(sample_pickle, tmp_path_factory, _session_cache) -> Path:
+    """The model many tests run: trained once per session through the real `actionlstm train`."""
     out = tmp_path_factory.mktemp("ckpt") / "model.pth"
     # One member: the model that many tests run, not the recipe (five members train several times as long).
-    result = run_cli("train", "--data", sample_pickle, "--epochs", "12", "--batch-size", "32", "--members", "1", "--out", out, "--device", "cpu", "--no-cache")
+    with pytest.MonkeyPatch.context() as patch:  # session fixtures run before the per-test private cache is set
+        patch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
+        result = run_cli(
+            "train", "--data", sample_pickle, "--epochs", "12", "--batch-size", "32", "--members", "1", "--out", out, "--device", "cpu", "--no-cache"
+        )
     assert result.returncode == 0, result.stderr
     return out
 
 
-def shared_video(name: str) -> Path:
-    path = VIDEOS / name
-    if not path.exists():
-        pytest.skip(f"test video {path} is not there (tests read ../shared/data/videos)")
-    return path
+@pytest.fixture(scope="session")
+def pose_stage():
+    """The pose stage on the CPU (real YOLO-pose), made once per session for each backend and size and
+    shared: `pose_stage()` is what `actionlstm run` builds by default, `pose_stage("torch", 384)` another.
+    A `PoseEstimator` keeps no state between calls (the tracker does), so tests can share one."""
+    made = {}
 
+    def stage(backend: str = "auto", imgsz: int = 640):
+        from pipeline.pose import PoseEstimator
 
-def read_video(path: Path) -> tuple[list[np.ndarray], float]:
-    """Every frame of a video decoded straight with OpenCV (not by the code under test), and its fps."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return frames, fps
+        if (backend, imgsz) not in made:
+            made[backend, imgsz] = PoseEstimator(None, torch.device("cpu"), imgsz=imgsz, backend=backend)
+        return made[backend, imgsz]
+
+    return stage
 
 
 @pytest.fixture(scope="session")
@@ -115,42 +86,13 @@ def short_video(tmp_path_factory) -> Path:
     """The first 40 frames of the 3-person exercise video (10 fps), as an MJPG .avi: real people for
     runs that need a few seconds of video, not a whole clip."""
     frames, fps = read_video(shared_video("exercise_3people.avi"))
-    path = tmp_path_factory.mktemp("short") / "short.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames[0].shape[1], frames[0].shape[0]))
-    for image in frames[:40]:
-        writer.write(image)
-    writer.release()
-    return path
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    """Records each POSTed JSON body (and its Authorization header); hangs while `hang` is set."""
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.server.hang.is_set():
-            self.server.hang_released.wait(10)
-        self.server.received.append((json.loads(body), self.headers.get("Authorization")))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
+    return write_video(tmp_path_factory.mktemp("short") / "short.avi", frames[:40], fps)
 
 
 @pytest.fixture
 def receiver():
-    """A real HTTP server on loopback that takes webhooks: `.received`, `.hang` (set: it stops answering)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received, server.hang, server.hang_released = [], threading.Event(), threading.Event()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """`start_receiver` for one test."""
+    server = start_receiver()
     yield server
     server.hang_released.set()
     server.shutdown()

@@ -1,6 +1,7 @@
 """Bad input through the real `actionlstm` command: every user error is one `error: ...` line on
 stderr, exit code 1, never a traceback; odd but valid data (NaN keypoints) trains; a failed run
-never touches an existing checkpoint."""
+never touches an existing checkpoint. Commands run in this process (`run_cli`), those that are
+interrupted by a signal in a process of their own."""
 
 import json
 import math
@@ -18,7 +19,7 @@ import torch
 
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.synthetic import make_sample_annotations, write_sample_pickle
-from tests.conftest import CLI, assert_user_error, run_cli
+from tests.helpers import CLI, assert_user_error, one_thread, run_cli
 
 TINY = dict(clips_per_class=6, frames=(20, 40))
 FAST = ("--epochs", "1", "--batch-size", "8", "--members", "1", "--device", "cpu")  # bad input, not the recipe: one member is enough
@@ -37,9 +38,8 @@ def write_data(path: Path, mutate=None, num_classes=3, seed=0) -> Path:
 def tiny(tmp_path_factory):
     """A 3-class and a 4-class sample pickle, and a checkpoint trained (1 epoch) on the 3-class one."""
     root = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, one_thread():
         mp.setenv("ACTIONLSTM_CACHE_DIR", str(root / "cache"))
-        mp.setenv("OMP_NUM_THREADS", "1")
         s3 = root / "s3.pkl"
         s4 = root / "s4.pkl"
         write_sample_pickle(s3, num_classes=3, seed=0, **TINY)

@@ -11,7 +11,7 @@ import pytest
 from actionlstm.builtin import BUILTINS, builtin_name, builtin_path, resolve_checkpoint
 from actionlstm.checkpoint import load_checkpoint
 from pipeline.rules import AlertRule
-from tests.conftest import ROOT, SHARED_DATA, assert_user_error, run_cli
+from tests.helpers import ROOT, SHARED_DATA, assert_user_error, run_cli
 
 spec = importlib.util.spec_from_file_location("train_builtin", ROOT / "scripts" / "train_builtin.py")
 train_builtin = importlib.util.module_from_spec(spec)
@@ -100,6 +100,7 @@ def test_models_lists_what_each_built_in_is(tmp_path):
     assert_user_error(proc, "falls")
 
 
+@pytest.mark.video
 @pytest.mark.parametrize(("clip", "falls"), [("fall/S2_Fall_13.mp4", 1), ("adl/S3_ADL_18.mp4", 0)])
 def test_run_with_the_built_in_fall_model_writes_one_event_per_fall(clip, falls, tmp_path, single_thread):
     """A clip of the model's own training data: this checks the packaged model end to end as a user

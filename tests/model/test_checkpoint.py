@@ -18,7 +18,7 @@ from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
 from actionlstm.train import TrainConfig, param_groups, resume_path, train
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, run_cli
 
 CLASSES = ["a", "b", "c"]
 

@@ -11,7 +11,7 @@ from actionlstm.dataset import load_dataset
 from actionlstm.device import resolve_device
 from actionlstm.export import load_classifier
 from actionlstm.inference import predict_clips
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,7 @@ def _top5_by_frame(path) -> dict:
     return {(r["frame"], p["id"]): p["top5"] for r in records for p in r["persons"] if p["top5"] is not None}
 
 
+@pytest.mark.video
 def test_run_with_an_exported_model_or_backend_labels_like_the_pth(trained_checkpoint, exported, short_video, tmp_path):
     runs = {
         "pth": ["--checkpoint", trained_checkpoint],

@@ -18,7 +18,7 @@ from actionlstm.dataset import SAMPLE_KEY, load_dataset, parse_annotations
 from actionlstm.errors import UserError
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.synthetic import make_sample_annotations
-from tests.conftest import assert_user_error, run_cli
+from tests.helpers import assert_user_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

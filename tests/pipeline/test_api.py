@@ -14,8 +14,11 @@ from actionlstm import ActionRecognizer
 from actionlstm.pickle_io import load_pickle
 from pipeline.buffers import TrackBuffers
 from pipeline.recognizer import SAMPLE_MODEL_NOTE
+from pipeline.settings import RecognizerSettings
 from pipeline.sources import open_source
-from tests.conftest import read_video, run_cli
+from tests.helpers import read_video, run_cli
+
+pytestmark = pytest.mark.video
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +54,10 @@ def test_stream_yields_one_result_per_frame_for_each_source_in_turn(recognizer, 
 def test_draw_false_leaves_frames_untouched(trained_checkpoint, clip40):
     path, raw = clip40
     plain = ActionRecognizer(trained_checkpoint, device="cpu", draw=False)
-    for result, image in zip(plain.stream(path), raw):
-        assert np.array_equal(result.image, image)
+    results = [(r.image.copy(), r.persons) for r in plain.stream(path)]
+    assert len(results) == len(raw) == 40  # a frame for every frame: nothing can pass unseen
+    assert sum(p.top5 is not None for _, persons in results for p in persons) > 40  # people and panels a drawing would show
+    assert all(np.array_equal(image, original) for (image, _), original in zip(results, raw))
 
 
 def test_classify_equals_predict_for_a_pickle_clip(recognizer, sample_pickle, trained_checkpoint):
@@ -253,10 +258,14 @@ def test_a_live_stream_left_mid_pass_never_runs_the_model_twice_at_once(trained_
 
 def test_events_of_a_list_of_sources_start_afresh_with_each(trained_checkpoint, clip40):
     """`rec.events` is `run --alert` in Python: the same clip twice fires the same events twice
-    (each source starts afresh, ids go on), and a rule the model cannot satisfy is refused."""
+    (each source starts afresh, ids go on), and a rule the model cannot satisfy is refused. The
+    recognizer is built from a settings object, as `run` and `serve` build theirs."""
     from actionlstm.errors import UserError
 
-    rec = ActionRecognizer(trained_checkpoint, device="cpu", min_prob=0.0, draw=False)
+    settings = RecognizerSettings(checkpoint=trained_checkpoint, device="cpu", min_prob=0.5, stride=2)
+    rec = ActionRecognizer(settings, min_prob=0.0, draw=False)  # keywords replace the object's own
+    assert rec.settings == RecognizerSettings(checkpoint=trained_checkpoint, device="cpu", min_prob=0.0, stride=2)
+    assert (rec.pipeline.actions.min_prob, rec.pipeline.actions.stride) == (0.0, 2)
     path, _ = clip40
     events = list(rec.events([path, str(path)], ["*>=0:1s"]))
     half = len(events) // 2

@@ -12,7 +12,7 @@ from actionlstm.builtin import builtin_path
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.train import inherited_meta
 from pipeline.descent import DescentCue, apply_cue, descent_cue, read_fall, torso
-from tests.conftest import SHARED_DATA, run_cli
+from tests.helpers import SHARED_DATA, run_cli
 
 FPS = 30.0
 TORSO = 100.0  # pixels from the hips' middle to the shoulders' middle
@@ -158,6 +158,7 @@ def fall_events(video, checkpoint, tmp_path) -> list[float]:
     return [json.loads(line)["time"] for line in events.read_text().splitlines()]
 
 
+@pytest.mark.video
 @pytest.mark.parametrize(("clip", "fall_bias"), [("fall/S3_Fall_01.mp4", -50.0), ("adl/S3_ADL_07.mp4", 50.0)])
 def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, tmp_path, single_thread):
     """Real pose on a real fall (the labelled fall starts at 0 s) and on squats (upright all along):

@@ -5,6 +5,7 @@ The window runs in a child process, as in a real run, so a Qt abort cannot take 
 import ctypes
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.display import MAX_SIZE, WINDOW_TITLE, Display, use_existing_font_dir, window_size
-from tests.conftest import ROOT, VIDEOS
+from tests.helpers import ROOT, VIDEOS
 
 XVFB = shutil.which("Xvfb")
 XDOTOOL = shutil.which("xdotool")
@@ -215,7 +216,7 @@ def _send_wm_delete(display: str, window: int) -> None:
 def _our_window(display: str) -> int:
     if XDOTOOL is None:
         pytest.skip("xdotool is not installed: cannot find or type into the window (apt-get install xdotool)")
-    found = subprocess.run([XDOTOOL, "search", "--name", "^ActionLSTM"], capture_output=True, text=True, env={**os.environ, "DISPLAY": display})
+    found = subprocess.run([XDOTOOL, "search", "--name", "^" + re.sub(r"([][(){}.*+?|^$\\])", r"\\\1", WINDOW_TITLE)], capture_output=True, text=True, env={**os.environ, "DISPLAY": display})
     ids = found.stdout.split()
     assert len(ids) == 1, found
     return int(ids[0])
@@ -248,4 +249,3 @@ def test_close_destroys_only_our_window(x_display):
     after = json.loads(_line(proc))
     proc.communicate(timeout=15)
     assert after["ours"] < 1 and after["other"] >= 1, after
-    assert WINDOW_TITLE.startswith("ActionLSTM")

@@ -21,7 +21,7 @@ import pytest
 from actionlstm.errors import UserError
 from pipeline.outputs import JsonlOutput, VideoOutput, finish_outputs
 from pipeline.sources import VideoFileSource, _open_capture, open_source, redact
-from tests.conftest import CLI, ROOT, read_video, run_cli, shared_video
+from tests.helpers import CLI, ROOT, read_video, run_cli, shared_video, spawn_cli
 
 KNOWN = b"an earlier result that must survive"
 
@@ -34,13 +34,10 @@ def _partials(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
 
 
-def _run(*args, preexec_fn=None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT, preexec_fn=preexec_fn)
-
-
 # --- 1. two outputs on one path ------------------------------------------------------------------
 
 
+@pytest.mark.video
 def test_save_and_jsonl_on_one_path_is_refused_before_any_work(trained_checkpoint, short_video, tmp_path):
     out = tmp_path / "out.mp4"
     out.write_bytes(KNOWN)
@@ -73,6 +70,7 @@ def _file_size_limit(limit: int):
     return apply
 
 
+@pytest.mark.video
 @pytest.mark.parametrize("outputs", [("--save", "out.mp4"), ("--jsonl", "out.jsonl"), ("--save", "out.avi", "--jsonl", "out.jsonl")])
 def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoint, short_video, tmp_path, outputs):
     """Files may not grow past 20 kB in the run: what cannot be written whole is not published, and
@@ -80,7 +78,7 @@ def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoin
     args = [option if option.startswith("--") else tmp_path / option for option in outputs]
     for path in args[1::2]:
         path.write_bytes(KNOWN)
-    proc = _run("run", short_video, "--checkpoint", trained_checkpoint, *args, "--no-show", "--device", "cpu", "--pose-backend", "torch",
+    proc = spawn_cli("run", short_video, "--checkpoint", trained_checkpoint, *args, "--no-show", "--device", "cpu", "--pose-backend", "torch",
                 preexec_fn=_file_size_limit(20_000))  # torch: no pose export to write first
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1, proc.stderr
@@ -113,6 +111,7 @@ def test_output_that_cannot_be_replaced_at_the_end(tmp_path):
 # --- 3. SIGTERM -----------------------------------------------------------------------------------
 
 
+@pytest.mark.video
 def test_sigterm_ends_the_run_like_ctrl_c(trained_checkpoint, tmp_path):
     video = shared_video("exercise_3people.avi")
     saved, lines = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
@@ -210,20 +209,21 @@ def _video_seconds(path: Path) -> float:
 def test_live_video_plays_as_long_as_the_capture(tmp_path):
     """Frames processed at an uneven 4-6 fps from a camera that claims 30 fps: 10 s of capture
     plays for 10 s, and a frame of another size is resized into the video, not dropped."""
-    sink = VideoOutput(tmp_path / "live.mp4", fps=30.0, live=True)
+    output = VideoOutput(tmp_path / "live.mp4", fps=30.0, live=True)
     rng = np.random.default_rng(0)
     t, k = 100.0, 0
     while t < 110.0:
         size = (240, 320) if k % 10 == 5 else (480, 640)
-        sink.write(np.full((*size, 3), k % 255, np.uint8), t)
+        output.write(np.full((*size, 3), k % 255, np.uint8), t)
         t, k = t + rng.uniform(1 / 6, 1 / 4), k + 1
-    finish_outputs([sink])
-    assert 4.0 <= sink.fps <= 6.0  # measured, not the camera's claim
+    finish_outputs([output])
+    assert 4.0 <= output.fps <= 6.0  # measured, not the camera's claim
     assert abs(_video_seconds(tmp_path / "live.mp4") - 10.0) < 0.5
     frames, _ = read_video(tmp_path / "live.mp4")
     assert {f.shape for f in frames} == {(480, 640, 3)}
 
 
+@pytest.mark.video
 def test_realtime_run_saves_a_video_as_long_as_the_source(trained_checkpoint, tmp_path):
     """A 10 s, 30 fps video played as a camera: the pipeline keeps up with fewer frames than that
     on this CPU, and the saved video still plays for 10 s, at the rate it measured."""
@@ -234,10 +234,10 @@ def test_realtime_run_saves_a_video_as_long_as_the_source(trained_checkpoint, tm
 
 
 def test_file_video_keeps_every_frame_even_of_another_size(tmp_path):
-    sink = VideoOutput(tmp_path / "file.avi", fps=10.0)
+    output = VideoOutput(tmp_path / "file.avi", fps=10.0)
     for k in range(10):
-        sink.write(np.full((120, 160, 3) if k != 4 else (60, 200, 3), 20 * k, np.uint8))
-    finish_outputs([sink])
+        output.write(np.full((120, 160, 3) if k != 4 else (60, 200, 3), 20 * k, np.uint8))
+    finish_outputs([output])
     frames, fps = read_video(tmp_path / "file.avi")
     assert len(frames) == 10 and fps == 10.0
     assert abs(int(frames[4].mean()) - 80) <= 3  # the odd-sized frame is there, resized
@@ -246,8 +246,10 @@ def test_file_video_keeps_every_frame_even_of_another_size(tmp_path):
 # --- 7. FIFOs and stdout --------------------------------------------------------------------------
 
 
+@pytest.mark.video
 def test_jsonl_to_stdout_and_to_a_fifo(trained_checkpoint, short_video, tmp_path):
-    proc = run_cli("run", short_video, "--checkpoint", trained_checkpoint, "--jsonl", "-", "--no-show", "--device", "cpu")
+    # A process of its own: whatever any library prints on the real stdout would be caught here too.
+    proc = spawn_cli("run", short_video, "--checkpoint", trained_checkpoint, "--jsonl", "-", "--no-show", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     assert [r["frame"] for r in _records(proc.stdout)] == list(range(40))  # stdout holds the JSONL only
     assert "40 frames in" in proc.stderr  # the summary went to stderr

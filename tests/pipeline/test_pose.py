@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from actionlstm.errors import UserError
-from pipeline.pose import PoseEstimator, choose_backend, exported_model, resolve_pose_model
-from tests.conftest import shared_video
+from pipeline.pose import choose_backend, exported_model, resolve_pose_model
+from tests.helpers import shared_video
+
+pytestmark = pytest.mark.video
 
 CPU = torch.device("cpu")
 
@@ -43,8 +45,8 @@ def _people(detections) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def torch_people(frame):
-    detections = PoseEstimator(None, CPU, backend="torch")(frame)
+def torch_people(frame, pose_stage):
+    detections = pose_stage("torch")(frame)
     assert detections.boxes.shape[1:] == (4,) and detections.keypoints.shape[1:] == (17, 2) and detections.scores.shape[1:] == (17,)
     assert len(detections) == len(detections.confidences) == len(detections.keypoints)
     people = _people(detections)
@@ -53,8 +55,8 @@ def torch_people(frame):
 
 
 @pytest.mark.parametrize("backend", ["openvino", "onnx"])
-def test_exported_backend_finds_the_same_skeletons(frame, torch_people, backend):
-    estimator = PoseEstimator(None, CPU, backend=backend)
+def test_exported_backend_finds_the_same_skeletons(frame, torch_people, backend, pose_stage):
+    estimator = pose_stage(backend)
     assert estimator.backend == backend
     got_kp, got_sc = _people(estimator(frame))
     assert len(got_kp) == 3
@@ -66,10 +68,10 @@ def test_exported_backend_finds_the_same_skeletons(frame, torch_people, backend)
 
 
 @pytest.mark.parametrize("backend", ["openvino", "onnx"])
-def test_a_batch_gives_the_same_bits_as_one_frame_at_a_time(frames, backend):
+def test_a_batch_gives_the_same_bits_as_one_frame_at_a_time(frames, backend, pose_stage):
     """What lets extract batch a file's frames without changing its pickle: OpenVINO's concurrent
     requests and ONNX's split batch return exactly what one call per frame returns."""
-    estimator = PoseEstimator(None, CPU, backend=backend)
+    estimator = pose_stage(backend)
     assert estimator.file_batch > 1
     alone = [estimator(image) for image in frames]
     together = estimator.batch(frames[:8]) + estimator.batch(frames[8:10]) + estimator.batch(frames[10:])

@@ -15,13 +15,13 @@ import pytest
 from actionlstm.errors import UserError
 from pipeline.record import Recording, record_clips, recording_summary
 from pipeline.sources import Frame, FrameSource
-from tests.conftest import CLI, ROOT, assert_user_error, read_video, run_cli, shared_video
+from tests.helpers import CLI, ROOT, assert_user_error, read_video, run_cli, shared_video
 
 NAME = re.compile(r"\d{8}-\d{6}-\d{3}\.mp4")
 
 
 def _record(out: Path, *options) -> subprocess.CompletedProcess:
-    return run_cli("record", "wave", "--out", out, "--source", shared_video("exercise_3people.avi"), "--no-show", *options, timeout=180)
+    return run_cli("record", "wave", "--out", out, "--source", shared_video("exercise_3people.avi"), "--no-show", *options)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ def _clips(folder: Path) -> list[Path]:
     return entries
 
 
+@pytest.mark.video
 def test_records_raw_clips_of_the_asked_length(tmp_path, source_frames):
     proc = _record(tmp_path, "--countdown", "0", "--clips", "3", "--seconds", "2")
     assert proc.returncode == 0, proc.stderr
@@ -64,6 +65,7 @@ def test_records_raw_clips_of_the_asked_length(tmp_path, source_frames):
     assert index <= 2 and diff < 3.0, (index, diff)  # the very start of the source, undrawn
 
 
+@pytest.mark.video
 def test_countdown_frames_are_not_saved(tmp_path, source_frames):
     proc = _record(tmp_path, "--countdown", "1", "--clips", "1", "--seconds", "1")
     assert proc.returncode == 0, proc.stderr
@@ -74,6 +76,7 @@ def test_countdown_frames_are_not_saved(tmp_path, source_frames):
     assert 9 <= index <= 14 and diff < 3.0, (index, diff)  # ~10 frames (1 s at 10 fps) went to the countdown
 
 
+@pytest.mark.video
 def test_source_ending_early_keeps_finished_clips(tmp_path, source_frames):
     """3 clips of 3 s from a 5 s cut of the real video: the first is saved, the second is cut short
     and discarded."""
@@ -105,6 +108,7 @@ def test_no_clip_recorded_is_an_error(tmp_path):
     assert not list((tmp_path / "out" / "wave").iterdir())
 
 
+@pytest.mark.video
 @pytest.mark.parametrize("stop, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupt_keeps_finished_clips(tmp_path, stop, code, name):
     command = [*CLI, "record", "wave", "--out", str(tmp_path), "--source", str(shared_video("exercise_3people.avi")),

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.sources import LiveSource, open_source
-from tests.conftest import ACTIONS, CLI, ROOT, read_video, run_cli, shared_video
+from tests.helpers import ACTIONS, CLI, ROOT, read_video, run_cli, shared_video
+
+pytestmark = pytest.mark.video
 
 
 def _frame_count(path) -> int:

@@ -13,7 +13,9 @@ from actionlstm.preprocess import PreprocessConfig
 from pipeline.buffers import TrackBuffers
 from pipeline.pose import Detections, PoseEstimator
 from pipeline.tracking import TRACKERS, Tracker
-from tests.conftest import shared_video
+from tests.helpers import shared_video
+
+pytestmark = pytest.mark.video
 
 FPS = 10.0  # exercise_3people.avi
 BLANK = np.zeros((288, 384, 3), np.uint8)

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import CLI, free_port, read_video, shared_video
+from tests.helpers import CLI, free_port, read_video, shared_video, start_receiver
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto (.ci/run installs it)")
+pytestmark = [pytest.mark.serve, pytest.mark.video, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto (.ci/run installs it)")]
 TOKEN = "test-token-0123456789"
 PASSWORD = "camsecret42"
 MAX_CLIENTS = 6
@@ -202,16 +202,10 @@ def open_stream(port: int, path: str, token: str = TOKEN) -> tuple[socket.socket
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, trained_checkpoint):
     """Broker, subscriber, webhook receiver, camera and the service, started once for the module."""
-    import http.server
-
-    from tests.conftest import _Receiver
-
     folder = tmp_path_factory.mktemp("serve")
     broker = Broker(folder)
     subscriber = Subscriber(broker.port)
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    hook.received, hook.hang, hook.hang_released = [], threading.Event(), threading.Event()
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = start_receiver()
     camera = Camera()
     video = shared_video("exercise_3people.avi")
     service = Service([
