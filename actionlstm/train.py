@@ -24,15 +24,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actionlstm import console
 from actionlstm.atomic import write_json
-from actionlstm.augment import AugmentConfig, SpatialAugment, drop_joints, remap_scores, sample_training_window
+from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.background import in_background
 from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
 from actionlstm.distributed import World
+from actionlstm.epochs import epoch_order, epoch_windows, feature_statistics, make_batch
 from actionlstm.errors import UserError
 from actionlstm.inference import predict_clips
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig, mean_of_members
-from actionlstm.preprocess import PreprocessConfig, preprocess, stack_windows
+from actionlstm.preprocess import PreprocessConfig
 from actionlstm.reports import plot_training_curves, write_epoch_log
 
 
@@ -101,9 +102,10 @@ def run_fingerprint(
     return digest.hexdigest()
 
 
-def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifier | None, cfg: TrainConfig = TrainConfig()) -> ActionLSTM:
-    """A fresh model as `cfg` says, or one that starts from `init` (fine-tuning): same architecture and
-    weights, with a fresh output layer when the class list differs."""
+def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifier | None, cfg: TrainConfig | None = None) -> ActionLSTM:
+    """A fresh model as `cfg` (default: `TrainConfig()`) says, or one that starts from `init`
+    (fine-tuning): same architecture and weights, with a fresh output layer when the class list differs."""
+    cfg = cfg or TrainConfig()
     if init is None:
         return ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=len(class_names), hidden=cfg.hidden, standardize=cfg.standardize, members=cfg.members, layers=cfg.layers))
     model = ActionLSTM(replace(init.model.cfg, num_classes=len(class_names)))
@@ -170,68 +172,11 @@ def spare_core_for_batches(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def epoch_windows(dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, cfg: TrainConfig) -> int:
-    """Windows per epoch: every clip once, and for a small set `cfg.min_epoch_windows`, fewer where
-    its windows are long (at most `cfg.max_epoch_frames` frames of windows of the clips' mean length)."""
-    frames = [min(dataset.num_frames(i) * pre.fps / dataset.clip_rate(i, pre.fps), pre.window) for i in indices]
-    budget = math.ceil(cfg.max_epoch_frames / max(float(np.mean(frames)), 1.0))
-    return max(len(indices), min(cfg.min_epoch_windows, budget))
-
-
-def epoch_order(indices: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Clips for one epoch, each class drawn equally often: per class, shuffled passes over its clips,
-    repeated as needed. `count` windows at least (one per clip for a large set), so a few dozen clips
-    still give enough optimiser steps, and a class with fewer clips still counts as much."""
-    count = max(count, len(indices))
-    classes = np.unique(labels[indices])
-    share = math.ceil(count / len(classes))
-    drawn = []
-    for c in classes:
-        members = indices[labels[indices] == c]
-        passes = math.ceil(share / len(members))
-        drawn.append(np.concatenate([rng.permutation(members) for _ in range(passes)])[:share])
-    return rng.permutation(np.concatenate(drawn))[:count]
-
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs [B, W, F], lengths [B], labels [B]
-
-
-def make_batch(
-    dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, spatial: SpatialAugment, rng: np.random.Generator
-) -> Batch:
-    windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
-    keypoint, score, lengths = stack_windows(windows, pre.window)
-    x = preprocess(keypoint, drop_joints(remap_scores(score, aug, rng), aug, rng), lengths, pre, augment=spatial)
-    return torch.from_numpy(x), torch.from_numpy(np.maximum(lengths, 1)), torch.from_numpy(dataset.labels[indices])
-
-
 def members_loss(criterion: nn.Module, each: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The mean of every member's own loss, from their logits [K, B, C]: members learn side by side,
     each to be right alone, not to be right only together (a loss on the averaged output would let one
     member lean on another's mistakes)."""
     return criterion(each.flatten(0, 1), y.repeat(len(each)))
-
-
-def feature_statistics(
-    dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, seed: int, windows: int = 1024,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and spread per model input over the valid frames of `windows` training windows, cropped
-    and augmented as training draws them, from a random state of their own: training then draws what
-    it would have drawn without them, and every process of a distributed run gets the same numbers."""
-    rng = np.random.default_rng([seed, 1 << 20])
-    order = epoch_order(indices, dataset.labels, windows, rng)[:windows]
-    spatial = SpatialAugment(aug, rng)
-    total = torch.zeros(pre.num_features, dtype=torch.float64)
-    squares = torch.zeros_like(total)
-    count = 0
-    for batch in np.array_split(order, math.ceil(len(order) / 256)):
-        x, lengths, _ = make_batch(dataset, batch, pre, aug, spatial, rng)
-        frames = x[torch.arange(x.shape[1])[None, :] < lengths[:, None]].double()
-        total += frames.sum(0)
-        squares += frames.square().sum(0)
-        count += len(frames)
-    mean = total / count
-    return mean.float(), (squares / count - mean.square()).clamp_min(0).sqrt().float()
 
 
 def train(

@@ -22,7 +22,8 @@ from actionlstm.dataset import holdout_by_group, load_dataset
 from actionlstm.device import resolve_device
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import initial_model, make_batch, members_loss
+from actionlstm.epochs import make_batch
+from actionlstm.train import initial_model, members_loss
 
 
 def main() -> None:

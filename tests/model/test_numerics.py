@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import actionlstm.epochs as epochs
 import actionlstm.train as training
 from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.checkpoint import Classifier
@@ -250,11 +251,11 @@ def test_training_statistics_standardise_the_training_windows(tmp_path):
     write_sample_pickle(path, num_classes=3, clips_per_class=8, frames=(40, 80), seed=0)
     dataset, pre, aug = load_dataset(path, use_cache=False), PreprocessConfig(), AugmentConfig()
     indices = np.arange(len(dataset))
-    mean, std = training.feature_statistics(dataset, indices, pre, aug, seed=0, windows=512)
+    mean, std = epochs.feature_statistics(dataset, indices, pre, aug, seed=0, windows=512)
     model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=3, hidden=4, standardize=True))
     model.set_feature_statistics(mean, std)
     rng = np.random.default_rng(7)
-    x, lengths, _ = training.make_batch(dataset, rng.choice(indices, 512), pre, aug, SpatialAugment(aug, rng), rng)
+    x, lengths, _ = epochs.make_batch(dataset, rng.choice(indices, 512), pre, aug, SpatialAugment(aug, rng), rng)
     frames = model.standardize(x)[torch.arange(x.shape[1])[None, :] < lengths[:, None]]
     varied = std > 1e-3
     assert varied.sum() > 0.9 * pre.num_features

@@ -15,7 +15,8 @@ from actionlstm.errors import UserError
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.preprocess import PreprocessConfig
-from actionlstm.train import TrainConfig, epoch_order, epoch_windows, initial_model
+from actionlstm.epochs import epoch_order, epoch_windows
+from actionlstm.train import TrainConfig, initial_model
 from actionlstm.videoset import Video, assign_splits, find_videos, frame_dirs
 from tests.helpers import run_cli
 

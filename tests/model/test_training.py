@@ -17,7 +17,8 @@ from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import TrainConfig, epoch_windows, resume_path, training_files
+from actionlstm.epochs import epoch_windows
+from actionlstm.train import TrainConfig, resume_path, training_files
 from tests.helpers import CLI, ROOT, run_cli
 
 
