@@ -1,6 +1,6 @@
 """ActionLSTM: skeleton-based action recognition, trained offline on a PYSKL/MMAction2 pickle and run live.
 
-    from actionlstm import ActionRecognizer  # see pipeline/recognizer.py
+from actionlstm import ActionRecognizer  # see pipeline/recognizer.py
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -51,5 +51,13 @@ def builtin_models() -> list[dict]:
     models = []
     for name in BUILTINS:
         clf = load_checkpoint(builtin_path(name))
-        models.append({"name": name, "classes": clf.class_names, **clf.meta.get("builtin", {}), "alert_defaults": clf.alert_defaults, "descent": clf.meta.get("descent")})
+        models.append(
+            {
+                "name": name,
+                "classes": clf.class_names,
+                **clf.meta.get("builtin", {}),
+                "alert_defaults": clf.alert_defaults,
+                "descent": clf.meta.get("descent"),
+            }
+        )
     return models

@@ -118,17 +118,13 @@ def _image_shape(ann: dict, name: str) -> tuple[int, int]:
 def _clip_arrays(ann: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
     keypoint = _as_array(ann["keypoint"], "keypoint", name)
     if keypoint.ndim != 4 or keypoint.shape[2] != NUM_JOINTS or keypoint.shape[3] not in (2, 3):
-        raise UserError(
-            f"clip '{name}': keypoint has shape {tuple(keypoint.shape)}, expected M x T x {NUM_JOINTS} x 2"
-        )
+        raise UserError(f"clip '{name}': keypoint has shape {tuple(keypoint.shape)}, expected M x T x {NUM_JOINTS} x 2")
     if not np.issubdtype(keypoint.dtype, np.number):
         raise UserError(f"clip '{name}': keypoint holds {keypoint.dtype}, expected numbers")
     if "keypoint_score" in ann:
         score = _as_array(ann["keypoint_score"], "keypoint_score", name)
         if score.shape != keypoint.shape[:3] or not np.issubdtype(score.dtype, np.number):
-            raise UserError(
-                f"clip '{name}': keypoint_score has shape {tuple(score.shape)}, expected {tuple(keypoint.shape[:3])}"
-            )
+            raise UserError(f"clip '{name}': keypoint_score has shape {tuple(score.shape)}, expected {tuple(keypoint.shape[:3])}")
     elif keypoint.shape[3] == 3:
         score = keypoint[..., 2]
     else:
@@ -210,8 +206,13 @@ def _save_cache(dataset: SkeletonDataset, cache: Path) -> None:
     """Best effort: a read-only cache folder only costs the next run a re-parse."""
     arrays = {f"split/{name}": idx for name, idx in dataset.splits.items()}
     arrays.update(
-        frame_dirs=dataset.frame_dirs, labels=dataset.labels, offsets=dataset.offsets,
-        keypoint=dataset.keypoint, score=dataset.score, img_shapes=dataset.img_shapes, fps=dataset.fps,
+        frame_dirs=dataset.frame_dirs,
+        labels=dataset.labels,
+        offsets=dataset.offsets,
+        keypoint=dataset.keypoint,
+        score=dataset.score,
+        img_shapes=dataset.img_shapes,
+        fps=dataset.fps,
         synthetic=np.array(dataset.synthetic),
     )
     try:
@@ -226,8 +227,15 @@ def _load_cache(cache: Path) -> SkeletonDataset | None:
         with np.load(cache, allow_pickle=False) as z:
             splits = {k.removeprefix("split/"): z[k] for k in z.files if k.startswith("split/")}
             return SkeletonDataset(
-                frame_dirs=z["frame_dirs"], labels=z["labels"], offsets=z["offsets"], keypoint=z["keypoint"],
-                score=z["score"], img_shapes=z["img_shapes"], fps=z["fps"], splits=splits, synthetic=bool(z["synthetic"]),
+                frame_dirs=z["frame_dirs"],
+                labels=z["labels"],
+                offsets=z["offsets"],
+                keypoint=z["keypoint"],
+                score=z["score"],
+                img_shapes=z["img_shapes"],
+                fps=z["fps"],
+                splits=splits,
+                synthetic=bool(z["synthetic"]),
             )
     except Exception:  # a damaged cache is re-made from the pickle
         return None

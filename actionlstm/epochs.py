@@ -44,7 +44,12 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs [B, W, F], len
 
 
 def make_batch(
-    dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, spatial: SpatialAugment, rng: np.random.Generator
+    dataset: SkeletonDataset,
+    indices: np.ndarray,
+    pre: PreprocessConfig,
+    aug: AugmentConfig,
+    spatial: SpatialAugment,
+    rng: np.random.Generator,
 ) -> Batch:
     windows = [sample_training_window(*dataset.clip(int(i)), dataset.clip_rate(int(i), pre.fps), pre, aug, rng) for i in indices]
     keypoint, score, lengths = stack_windows(windows, pre.window)
@@ -53,7 +58,12 @@ def make_batch(
 
 
 def feature_statistics(
-    dataset: SkeletonDataset, indices: np.ndarray, pre: PreprocessConfig, aug: AugmentConfig, seed: int, windows: int = 1024,
+    dataset: SkeletonDataset,
+    indices: np.ndarray,
+    pre: PreprocessConfig,
+    aug: AugmentConfig,
+    seed: int,
+    windows: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and spread per model input over the valid frames of `windows` training windows, cropped
     and augmented as training draws them, from a random state of their own: training then draws what

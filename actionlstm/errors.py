@@ -27,7 +27,7 @@ def stop_on_sigterm() -> None:
 
 
 def interrupt_name(stop: KeyboardInterrupt) -> str:
-    """"SIGTERM" or "Ctrl-C", as a run's summary and the CLI's last line name it."""
+    """ "SIGTERM" or "Ctrl-C", as a run's summary and the CLI's last line name it."""
     return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
 
 

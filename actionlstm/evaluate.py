@@ -20,9 +20,7 @@ from actionlstm.reports import classification_metrics, confusion_matrix, plot_co
 def check_compatible(clf: Classifier, dataset: SkeletonDataset, class_names: list[str]) -> None:
     """The checkpoint must predict as many classes as the data (and labels file) define."""
     if clf.model.cfg.num_classes != len(class_names):
-        raise UserError(
-            f"the checkpoint predicts {clf.model.cfg.num_classes} classes but the data has {len(class_names)}"
-        )
+        raise UserError(f"the checkpoint predicts {clf.model.cfg.num_classes} classes but the data has {len(class_names)}")
 
 
 def load_for_evaluation(
@@ -46,7 +44,11 @@ def evaluate(clf: Classifier, dataset: SkeletonDataset, indices: np.ndarray, dev
     with Progress(transient=True, console=console.err) as progress:
         task = progress.add_task("evaluating", total=None)
         probs = predict_clips(
-            clf.model, clf.preprocess, dataset, indices, device,
+            clf.model,
+            clf.preprocess,
+            dataset,
+            indices,
+            device,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     labels = dataset.labels[indices]

@@ -52,10 +52,15 @@ def _require(module: str) -> None:
 
 
 def _metadata(clf: Classifier) -> str:
-    return json.dumps({
-        "format": FORMAT, "class_names": clf.class_names, "preprocess": clf.preprocess.to_dict(),
-        "model_config": clf.model.cfg.to_dict(), "meta": {k: v for k, v in clf.meta.items() if k != "history"},
-    })
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "class_names": clf.class_names,
+            "preprocess": clf.preprocess.to_dict(),
+            "model_config": clf.model.cfg.to_dict(),
+            "meta": {k: v for k, v in clf.meta.items() if k != "history"},
+        }
+    )
 
 
 def export_onnx(clf: Classifier, path: Path) -> Path:
@@ -69,8 +74,13 @@ def export_onnx(clf: Classifier, path: Path) -> Path:
         with warnings.catch_warnings():  # the tracer's warnings are about export internals
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _UnpackedLSTM(clf.model.cpu()).eval(), example, str(tmp), dynamo=False, opset_version=17,
-                input_names=["x", "lengths"], output_names=["logits"],
+                _UnpackedLSTM(clf.model.cpu()).eval(),
+                example,
+                str(tmp),
+                dynamo=False,
+                opset_version=17,
+                input_names=["x", "lengths"],
+                output_names=["logits"],
                 dynamic_axes={"x": {0: "batch"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
             )
         graph = onnx.load(str(tmp))

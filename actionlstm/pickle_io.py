@@ -18,7 +18,6 @@ import numpy as np
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError
 
-
 # Array element kinds a skeleton pickle may hold: bool, integers, floats, complex, bytes and text.
 # Object and structured dtypes could smuggle pointers or code paths into numpy, so they are refused.
 _PLAIN_KINDS = frozenset("biufcSU")
@@ -200,8 +199,7 @@ def load_pickle(path: Path) -> Any:
             return _finish(_RestrictedUnpickler(f).load(), {})
     except _RefusedGlobal as exc:
         raise UserError(
-            f"refusing to load {path}: it references {exc}, which a skeleton pickle never needs "
-            "(a pickle like this could run code)"
+            f"refusing to load {path}: it references {exc}, which a skeleton pickle never needs (a pickle like this could run code)"
         ) from None
     except MemoryError:
         raise UserError(f"not enough memory to load {path}") from None
@@ -219,7 +217,7 @@ class _Numpy1Pickler(pickle._Pickler):  # type: ignore[name-defined]
         if module.startswith("numpy._core."):
             qualname = name or obj.__qualname__
             legacy = "numpy.core." + module.removeprefix("numpy._core.")
-            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode("utf-8"))
+            self.write(pickle.GLOBAL + f"{legacy}\n{qualname}\n".encode())
             self.memoize(obj)
             return
         super().save_global(obj, name)

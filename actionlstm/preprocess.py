@@ -86,7 +86,11 @@ def select_main_person(keypoint: np.ndarray, score: np.ndarray, total_frames: in
 
 
 def resample(
-    keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, fps: float, window: int | None = None,
+    keypoint: np.ndarray,
+    score: np.ndarray,
+    timestamps: np.ndarray,
+    fps: float,
+    window: int | None = None,
     score_threshold: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resample frames taken at `timestamps` (seconds) to `fps`, ending at the newest frame.

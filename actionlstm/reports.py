@@ -73,7 +73,9 @@ def write_per_class_csv(matrix: np.ndarray, probs: np.ndarray, labels: np.ndarra
                 others = matrix[c].copy()
                 others[c] = 0
                 confused = class_names[int(others.argmax())] if others.any() else ""
-                writer.writerow([c, name, clips, f"{matrix[c, c] / clips:.4f}" if clips else "", f"{top5_acc:.4f}" if clips else "", confused])
+                writer.writerow(
+                    [c, name, clips, f"{matrix[c, c] / clips:.4f}" if clips else "", f"{top5_acc:.4f}" if clips else "", confused]
+                )
 
 
 EPOCH_LOG_COLUMNS = ("epoch", "loss", "train_top1", "val_top1", "lr", "seconds")

@@ -89,13 +89,26 @@ def training_files(out: Path) -> dict[str, Path]:
 
 
 def run_fingerprint(
-    dataset: SkeletonDataset, fit_indices: np.ndarray, class_names: list[str], pre: PreprocessConfig, aug: AugmentConfig, cfg: TrainConfig,
+    dataset: SkeletonDataset,
+    fit_indices: np.ndarray,
+    class_names: list[str],
+    pre: PreprocessConfig,
+    aug: AugmentConfig,
+    cfg: TrainConfig,
     model: ActionLSTM,
 ) -> str:
     """What a resumed run must share with the interrupted one: clips, labels, classes, settings and
     the starting weights (which differ when fine-tuning from another checkpoint)."""
     digest = hashlib.sha256()
-    for part in (dataset.frame_dirs[fit_indices].tolist(), dataset.labels[fit_indices].tolist(), class_names, pre.to_dict(), asdict(aug), asdict(cfg), model.cfg.to_dict()):
+    for part in (
+        dataset.frame_dirs[fit_indices].tolist(),
+        dataset.labels[fit_indices].tolist(),
+        class_names,
+        pre.to_dict(),
+        asdict(aug),
+        asdict(cfg),
+        model.cfg.to_dict(),
+    ):
         digest.update(json.dumps(part, sort_keys=True).encode())
     for tensor in model.state_dict().values():
         digest.update(tensor.detach().cpu().numpy().tobytes())
@@ -107,7 +120,16 @@ def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifie
     (fine-tuning): same architecture and weights, with a fresh output layer when the class list differs."""
     cfg = cfg or TrainConfig()
     if init is None:
-        return ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=len(class_names), hidden=cfg.hidden, standardize=cfg.standardize, members=cfg.members, layers=cfg.layers))
+        return ActionLSTM(
+            ModelConfig(
+                num_features=pre.num_features,
+                num_classes=len(class_names),
+                hidden=cfg.hidden,
+                standardize=cfg.standardize,
+                members=cfg.members,
+                layers=cfg.layers,
+            )
+        )
     model = ActionLSTM(replace(init.model.cfg, num_classes=len(class_names)))
     state = dict(init.model.state_dict())
     if list(init.class_names) != list(class_names):
@@ -231,7 +253,9 @@ def train(
         if state.get("fingerprint") != fingerprint:
             raise UserError(f"{state_file} belongs to a run with other data or settings; start afresh without --resume")
         if len(state["rng"]) != world.size:
-            raise UserError(f"{state_file} was written by a run of {len(state['rng'])} processes; resume it with as many (torchrun --nproc-per-node)")
+            raise UserError(
+                f"{state_file} was written by a run of {len(state['rng'])} processes; resume it with as many (torchrun --nproc-per-node)"
+            )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -242,9 +266,12 @@ def train(
 
     spatial = SpatialAugment(aug, rng)
     columns = (
-        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  val {task.fields[val]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     started = time.perf_counter()
     with spare_core_for_batches(device), Progress(*columns, console=console.err, disable=not world.is_main) as progress:
@@ -252,7 +279,9 @@ def train(
             task = progress.add_task("train", total=steps_per_epoch, epoch=f"{epoch + 1}/{cfg.epochs}", loss=0.0, acc=0.0, val="-")
             model.train()
             order = epoch_order(fit_indices, dataset.labels, steps_per_epoch * cfg.batch_size, order_rng)
-            shares = [np.array_split(order[s * cfg.batch_size : (s + 1) * cfg.batch_size], world.size)[world.rank] for s in range(steps_per_epoch)]
+            shares = [
+                np.array_split(order[s * cfg.batch_size : (s + 1) * cfg.batch_size], world.size)[world.rank] for s in range(steps_per_epoch)
+            ]
             loss_sum, correct, seen = 0.0, 0, 0
             epoch_start = time.perf_counter()
             # The next batches are made on a thread while the model trains on this one. Only this epoch's
@@ -283,22 +312,39 @@ def train(
                 probs = predict_clips(model, pre, dataset, val_indices, device)
                 val_top1 = float((probs.argmax(-1) == dataset.labels[val_indices]).mean())
             progress.update(task, loss=loss_sum / seen, acc=correct / seen, val=f"{val_top1:.1%}" if len(val_indices) else "-")
-            history.append({
-                "epoch": epoch + 1, "loss": loss_sum / seen, "train_top1": correct / seen, "val_top1": val_top1,
-                "lr": scheduler.get_last_lr()[0], "seconds": epoch_seconds,
-            })
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss_sum / seen,
+                    "train_top1": correct / seen,
+                    "val_top1": val_top1,
+                    "lr": scheduler.get_last_lr()[0],
+                    "seconds": epoch_seconds,
+                }
+            )
             # Without a validation part the last epoch is kept.
             score = val_top1 if len(val_indices) else float(epoch)
             if score > best["val_top1"]:
-                best = {"val_top1": score, "epoch": epoch + 1, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+                best = {
+                    "val_top1": score,
+                    "epoch": epoch + 1,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                }
             every_rng = world.gather(rng_states(rng))
             if world.is_main:
                 atomic_torch_save(
                     {
                         "version": RESUME_VERSION,
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(), "order_rng": order_rng.bit_generator.state, "rng": every_rng,
-                        "history": history, "best": best, "epoch": epoch + 1, "fingerprint": fingerprint,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "order_rng": order_rng.bit_generator.state,
+                        "rng": every_rng,
+                        "history": history,
+                        "best": best,
+                        "epoch": epoch + 1,
+                        "fingerprint": fingerprint,
                     },
                     state_file,
                 )
@@ -326,7 +372,14 @@ def train(
 
 
 def write_training_files(
-    out: Path, model: ActionLSTM, best: dict, summary: dict, class_names: list[str], pre: PreprocessConfig, device: torch.device, resumed: bool,
+    out: Path,
+    model: ActionLSTM,
+    best: dict,
+    summary: dict,
+    class_names: list[str],
+    pre: PreprocessConfig,
+    device: torch.device,
+    resumed: bool,
 ) -> None:
     """The best checkpoint at `out`, the `training_files` beside it; the resume state goes."""
     files = training_files(out)
@@ -335,8 +388,15 @@ def write_training_files(
     save_checkpoint(out, model, class_names, pre, {**summary, "weights": f"best (epoch {best['epoch']})"})
     write_epoch_log(summary["history"], files["epochs_csv"])
     settings = {
-        "data": summary["data"], "device": str(device), "world_size": summary["world_size"], "resumed": resumed, "windows_per_epoch": summary["windows_per_epoch"],
-        "train": summary["train_config"], "augment": summary["augment"], "preprocess": pre.to_dict(), "model": model.cfg.to_dict(),
+        "data": summary["data"],
+        "device": str(device),
+        "world_size": summary["world_size"],
+        "resumed": resumed,
+        "windows_per_epoch": summary["windows_per_epoch"],
+        "train": summary["train_config"],
+        "augment": summary["augment"],
+        "preprocess": pre.to_dict(),
+        "model": model.cfg.to_dict(),
         "class_names": list(class_names),
     }
     write_json(settings, files["settings_json"])

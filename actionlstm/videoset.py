@@ -100,6 +100,7 @@ def find_videos(source: Path) -> VideoSet:
 def frame_dirs(videos: list[Video], class_names: list[str]) -> list[str]:
     """A unique clip name per video: the file name without extension, prefixed by the class when two
     classes share a file name, and the whole relative path when even that is not unique."""
+
     def unique(names: list[str]) -> bool:
         return len(set(names)) == len(names)
 

@@ -1,6 +1,7 @@
 """Action labels of tracked persons: every ready buffer of a frame in one batched forward pass, smoothed over time."""
 
-from concurrent.futures import Future, ThreadPoolExecutor, wait as wait_for
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -8,10 +9,10 @@ import torch
 
 from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
-from pipeline.settings import MIN_PROB
 from actionlstm.inference import predict_windows
 from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
 from pipeline.descent import apply_cue, descent_cue, read_fall
+from pipeline.settings import MIN_PROB
 
 
 @dataclass
@@ -45,8 +46,14 @@ class ActionRuntime:
     """
 
     def __init__(
-        self, clf: Classifier, device: torch.device, stride: int = 1, smoothing: float = 0.6, min_seconds: float | None = None,
-        min_prob: float = MIN_PROB, top_k: int = 5,
+        self,
+        clf: Classifier,
+        device: torch.device,
+        stride: int = 1,
+        smoothing: float = 0.6,
+        min_seconds: float | None = None,
+        min_prob: float = MIN_PROB,
+        top_k: int = 5,
     ):
         if stride < 1:
             raise UserError(f"stride must be 1 or more, not {stride}")
@@ -80,7 +87,9 @@ class ActionRuntime:
         out of sight keep their last labels until their buffer is freed."""
         return self.update_many([(buffers, visible, self.state)])[0]
 
-    def update_many(self, sources: list[tuple[TrackBuffers, set[int], "LabelState"]], wait: bool = True) -> list[dict[int, list[LabelProb]]]:
+    def update_many(
+        self, sources: list[tuple[TrackBuffers, set[int], "LabelState"]], wait: bool = True
+    ) -> list[dict[int, list[LabelProb]]]:
         """`update` for one frame of each of several sources (each with its own buffers and state), with
         the ready persons of all of them in one forward pass.
 

@@ -14,8 +14,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-from pipeline.predictor import FrameResult
 from pipeline.clock import iso_time
+from pipeline.predictor import FrameResult
 from pipeline.rules import AlertRule
 
 EPSILON = 1e-6  # frame times are rounded; durations compare with this slack
@@ -119,9 +119,17 @@ class Alerts:
 
     def _event(self, rule: AlertRule, watch: _Watch, result: FrameResult, person, name: str, origin: float) -> Event:
         event = Event(
-            id=self.next_id, source=name, person=person.id, label=watch.label, prob=round(person.top5[0].prob, 4), rule=str(rule),
-            start=iso_time(origin + watch.since), time=round(result.time, 4), at=iso_time(origin + result.time),
-            duration=round(result.time - watch.since, 4), box=[round(v, 1) for v in person.box],
+            id=self.next_id,
+            source=name,
+            person=person.id,
+            label=watch.label,
+            prob=round(person.top5[0].prob, 4),
+            rule=str(rule),
+            start=iso_time(origin + watch.since),
+            time=round(result.time, 4),
+            at=iso_time(origin + result.time),
+            duration=round(result.time - watch.since, 4),
+            box=[round(v, 1) for v in person.box],
         )
         self.next_id += 1
         return event

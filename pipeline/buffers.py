@@ -98,7 +98,9 @@ class TrackBuffers:
         self.forget_seconds = forget_seconds
         self.buffers: dict[int, PersonBuffer] = {}
 
-    def update(self, timestamp: float, track_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray | None = None) -> None:
+    def update(
+        self, timestamp: float, track_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray | None = None
+    ) -> None:
         seen = {}
         for i, track_id in enumerate(track_ids.tolist()):
             if track_id >= 0:

@@ -92,6 +92,8 @@ def run_demo(out_dir: Path, device: str = "auto", epochs: int = 8, show: bool = 
     video = write_demo_video(out_dir / "demo_input.mp4")
     console.err.print(f"[bold]3/3[/] running the full pipeline (real YOLO-pose) on {video}")
     recognizer = ActionRecognizer(checkpoint, device=device)  # trained on the sample: its overlay says so
-    outputs = source_outputs([str(video)], save=out_dir / "demo_annotated.mp4", jsonl=out_dir / "demo_predictions.jsonl", segments=None, timeline=None)
+    outputs = source_outputs(
+        [str(video)], save=out_dir / "demo_annotated.mp4", jsonl=out_dir / "demo_predictions.jsonl", segments=None, timeline=None
+    )
     (summary,) = run_sources([str(video)], recognizer, outputs, show, realtime=False)
     return summary.exit_code

@@ -282,7 +282,9 @@ def per_source(path: Path | None, index: int, count: int) -> Path | None:
 def source_outputs(specs: list[str], **outputs: Path | None) -> list[dict[str, Path | None]]:
     """Each source's output files (`per_source`), checked (and refused) before the pose model loads."""
     if len(specs) > 1 and outputs.get("jsonl") is not None and is_stream(outputs["jsonl"]):
-        raise UserError(f"--jsonl {outputs['jsonl']} is a stream, which takes the lines of one source; give a file name for several sources")
+        raise UserError(
+            f"--jsonl {outputs['jsonl']} is a stream, which takes the lines of one source; give a file name for several sources"
+        )
     named = [{name: per_source(path, k, len(specs)) for name, path in outputs.items()} for k in range(len(specs))]
     for spec, files in zip(specs, named):
         check_run_outputs(spec, **files)

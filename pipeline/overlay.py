@@ -98,7 +98,13 @@ class Overlay:
         self.score_threshold = score_threshold
 
     def draw(
-        self, image: np.ndarray, poses: Poses, labels: dict[int, list[LabelProb]], fps: float | None, note: str = "", uncertain: set[int] = frozenset(),
+        self,
+        image: np.ndarray,
+        poses: Poses,
+        labels: dict[int, list[LabelProb]],
+        fps: float | None,
+        note: str = "",
+        uncertain: set[int] = frozenset(),
     ) -> np.ndarray:
         """Draw on `image` in place and return it: people first, then the fps line and the panels on top.
         The panels of `uncertain` persons say so and grey their labels."""
@@ -120,7 +126,12 @@ class Overlay:
         return image
 
     def layout(
-        self, shape: tuple[int, ...], poses: Poses, labels: dict[int, list[LabelProb]], header: str = "", uncertain: set[int] = frozenset(),
+        self,
+        shape: tuple[int, ...],
+        poses: Poses,
+        labels: dict[int, list[LabelProb]],
+        header: str = "",
+        uncertain: set[int] = frozenset(),
     ) -> list[Panel]:
         """The panels of the classified persons in a frame of `shape` (height, width[, channels]), oldest
         track first so a newcomer never moves an earlier panel, none covering another or the `header`.
@@ -216,4 +227,6 @@ class Overlay:
             cv2.rectangle(image, (text_x, base_y - int(11 * unit)), (text_x + filled, base_y - int(2 * unit)), bar_colour, -1)
             weight = thickness + 1 if k == 0 and not panel.uncertain else thickness
             text = f"{item.label} {item.prob:.0%}"
-            cv2.putText(image, text, (text_x + bar_width + int(6 * unit), base_y - int(2 * unit)), FONT, scale, text_colour, weight, cv2.LINE_AA)
+            cv2.putText(
+                image, text, (text_x + bar_width + int(6 * unit), base_y - int(2 * unit)), FONT, scale, text_colour, weight, cv2.LINE_AA
+            )

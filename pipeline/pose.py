@@ -63,7 +63,9 @@ def choose_backend(backend: str, device: torch.device, weights: str) -> str:
         if device.type != "cpu":
             raise UserError(f"the {backend} pose backend runs on the CPU; use --device cpu or --pose-backend torch")
         if importlib.util.find_spec(_RUNTIME_MODULE[backend]) is None:
-            raise UserError(f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: pip install 'actionlstm[{backend}]'")
+            raise UserError(
+                f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: pip install 'actionlstm[{backend}]'"
+            )
         if Path(weights).suffix != ".pt" or not Path(weights).is_file():
             raise UserError(f"the {backend} pose backend exports PyTorch weights (.pt), not {weights}")
     return backend
@@ -95,14 +97,18 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
                     warnings.simplefilter("ignore")
                     exported = YOLO(str(copy), task="pose").export(format=backend, imgsz=imgsz, verbose=False)
             except Exception as exc:
-                raise UserError(f"exporting {source.name} for {backend} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                raise UserError(
+                    f"exporting {source.name} for {backend} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                ) from None
             try:
                 os.replace(exported, target)
             except OSError:
                 if not target.exists():  # another run finishing the same export first is fine
                     raise
     except OSError as exc:  # a full disk or a read-only cache: say where, in one line
-        raise UserError(f"cannot export {source.name} for {backend} into {folder}: {exc.strerror or exc} (--pose-backend torch needs no export)") from None
+        raise UserError(
+            f"cannot export {source.name} for {backend} into {folder}: {exc.strerror or exc} (--pose-backend torch needs no export)"
+        ) from None
     return str(target)
 
 
@@ -168,7 +174,9 @@ class PoseEstimator:
         one after the other (ultralytics splits the batch for its fixed batch-1 export)."""
         if self._requests is not None:
             self._requests.expect(len(images))
-        results = self.model.predict(images, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision)
+        results = self.model.predict(
+            images, device=str(self.device), imgsz=self.imgsz, conf=self.conf, classes=[0], verbose=False, **self.precision
+        )
         return [_detections(result) for result in results]
 
 

@@ -130,7 +130,9 @@ class ActionPipeline:
                 track_seconds, buffer_seconds = track_seconds + t3 - t2, buffer_seconds + time.perf_counter() - t3
                 tracked.append((lane, frame, poses))
             t4 = time.perf_counter()
-            every_label = self.actions.update_many([(lane.buffers, set(poses.track_ids.tolist()), lane.labels) for lane, _, poses in tracked], wait)
+            every_label = self.actions.update_many(
+                [(lane.buffers, set(poses.track_ids.tolist()), lane.labels) for lane, _, poses in tracked], wait
+            )
             t5 = time.perf_counter()
             rate_now = 1.0 / max(t5 - last, 1e-6)
             fps = rate_now if math.isnan(fps) else 0.9 * fps + 0.1 * rate_now
@@ -147,15 +149,24 @@ class ActionPipeline:
                 shown = set(poses.track_ids.tolist())
                 unseen = [  # labels are kept only while the person's buffer is: each has one
                     PersonResult(tid, lane.buffers[tid].last_box, top, tid in uncertain)
-                    for tid, top in labels.items() if tid not in shown and lane.buffers[tid].last_box is not None
+                    for tid, top in labels.items()
+                    if tid not in shown and lane.buffers[tid].last_box is not None
                 ]
-                results.append(FrameResult(frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen))
+                results.append(
+                    FrameResult(
+                        frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen
+                    )
+                )
             t6 = time.perf_counter()
             share = 1.0 / len(results)  # per-frame times: a batched stage's time is split over its frames
             for result in results:
                 result.timings = {
-                    "decode": step.decode_seconds[result.source], "pose": step.pose_seconds * share, "track": track_seconds * share,
-                    "buffer": buffer_seconds * share, "classify": (t5 - t4) * share, "overlay": (t6 - t5) * share,
+                    "decode": step.decode_seconds[result.source],
+                    "pose": step.pose_seconds * share,
+                    "track": track_seconds * share,
+                    "buffer": buffer_seconds * share,
+                    "classify": (t5 - t4) * share,
+                    "overlay": (t6 - t5) * share,
                 }
             yield results
 

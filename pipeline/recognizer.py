@@ -132,7 +132,14 @@ class ActionRecognizer:
         keypoints, scores = np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
         if keypoints.ndim == 3:
             keypoints, scores = keypoints[None], scores[None]
-        clip = {"frame_dir": "sequence", "label": 0, "img_shape": (0, 0), "keypoint": keypoints, "keypoint_score": scores, "fps": float(fps)}
+        clip = {
+            "frame_dir": "sequence",
+            "label": 0,
+            "img_shape": (0, 0),
+            "keypoint": keypoints,
+            "keypoint_score": scores,
+            "fps": float(fps),
+        }
         dataset = parse_annotations({"split": {}, "annotations": [clip]})
         probs = predict_clips(self.classifier.model, self.classifier.preprocess, dataset, np.array([0]), self.device)[0]
         return [LabelProb(self.class_names[int(c)], float(probs[c])) for c in np.argsort(-probs)[:k]]

@@ -19,9 +19,9 @@ from rich.markup import escape
 from actionlstm import console
 from actionlstm.atomic import atomic_path
 from actionlstm.errors import UserError, interrupt_exit_code, interrupt_name
+from pipeline.display import Display
 from pipeline.overlay import FONT, Overlay
 from pipeline.pose import PoseEstimator
-from pipeline.display import Display
 from pipeline.sources import Frame, FrameSource
 from pipeline.tracking import Poses, Tracker
 
@@ -103,7 +103,13 @@ def draw_preview(image: np.ndarray, people: Poses | None, overlay: Overlay, stat
 
 
 def record_clips(
-    source: FrameSource, label: str, out_dir: Path, clips: int, seconds: float, countdown: float, display: Display,
+    source: FrameSource,
+    label: str,
+    out_dir: Path,
+    clips: int,
+    seconds: float,
+    countdown: float,
+    display: Display,
     stages: tuple[PoseEstimator, Tracker] | None = None,
 ) -> Recording:
     """Record up to `clips` clips of `seconds` each into `out_dir/label`, each after a `countdown`.
@@ -133,7 +139,10 @@ def record_clips(
                 span = frame.timestamp - take[0].timestamp
                 fps = write_clip(path, take, span)
                 saved.append(path)
-                console.out.print(f"saved {escape(str(path))} (clip {len(saved)}/{clips}: {len(take)} frames, {span:.1f} s at {fps:.1f} fps)", soft_wrap=True)
+                console.out.print(
+                    f"saved {escape(str(path))} (clip {len(saved)}/{clips}: {len(take)} frames, {span:.1f} s at {fps:.1f} fps)",
+                    soft_wrap=True,
+                )
                 take = []
                 phase_start = None
                 if len(saved) == clips:

@@ -1,10 +1,10 @@
 """Alert rules: which label, how sure, for how long.
 
-    --alert 'fall>=0.8:1s'     fall, top-1 probability at least 0.8, for 1 s
-    --alert 'wave:2'           wave at the default probability (0.7), for 2 s
-    --alert fall               the model's own operating point for fall, if it records one, else 0.7 for 1 s
-    --alert '*>=0:1s'          any label at all, held for 1 s
-    --rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
+--alert 'fall>=0.8:1s'     fall, top-1 probability at least 0.8, for 1 s
+--alert 'wave:2'           wave at the default probability (0.7), for 2 s
+--alert fall               the model's own operating point for fall, if it records one, else 0.7 for 1 s
+--alert '*>=0:1s'          any label at all, held for 1 s
+--rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
 """
 
 import math
@@ -70,7 +70,9 @@ def _number(text: str, what: str, rule: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise UserError(f"alert rule '{rule}': {what} '{text}' is not a number (rules look like LABEL[>=PROB][:SECONDS], e.g. 'fall>=0.8:1s')") from None
+        raise UserError(
+            f"alert rule '{rule}': {what} '{text}' is not a number (rules look like LABEL[>=PROB][:SECONDS], e.g. 'fall>=0.8:1s')"
+        ) from None
 
 
 def parse_rule(text: str) -> AlertRule:

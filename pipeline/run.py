@@ -28,8 +28,17 @@ class SourceRun:
     """One source's part of a run: its video, JSONL and events outputs, window, statistics and segments."""
 
     def __init__(
-        self, source: FrameSource, save: Path | None, jsonl: Path | None, show: bool, jsonl_keypoints: bool, min_segment: float, title: str,
-        events: Path | None = None, alerts: Alerts | None = None, name: str = "0",
+        self,
+        source: FrameSource,
+        save: Path | None,
+        jsonl: Path | None,
+        show: bool,
+        jsonl_keypoints: bool,
+        min_segment: float,
+        title: str,
+        events: Path | None = None,
+        alerts: Alerts | None = None,
+        name: str = "0",
     ):
         self.source = source
         self.summary = RunSummary()
@@ -132,14 +141,23 @@ def run_sessions(
         for run in runs:
             discard_outputs(run.outputs)
         raise
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     bar = Progress(*columns, console=console.err, disable=not progress)
     started = time.perf_counter()
     try:
         try:
             with bar:
                 names = ["live" if s.is_live else "video" for s in sources]
-                tasks = [bar.add_task(name if len(sources) == 1 else f"{name} #{k}", total=s.frame_count, status="") for k, (name, s) in enumerate(zip(names, sources))]
+                tasks = [
+                    bar.add_task(name if len(sources) == 1 else f"{name} #{k}", total=s.frame_count, status="")
+                    for k, (name, s) in enumerate(zip(names, sources))
+                ]
                 step_start = time.perf_counter()
                 for results in stages.stream_many(sources):
                     quit = False
@@ -169,8 +187,14 @@ def run_sessions(
 
 
 def run_sources(
-    specs: list[str], recognizer: ActionRecognizer, outputs: list[dict[str, Path | None]], show: bool, realtime: bool,
-    jsonl_keypoints: bool = False, min_segment: float = 0.5, alerts: Alerts | None = None,
+    specs: list[str],
+    recognizer: ActionRecognizer,
+    outputs: list[dict[str, Path | None]],
+    show: bool,
+    realtime: bool,
+    jsonl_keypoints: bool = False,
+    min_segment: float = 0.5,
+    alerts: Alerts | None = None,
 ) -> list[RunSummary]:
     """`actionlstm run SRC...` after its checks: open the sources (after the pose model has loaded: a
     live source opened earlier would run on without us), say what runs on what, run them side by
@@ -180,7 +204,9 @@ def run_sources(
         for k, (spec, source) in enumerate(zip(specs, sources)):
             number = f"#{k} " if len(specs) > 1 else ""
             live = "live " if source.is_live else ""
-            console.err.print(f"{number}{live}source {escape(redact(spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps", soft_wrap=True)
+            console.err.print(
+                f"{number}{live}source {escape(redact(spec))}: {source.size[0]}x{source.size[1]} at {source.fps:.1f} fps", soft_wrap=True
+            )
         console.err.print(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}", soft_wrap=True)
         console.err.print(f"action model {escape(recognizer.checkpoint.name)}: {escape(recognizer.classifier.describe())}", soft_wrap=True)
         if recognizer.classifier.synthetic:
@@ -192,8 +218,15 @@ def run_sources(
         for rule in alerts.rules if alerts is not None else []:
             console.err.print(f"alert rule {escape(str(rule))}")
         summaries = run_sessions(
-            recognizer, sources, [o["save"] for o in outputs], [o["jsonl"] for o in outputs], show=show,
-            jsonl_keypoints=jsonl_keypoints, min_segment=min_segment, events=[o.get("events") for o in outputs], alerts=alerts,
+            recognizer,
+            sources,
+            [o["save"] for o in outputs],
+            [o["jsonl"] for o in outputs],
+            show=show,
+            jsonl_keypoints=jsonl_keypoints,
+            min_segment=min_segment,
+            events=[o.get("events") for o in outputs],
+            alerts=alerts,
         )
     for k, (spec, summary, files) in enumerate(zip(specs, summaries, outputs)):
         if summary.frames and files["segments"] is not None:

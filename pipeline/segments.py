@@ -123,7 +123,9 @@ class SegmentBuilder:
         for person in self._persons.values():
             runs = [r for r in (person.segment, person.run) if r is not None]
             if len(runs) == 2 and runs[0].label == runs[1].label:
-                runs = [_Run(runs[0].label, runs[0].start, runs[1].end, runs[0].prob_sum + runs[1].prob_sum, runs[0].frames + runs[1].frames)]
+                runs = [
+                    _Run(runs[0].label, runs[0].start, runs[1].end, runs[0].prob_sum + runs[1].prob_sum, runs[0].frames + runs[1].frames)
+                ]
             shown += [_as_dict(person.id, run) for run in runs]
         return shown
 
@@ -162,7 +164,13 @@ class SegmentBuilder:
 
 
 def _as_dict(person_id: int, run: _Run) -> dict:
-    return {"id": person_id, "label": run.label, "start": round(run.start, 4), "end": round(run.end, 4), "mean_prob": round(run.prob_sum / run.frames, 4)}
+    return {
+        "id": person_id,
+        "label": run.label,
+        "start": round(run.start, 4),
+        "end": round(run.end, 4),
+        "mean_prob": round(run.prob_sum / run.frames, 4),
+    }
 
 
 def segments_from_records(records: Iterable[Mapping], min_segment: float = 0.5, max_gap: float = 1.0) -> list[dict]:
@@ -189,7 +197,11 @@ def _read_records(path: Path) -> Iterable[dict]:
                 except json.JSONDecodeError:
                     pending = (number, "not a JSON line")
                     continue
-                if not isinstance(record, dict) or not isinstance(record.get("time"), (int, float)) or not isinstance(record.get("persons"), list):
+                if (
+                    not isinstance(record, dict)
+                    or not isinstance(record.get("time"), (int, float))
+                    or not isinstance(record.get("persons"), list)
+                ):
                     raise UserError(f"{path}:{number}: not a frame record (needs 'time' and 'persons')")
                 yield record
     except OSError as exc:

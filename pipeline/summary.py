@@ -115,7 +115,10 @@ def print_summary(summary: RunSummary, out: Console | None = None, top: int = 10
         extra.append(f"{summary.skipped} unreadable frames skipped")
     if summary.dropped:
         extra.append(f"{summary.dropped} stale live frames dropped")
-    out.print(f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), ended by {summary.ended_by}" + (f"; {', '.join(extra)}" if extra else ""))
+    out.print(
+        f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} fps), ended by {summary.ended_by}"
+        + (f"; {', '.join(extra)}" if extra else "")
+    )
     if summary.events is not None:
         out.print(f"{summary.events} alert event{'s' if summary.events != 1 else ''}")
     if summary.warning:

@@ -74,8 +74,15 @@ def draw_timeline(segments: Iterable[Mapping], out_path: Path, duration: float |
     if colours:
         handles = [Patch(color=colour, label=label) for label, colour in colours.items()]
         rows_that_fit = max(1, int(height / 0.25))  # legend entries per column at its font size
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                  ncol=math.ceil(len(handles) / rows_that_fit), title="action")
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            ncol=math.ceil(len(handles) / rows_that_fit),
+            title="action",
+        )
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format=out_path.suffix[1:].lower() or "png")

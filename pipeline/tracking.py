@@ -15,8 +15,8 @@ import numpy as np
 
 from actionlstm.errors import UserError
 from actionlstm.skeleton import NUM_JOINTS
-from pipeline.settings import LOST_SECONDS, TRACKER
 from pipeline.pose import Detections
+from pipeline.settings import LOST_SECONDS, TRACKER
 
 TRACKERS = ("bytetrack", "botsort")
 
@@ -32,7 +32,12 @@ class Poses:
 
     @classmethod
     def empty(cls) -> "Poses":
-        return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros((0, NUM_JOINTS, 2), np.float32), np.zeros((0, NUM_JOINTS), np.float32))
+        return cls(
+            np.zeros(0, np.int64),
+            np.zeros((0, 4), np.float32),
+            np.zeros((0, NUM_JOINTS, 2), np.float32),
+            np.zeros((0, NUM_JOINTS), np.float32),
+        )
 
     def __len__(self) -> int:
         return len(self.track_ids)

@@ -48,7 +48,11 @@ def main() -> None:
     names = [f"class_{c}" for c in range(101)]
     model = initial_model(names, pre, None).eval()  # the default model, untrained
     data, _ = make_sample_annotations(num_classes=4, clips_per_class=4, frames=(130, 150), seed=0)
-    clips = [(a["keypoint"][0].astype(np.float32)[:120], a["keypoint_score"][0].astype(np.float32)[:120]) for a in data["annotations"] if len(a["keypoint"])]
+    clips = [
+        (a["keypoint"][0].astype(np.float32)[:120], a["keypoint_score"][0].astype(np.float32)[:120])
+        for a in data["annotations"]
+        if len(a["keypoint"])
+    ]
 
     figures = {"device": str(device), "torch_threads": torch.get_num_threads(), "backends": {}}
     backends = ["torch", *FORMATS] if args.backend == "all" else [args.backend]
@@ -75,7 +79,9 @@ def bench(clf: Classifier, clips: list, device: torch.device, repeats: int) -> d
             "preprocess_p50_ms": round(float(np.percentile(prep, 50)) * 1000, 3),
         }
         figures["persons"][persons] = row
-        print(f"  {persons:>2} persons: p50 {row['total_p50_ms']:.2f} ms  p95 {row['total_p95_ms']:.2f} ms  (preprocess p50 {row['preprocess_p50_ms']:.2f} ms)")
+        print(
+            f"  {persons:>2} persons: p50 {row['total_p50_ms']:.2f} ms  p95 {row['total_p95_ms']:.2f} ms  (preprocess p50 {row['preprocess_p50_ms']:.2f} ms)"
+        )
     one, sixteen = figures["persons"][1]["total_p50_ms"], figures["persons"][16]["total_p50_ms"]
     figures["batch16_over_single"] = round(sixteen / one, 2)
     print(f"  16 persons batched cost {figures['batch16_over_single']:.1f}x one person (16x if unbatched)")

@@ -81,9 +81,9 @@ def main() -> None:
 
     from ultralytics import YOLO
 
-    from pipeline.settings import PoseSettings
     from actionlstm.videoset import find_videos
     from pipeline.pose import resolve_pose_model
+    from pipeline.settings import PoseSettings
 
     videos = find_videos(args.folder).videos[: args.videos or None]
     settings = PoseSettings(device=args.device)
@@ -115,7 +115,9 @@ def main() -> None:
     for name in seconds:
         print(f"{name:>14}: {rate[name]:6.1f} frames/s")
     print(f"per-video overhead of extract: median {np.median(overheads) * 1e3:.0f} ms, mean {np.mean(overheads) * 1e3:.0f} ms")
-    print(f"extract / pose-only: {rate['extract'] / rate['pose-only']:.2f}x; extract / plain PyTorch: {rate['extract'] / rate['plain PyTorch']:.2f}x")
+    print(
+        f"extract / pose-only: {rate['extract'] / rate['pose-only']:.2f}x; extract / plain PyTorch: {rate['extract'] / rate['plain PyTorch']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import cv2
 import numpy as np
 import torch
 
-
 from pipeline.pose import PoseEstimator
 
 
@@ -72,10 +71,19 @@ def main() -> None:
                     height_px = np.ptp(ref[0][ref[1] > 0.3, 1]) if (ref[1] > 0.3).sum() >= 2 else 0
                     if both.any() and height_px > 0:
                         errors.append(float(np.linalg.norm(ref[0][both] - got[0][both], axis=1).mean() / height_px))
-            row = {"size": size, "imgsz": imgsz, "frames": total, "person_found": found / total, "keypoint_error": float(np.mean(errors)) if errors else None}
+            row = {
+                "size": size,
+                "imgsz": imgsz,
+                "frames": total,
+                "person_found": found / total,
+                "keypoint_error": float(np.mean(errors)) if errors else None,
+            }
             rows.append(row)
             error = f"{row['keypoint_error']:.3f}" if errors else "-"
-            print(f"{size:>9} at imgsz {imgsz:>4}: person in {row['person_found']:.1%} of {total} frames, keypoint error {error} of body height", flush=True)
+            print(
+                f"{size:>9} at imgsz {imgsz:>4}: person in {row['person_found']:.1%} of {total} frames, keypoint error {error} of body height",
+                flush=True,
+            )
     args.out.write_text(json.dumps(rows, indent=2))
 
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from actionlstm.dataset import load_dataset
 from actionlstm.device import resolve_device
-from actionlstm.export import BACKENDS as CLASSIFIER_BACKENDS, load_classifier
+from actionlstm.export import BACKENDS as CLASSIFIER_BACKENDS
+from actionlstm.export import load_classifier
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, train
 from pipeline.actions import ActionRuntime
@@ -32,8 +33,8 @@ from pipeline.overlay import Overlay
 from pipeline.pose import BACKENDS, PoseEstimator
 from pipeline.predictor import ActionPipeline
 from pipeline.run import run_session
-from pipeline.summary import Reservoir, RunSummary
 from pipeline.sources import open_source
+from pipeline.summary import Reservoir, RunSummary
 from pipeline.tracking import TRACKERS, Tracker
 
 
@@ -112,8 +113,15 @@ def main() -> None:
         return round(float(np.median([(run[part] if part else run)[key] for run in runs])), 3)
 
     figures = {
-        "video": args.video, "device": str(device), "pose_backend": backend, "classifier_backend": args.classifier_backend,
-        "imgsz": args.imgsz, "tracker": args.tracker, "frames": runs[0]["frames"], "stride": args.stride, "repeats": args.repeats,
+        "video": args.video,
+        "device": str(device),
+        "pose_backend": backend,
+        "classifier_backend": args.classifier_backend,
+        "imgsz": args.imgsz,
+        "tracker": args.tracker,
+        "frames": runs[0]["frames"],
+        "stride": args.stride,
+        "repeats": args.repeats,
         "pose_only_fps": median("pose_only_fps"),
         "pipeline_fps": median("pipeline_fps"),
         "ratio_pipeline_to_pose": median("ratio_pipeline_to_pose"),
@@ -136,8 +144,10 @@ def run_figures(pose_fps: float, full: RunSummary, live: RunSummary) -> dict:
         "stage_ms_per_frame": {k: round(v / full.frames * 1000, 2) for k, v in full.stage_seconds.items()},
         "frame_latency": percentiles(full.frame_seconds),
         "live": {
-            "frames_processed": live.frames, "frames_dropped": live.dropped,
-            "p50_ms": round(live.live_latency.percentile(50) * 1000, 2), "p95_ms": round(live.live_latency.percentile(95) * 1000, 2),
+            "frames_processed": live.frames,
+            "frames_dropped": live.dropped,
+            "p50_ms": round(live.live_latency.percentile(50) * 1000, 2),
+            "p95_ms": round(live.live_latency.percentile(95) * 1000, 2),
             "p95_over_pose_stage": round(live.live_latency.percentile(95) / pose_stage(full), 2),
             "p95_over_live_pose_stage": round(live.live_latency.percentile(95) / pose_stage(live), 2),
             "live_stage_ms_per_frame": {k: round(v / live.frames * 1000, 2) for k, v in live.stage_seconds.items()},

@@ -75,7 +75,21 @@ def status(port: int) -> dict:
 
 
 def start_service(video: str, checkpoint: str, port: int, extra: list[str], log: Path) -> subprocess.Popen:
-    command = [*CLI, "serve", video, "--loop", "--checkpoint", checkpoint, "--token", TOKEN, "--port", str(port), "--max-clients", "64", *extra]
+    command = [
+        *CLI,
+        "serve",
+        video,
+        "--loop",
+        "--checkpoint",
+        checkpoint,
+        "--token",
+        TOKEN,
+        "--port",
+        str(port),
+        "--max-clients",
+        "64",
+        *extra,
+    ]
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
     deadline = time.monotonic() + 600
     while "serving on" not in log.read_text(errors="replace"):

@@ -20,9 +20,9 @@ from torch import nn
 from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.dataset import holdout_by_group, load_dataset
 from actionlstm.device import resolve_device
+from actionlstm.epochs import make_batch
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.epochs import make_batch
 from actionlstm.train import initial_model, members_loss
 
 

@@ -34,7 +34,9 @@ def plain_ultralytics(video: str) -> float:
 def whole_run(video: str, checkpoint: str) -> float:
     """`actionlstm run VIDEO --no-show`, from process start to exit."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "actionlstm", "run", video, "--checkpoint", checkpoint, "--no-show"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "actionlstm", "run", video, "--checkpoint", checkpoint, "--no-show"], check=True, capture_output=True
+    )
     return time.perf_counter() - start
 
 
@@ -46,8 +48,12 @@ def main() -> None:
     args = parser.parse_args()
     run_seconds = whole_run(args.video, args.checkpoint)
     plain_seconds = plain_ultralytics(args.video)
-    figures = {"video": args.video, "actionlstm_run_s": round(run_seconds, 2), "plain_ultralytics_s": round(plain_seconds, 2),
-               "speedup": round(plain_seconds / run_seconds, 2)}
+    figures = {
+        "video": args.video,
+        "actionlstm_run_s": round(run_seconds, 2),
+        "plain_ultralytics_s": round(plain_seconds, 2),
+        "speedup": round(plain_seconds / run_seconds, 2),
+    }
     print(json.dumps(figures, indent=2))
     Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
 

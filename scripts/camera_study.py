@@ -21,7 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 import train_builtin as builtin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +112,9 @@ def loso_models(data: Path, models: Path) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "falls")
-    parser.add_argument("--models", type=Path, default=ROOT / "runs" / "camera_study", help="where the leave-one-subject-out models are kept")
+    parser.add_argument(
+        "--models", type=Path, default=ROOT / "runs" / "camera_study", help="where the leave-one-subject-out models are kept"
+    )
     parser.add_argument("--camera", action="append", choices=list(CAMERAS), help="repeatable; default: all")
     args = parser.parse_args()
     models = loso_models(args.data, args.models)
@@ -121,13 +122,19 @@ def main() -> None:
     results = []
     for camera in args.camera or list(CAMERAS):
         with tempfile.TemporaryDirectory(prefix="camera-study-") as tmp:
-            result = {"camera": camera, **builtin.replay_held_out(args.data, annotations, models, lambda video: as_seen_by(camera, video, Path(tmp)))}
+            result = {
+                "camera": camera,
+                **builtin.replay_held_out(args.data, annotations, models, lambda video: as_seen_by(camera, video, Path(tmp))),
+            }
         results.append(result)
         missed = [c["video"] for c in result["clips"] if c["fall"] and not c["caught"]]
         alarmed = [c["video"] for c in result["clips"] if not c["fall"] and c["false_alarm"]]
-        print(f"{camera:<13} falls caught {result['falls'] - len(missed):>2} of {result['falls']} (missed {', '.join(missed) or '-'}), "
-              f"daily activities with a fall event {len(alarmed)} of {result['daily_activities']} "
-              f"({', '.join(alarmed) or '-'}), median delay {result['delay_median_s']} s", flush=True)
+        print(
+            f"{camera:<13} falls caught {result['falls'] - len(missed):>2} of {result['falls']} (missed {', '.join(missed) or '-'}), "
+            f"daily activities with a fall event {len(alarmed)} of {result['daily_activities']} "
+            f"({', '.join(alarmed) or '-'}), median delay {result['delay_median_s']} s",
+            flush=True,
+        )
     (args.models / "cameras.json").write_text(json.dumps(results, indent=1) + "\n")
 
 

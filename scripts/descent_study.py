@@ -65,8 +65,10 @@ def main() -> None:
         read[name] += seconds > 0
         held[name] += seconds >= args.held
     total = sum(clips.values())
-    print(f"{total} clips: a descent read in {sum(read.values())} ({sum(read.values()) / max(total, 1):.1%}), "
-          f"held {args.held:g} s in {sum(held.values())} ({sum(held.values()) / max(total, 1):.1%})")
+    print(
+        f"{total} clips: a descent read in {sum(read.values())} ({sum(read.values()) / max(total, 1):.1%}), "
+        f"held {args.held:g} s in {sum(held.values())} ({sum(held.values()) / max(total, 1):.1%})"
+    )
     for name in sorted(clips, key=lambda n: (-read[n], n)):
         print(f"  {name:<16} {read[name]:>3} read, {held[name]:>3} held, of {clips[name]}")
 

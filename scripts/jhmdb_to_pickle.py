@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.skeleton import NUM_JOINTS
 
@@ -56,11 +55,18 @@ def convert(folder: Path) -> tuple[dict, list[str]]:
             if key not in by_joints:
                 by_joints[key] = f"{label}_{len(annotations):04d}"
                 keypoint, score = to_coco(pose)
-                annotations.append({
-                    "frame_dir": by_joints[key], "label": classes.index(str(label)), "img_shape": (HEIGHT, WIDTH),
-                    "original_shape": (HEIGHT, WIDTH), "total_frames": len(pose), "keypoint": keypoint.astype(np.float16),
-                    "keypoint_score": score.astype(np.float16), "fps": FPS,
-                })
+                annotations.append(
+                    {
+                        "frame_dir": by_joints[key],
+                        "label": classes.index(str(label)),
+                        "img_shape": (HEIGHT, WIDTH),
+                        "original_shape": (HEIGHT, WIDTH),
+                        "total_frames": len(pose),
+                        "keypoint": keypoint.astype(np.float16),
+                        "keypoint_score": score.astype(np.float16),
+                        "fps": FPS,
+                    }
+                )
             split[name].append(by_joints[key])
     return {"split": split, "annotations": annotations}, classes
 

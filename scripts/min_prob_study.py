@@ -85,8 +85,16 @@ def smoothed(passes: tuple[np.ndarray, list[bool]], smoothing: float) -> np.ndar
     return np.array(out)
 
 
-def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, known_idx: np.ndarray,
-          unknown: tuple[SkeletonDataset, np.ndarray], names: list[str], out: Path, args: argparse.Namespace) -> dict[float, Measured]:
+def study(
+    dataset: SkeletonDataset,
+    known: list[int],
+    train_idx: np.ndarray,
+    known_idx: np.ndarray,
+    unknown: tuple[SkeletonDataset, np.ndarray],
+    names: list[str],
+    out: Path,
+    args: argparse.Namespace,
+) -> dict[float, Measured]:
     """Train on `known` classes' `train_idx` clips, then measure known_idx (known) and the `unknown`
     clips (of this dataset or another), once per smoothing: the same model, so they compare."""
     remap = np.full(max(dataset.labels.max() + 1, 1), -1, np.int64)
@@ -103,7 +111,9 @@ def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, kno
 
     known_probs, unknown_probs = played(subset, known_idx), played(*unknown)
     windows = sum(len(p[0]) for p in (*known_probs.values(), *unknown_probs.values()))
-    print(f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {windows} windows in {time.perf_counter() - trained:.0f} s")
+    print(
+        f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {windows} windows in {time.perf_counter() - trained:.0f} s"
+    )
     measured = {}
     for smoothing in args.smoothing:
         known_p = {i: smoothed(p, smoothing) for i, p in known_probs.items()}
@@ -116,7 +126,9 @@ def study(dataset: SkeletonDataset, known: list[int], train_idx: np.ndarray, kno
 def table(title: str, m: Measured, max_false_alarms: float) -> dict:
     """Print the share of windows marked uncertain per threshold; return it with the recommended P:
     the highest P whose false alarms stay within `max_false_alarms` (catches grow with P)."""
-    print(f"\n{title}: {len(m.known_top1)} known-class windows ({m.known_right.mean():.1%} right), {len(m.unknown_top1)} unknown-class windows")
+    print(
+        f"\n{title}: {len(m.known_top1)} known-class windows ({m.known_right.mean():.1%} right), {len(m.unknown_top1)} unknown-class windows"
+    )
     quantiles = (5, 25, 50, 75, 95)
     for name, top1 in (("known", m.known_top1), ("unknown", m.unknown_top1)):
         print(f"  {name} top-1 at " + ", ".join(f"p{q} {v:.3f}" for q, v in zip(quantiles, np.percentile(top1, quantiles))))
@@ -136,7 +148,9 @@ def table(title: str, m: Measured, max_false_alarms: float) -> dict:
     within = [r for r in rows if r["false_alarms"] <= max_false_alarms]
     best = within[-1] if within else None
     if best:
-        print(f"-> highest P with false alarms <= {max_false_alarms:.0%}: {best['P']:.2f} (false alarms {best['false_alarms']:.1%}, caught {best['caught']:.1%})")
+        print(
+            f"-> highest P with false alarms <= {max_false_alarms:.0%}: {best['P']:.2f} (false alarms {best['false_alarms']:.1%}, caught {best['caught']:.1%})"
+        )
     else:
         print(f"-> no P in the table keeps false alarms <= {max_false_alarms:.0%}")
     return {"rows": rows, "recommended": best and best["P"], "windows": {k: v.tolist() for k, v in vars(m).items()}}
@@ -152,8 +166,16 @@ def synthetic_study(args: argparse.Namespace) -> dict:
     dataset = load_dataset(data)
     known, train_split, test_split = list(range(5)), dataset.split_indices("train1"), dataset.split_indices("test1")
     is_known = np.isin(dataset.labels, known)
-    measured = study(dataset, known, train_split[is_known[train_split]], test_split[is_known[test_split]], (dataset, np.flatnonzero(~is_known)), names,
-                     args.out / "sample5.pth", args)
+    measured = study(
+        dataset,
+        known,
+        train_split[is_known[train_split]],
+        test_split[is_known[test_split]],
+        (dataset, np.flatnonzero(~is_known)),
+        names,
+        args.out / "sample5.pth",
+        args,
+    )
     return tables("Generated data, 5 of 8 classes known", measured, args)
 
 
@@ -166,8 +188,14 @@ def real_study(args: argparse.Namespace) -> dict:
         for fit, held in (("train1", "test1"), ("test1", "train1")):
             fit_idx, held_idx = dataset.split_indices(fit), dataset.split_indices(held)
             measured = study(
-                dataset, known, fit_idx[np.isin(dataset.labels[fit_idx], known)], held_idx[np.isin(dataset.labels[held_idx], known)],
-                (dataset, np.flatnonzero(dataset.labels == left_out)), names, args.out / f"real_without_{names[left_out]}_{fit}.pth", args,
+                dataset,
+                known,
+                fit_idx[np.isin(dataset.labels[fit_idx], known)],
+                held_idx[np.isin(dataset.labels[held_idx], known)],
+                (dataset, np.flatnonzero(dataset.labels == left_out)),
+                names,
+                args.out / f"real_without_{names[left_out]}_{fit}.pth",
+                args,
             )
             results |= tables(f"Real: {names[left_out]} unknown, trained on {fit}, known tested on {held}", measured, args)
             pooled = {s: pooled[s] + m if s in pooled else m for s, m in measured.items()}
@@ -180,10 +208,20 @@ def other_study(args: argparse.Namespace) -> dict:
     names = args.real.with_suffix(".classes.txt").read_text().split()
     known, pooled = list(range(len(names))), {}
     for fit, held in (("train1", "test1"), ("test1", "train1")):
-        measured = study(dataset, known, dataset.split_indices(fit), dataset.split_indices(held), (other, np.arange(len(other))), names,
-                         args.out / f"real_all_{fit}.pth", args)
+        measured = study(
+            dataset,
+            known,
+            dataset.split_indices(fit),
+            dataset.split_indices(held),
+            (other, np.arange(len(other))),
+            names,
+            args.out / f"real_all_{fit}.pth",
+            args,
+        )
         pooled = {s: pooled[s] + m if s in pooled else m for s, m in measured.items()}
-    return tables(f"Real: all {len(names)} actions known, every clip of {args.other.name} unknown, both actors held out in turn", pooled, args)
+    return tables(
+        f"Real: all {len(names)} actions known, every clip of {args.other.name} unknown, both actors held out in turn", pooled, args
+    )
 
 
 def main() -> None:
@@ -192,10 +230,18 @@ def main() -> None:
     parser.add_argument("--real", type=Path, help="a pickle from `actionlstm extract` with splits train1/test1 by actor")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--stride", type=int, default=2, help="take a window every this many frames")
-    parser.add_argument("--smoothing", type=float, nargs="+", default=[0.0, 0.6], help="ActionRuntime's EMA weights of the past to measure (live default 0.6)")
+    parser.add_argument(
+        "--smoothing",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.6],
+        help="ActionRuntime's EMA weights of the past to measure (live default 0.6)",
+    )
     parser.add_argument("--max-false-alarms", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (small LSTM batches: one thread is the fastest on a busy 2-core machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (small LSTM batches: one thread is the fastest on a busy 2-core machine)"
+    )
     parser.add_argument("--other", type=Path, help="with --real: a pickle of other activities (e.g. extracted falls/), all unknown")
     parser.add_argument("--skip-generated", action="store_true")
     parser.add_argument("--skip-left-out", action="store_true", help="with --real: skip the runs that leave one action out")

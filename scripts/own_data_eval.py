@@ -35,8 +35,8 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
     """Run the live pipeline over each video; per-frame top-1 of its main person against the true label."""
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.device import resolve_device
-    from pipeline.pose import PoseEstimator
     from pipeline.actions import ActionRuntime
+    from pipeline.pose import PoseEstimator
     from pipeline.predictor import ActionPipeline
     from pipeline.sources import VideoFileSource
     from pipeline.tracking import Tracker
@@ -89,7 +89,9 @@ def main() -> None:
 
     started = time.perf_counter()
     # --out is this script's own folder: a rerun replaces the model it trained last time.
-    print(actionlstm("train", "--data", data, "--out", checkpoint, "--overwrite", "--device", args.device, *args.train_args.split()), end="")
+    print(
+        actionlstm("train", "--data", data, "--out", checkpoint, "--overwrite", "--device", args.device, *args.train_args.split()), end=""
+    )
     timings["train_s"] = time.perf_counter() - started
 
     metrics = json.loads(actionlstm("evaluate", "--data", data, "--checkpoint", checkpoint, "--device", args.device, "--json"))
@@ -105,8 +107,11 @@ def main() -> None:
         share = v["correct"] / v["labelled"] if v["labelled"] else float("nan")
         print(f"  live {v['video']:<24} true {v['truth']:<12} {v['correct']:>4}/{v['labelled']:<4} labelled frames right ({share:.0%})")
     result = {
-        "clip_top1": metrics["top1"], "mean_class_acc": metrics["mean_class_acc"], "test_clips": metrics["n"],
-        "live_frame_top1": live["frame_top1"], "live_labelled_frames": live["labelled_frames"],
+        "clip_top1": metrics["top1"],
+        "mean_class_acc": metrics["mean_class_acc"],
+        "test_clips": metrics["n"],
+        "live_frame_top1": live["frame_top1"],
+        "live_labelled_frames": live["labelled_frames"],
         "live_worst_video": min((v["correct"] / v["labelled"] for v in live["videos"] if v["labelled"]), default=None),
         **{k: round(v, 1) for k, v in timings.items()},
     }

@@ -17,8 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
-
 from actionlstm.augment import AugmentConfig
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
@@ -57,11 +55,17 @@ def main() -> None:
             clf = load_checkpoint(Path(tmp) / f"{name}.pth", device)
             metrics = classification_metrics(predict_clips(clf.model, clf.preprocess, dataset, test, device), dataset.labels[test])
             results[name] = {
-                "top1": round(metrics["top1"], 4), "mean_class_acc": round(metrics["mean_class_acc"], 4),
-                "best_epoch": summary["best_epoch"], "val_clips": summary["val_clips"], "seconds": round(time.perf_counter() - start, 1),
+                "top1": round(metrics["top1"], 4),
+                "mean_class_acc": round(metrics["mean_class_acc"], 4),
+                "best_epoch": summary["best_epoch"],
+                "val_clips": summary["val_clips"],
+                "seconds": round(time.perf_counter() - start, 1),
             }
-            print(f"{name:>6}: test top-1 {metrics['top1']:.3f}, mean class {metrics['mean_class_acc']:.3f} on {metrics['n']} clips "
-                  f"(epoch {summary['best_epoch']} kept, {summary['val_clips']} validation clips, {results[name]['seconds']:.0f} s)", flush=True)
+            print(
+                f"{name:>6}: test top-1 {metrics['top1']:.3f}, mean class {metrics['mean_class_acc']:.3f} on {metrics['n']} clips "
+                f"(epoch {summary['best_epoch']} kept, {summary['val_clips']} validation clips, {results[name]['seconds']:.0f} s)",
+                flush=True,
+            )
     report = {"classes": args.classes, "clips": len(dataset), "epochs": args.epochs, **results}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

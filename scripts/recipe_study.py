@@ -137,7 +137,9 @@ def main() -> None:
     parser.add_argument("--cv", action="store_true", help="JHMDB: score on a fold inside each training split, not the test split")
     parser.add_argument("--ablation", action="store_true", help="also 'after' with one change at a time (a part undone or a lever added)")
     parser.add_argument("--splits", default="1,2,3", help="JHMDB splits to run")
-    parser.add_argument("--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)")
+    parser.add_argument(
+        "--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)"
+    )
     parser.add_argument("--out", type=Path, default=Path("recipe_study.json"))
     args = parser.parse_args()
     chosen = recipes(args.ablation)
@@ -154,8 +156,14 @@ def main() -> None:
             dataset = load_dataset(args.jhmdb)
             wanted = {f"split {n}" for n in args.splits.split(",")}
             folds = {k: v for k, v in jhmdb_folds(dataset, args.cv).items() if k.split(" (")[0] in wanted}
-            sets.append(("JHMDB (14 classes, ground-truth joints)" + (", cv inside train" if args.cv else ", test"), dataset,
-                         read_label_file(args.jhmdb.with_suffix(".classes.txt")), folds))
+            sets.append(
+                (
+                    "JHMDB (14 classes, ground-truth joints)" + (", cv inside train" if args.cv else ", test"),
+                    dataset,
+                    read_label_file(args.jhmdb.with_suffix(".classes.txt")),
+                    folds,
+                )
+            )
         for spec in args.own:
             folder, _, pattern = spec.partition(":")
             dataset, names, folds = own_folds(Path(folder), pattern or r"P(\d)T", work)
@@ -167,8 +175,11 @@ def main() -> None:
                 for fold, (fit, test) in folds.items():
                     rows[name][fold] = scored(dataset, names, fit, test, recipe, work)
                     result = rows[name][fold]
-                    print(f"{title} | {name} | {fold}: top-1 {result['top1']:.3f}, mean class {result['mean_class_acc']:.3f} "
-                          f"of {result['n']} clips ({result['seconds']:.0f} s); missed: {', '.join(result['missed']) or 'none'}", flush=True)
+                    print(
+                        f"{title} | {name} | {fold}: top-1 {result['top1']:.3f}, mean class {result['mean_class_acc']:.3f} "
+                        f"of {result['n']} clips ({result['seconds']:.0f} s); missed: {', '.join(result['missed']) or 'none'}",
+                        flush=True,
+                    )
             report[title] = rows
             print(table(title, rows), flush=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

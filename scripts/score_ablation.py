@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 from actionlstm.augment import AugmentConfig
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import SkeletonDataset, load_dataset
@@ -106,7 +105,16 @@ def main() -> None:
             correct = {shift: 0 for shift in SHIFTS}
             tested, started = 0, time.perf_counter()
             for fold, train_indices, test_indices in folds(dataset, args.folds):
-                train(dataset, train_indices, names, Path(tmp) / f"{variant}.pth", device, TrainConfig(epochs=args.epochs, seed=args.seed), pre, aug)
+                train(
+                    dataset,
+                    train_indices,
+                    names,
+                    Path(tmp) / f"{variant}.pth",
+                    device,
+                    TrainConfig(epochs=args.epochs, seed=args.seed),
+                    pre,
+                    aug,
+                )
                 clf = load_checkpoint(Path(tmp) / f"{variant}.pth", device)
                 labels = dataset.labels[test_indices]
                 for shift in SHIFTS:
@@ -114,7 +122,11 @@ def main() -> None:
                     correct[shift] += int((probs.argmax(-1) == labels).sum())
                 tested += len(test_indices)
                 print(f"{variant} {fold}: {', '.join(f'{s} {correct[s]}' for s in SHIFTS)} of {tested} so far", file=sys.stderr, flush=True)
-            results[variant] = {**{shift: correct[shift] / tested for shift in SHIFTS}, "clips": tested, "seconds": round(time.perf_counter() - started)}
+            results[variant] = {
+                **{shift: correct[shift] / tested for shift in SHIFTS},
+                "clips": tested,
+                "seconds": round(time.perf_counter() - started),
+            }
 
     clips = next(iter(results.values()))["clips"]
     print(f"\n{source}: clip top-1 on {clips} test clips, {args.epochs} epochs, seed {args.seed}")

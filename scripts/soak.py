@@ -39,7 +39,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import psutil
-
 from bench_serve import TOKEN, StreamClients, free_port, status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +144,12 @@ def sample(process: psutil.Process, started: float) -> Sample | None:
 
 
 def measure(
-    child: subprocess.Popen, err_path: Path, seconds: float, interval: float, ready: re.Pattern = SOURCE_OPEN, on_ready=lambda: None,
+    child: subprocess.Popen,
+    err_path: Path,
+    seconds: float,
+    interval: float,
+    ready: re.Pattern = SOURCE_OPEN,
+    on_ready=lambda: None,
     stop: signal.Signals = signal.SIGINT,
 ) -> tuple[list[Sample], float | None, float]:
     """Sample the child from the moment its stderr shows `ready` (its source open) until `seconds`
@@ -180,7 +184,7 @@ def measure(
 def growth(samples: list[Sample], warmup: float) -> dict:
     """Per series: value at the end of the warm-up and the end (of the fitted line), max, and slope
     per hour of a least-squares line over the samples after the warm-up fraction."""
-    kept = samples[int(len(samples) * warmup):]
+    kept = samples[int(len(samples) * warmup) :]
     if len(kept) < 3:
         raise SystemExit(f"error: only {len(kept)} samples after the warm-up; run longer or sample more often")
     t = np.array([s.seconds for s in kept])
@@ -231,10 +235,27 @@ def main() -> int:
             written = time.monotonic()
             fps, frames = loop_video(Path(args.source), args.minutes + 1, folder / "looped.mp4")
             source = str(folder / "looped.mp4")
-            print(f"looped {args.source} into {frames} frames ({args.minutes + 1:g} min at {fps:.1f} fps) in {time.monotonic() - written:.0f} s", flush=True)
+            print(
+                f"looped {args.source} into {frames} frames ({args.minutes + 1:g} min at {fps:.1f} fps) in {time.monotonic() - written:.0f} s",
+                flush=True,
+            )
         if args.serve:
             port = free_port()
-            command = [*CLI, "serve", source, "--loop", "--checkpoint", str(checkpoint), "--token", TOKEN, "--port", str(port), "--max-clients", str(args.clients + 8), *run_args]
+            command = [
+                *CLI,
+                "serve",
+                source,
+                "--loop",
+                "--checkpoint",
+                str(checkpoint),
+                "--token",
+                TOKEN,
+                "--port",
+                str(port),
+                "--max-clients",
+                str(args.clients + 8),
+                *run_args,
+            ]
 
             def attach() -> None:  # the page's three kinds of reader, for the whole run
                 clients.extend([StreamClients(port, args.clients), StreamClients(port, 1, "/api/events/stream"), Poller(port)])
@@ -256,8 +277,10 @@ def main() -> int:
     print(f"actionlstm {command[3]}: exit {child.returncode}; {load}, then {len(samples)} samples every {args.interval:g} s")
     if args.serve and clients:
         streams = clients[0]
-        print(f"  {args.clients} video clients received {sum(streams.frames)} frames ({sum(streams.bytes) / 2**20:.0f} MiB); "
-              f"{clients[2].requests} status and metrics requests answered, {clients[2].failures} failed")
+        print(
+            f"  {args.clients} video clients received {sum(streams.frames)} frames ({sum(streams.bytes) / 2**20:.0f} MiB); "
+            f"{clients[2].requests} status and metrics requests answered, {clients[2].failures} failed"
+        )
     if run_output:
         print("  " + run_output.replace("\n", "\n  "))
     if not ended_ok:
@@ -275,10 +298,20 @@ def main() -> int:
     if abs(rss_growth - args.target) < 2 * error:  # the verdict is within noise of the target
         print(f"  not conclusive: the slope's standard error is ±{error:.2f} %/hour; run longer")
     if args.json:
-        args.json.write_text(json.dumps({
-            "source": args.source, "minutes": args.minutes, "command": command[3:], "exit_code": child.returncode,
-            "summary": summary, "passed": passed, "samples": [asdict(s) for s in samples],
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "source": args.source,
+                    "minutes": args.minutes,
+                    "command": command[3:],
+                    "exit_code": child.returncode,
+                    "summary": summary,
+                    "passed": passed,
+                    "samples": [asdict(s) for s in samples],
+                },
+                indent=1,
+            )
+        )
     return 0 if passed else 1
 
 

@@ -79,7 +79,9 @@ ALERT = {"fall": {"prob": 0.7, "seconds": 0.5}}  # the model's own operating poi
 DESCENT = DescentCue("fall")  # the fall read from geometry the model carries (pipeline/descent.py), measured with it
 TORCH_THREADS = 1  # a fixed thread count keeps the float sums, and so the weights, the same on every machine
 LICENSE = "MIT (GMDCSA24, (c) 2024 Ekram Alam); the weights: trained by ActionLSTM, AGPL-3.0-or-later like the project"
-CITATION = 'E. Alam, A. Sufian, P. Dutta, M. Leo, I. A. Hameed, "GMDCSA24: A Dataset for Human Fall Detection in Videos", Data in Brief, 2024'
+CITATION = (
+    'E. Alam, A. Sufian, P. Dutta, M. Leo, I. A. Hameed, "GMDCSA24: A Dataset for Human Fall Detection in Videos", Data in Brief, 2024'
+)
 # The training recipe of the built-in model (and of its leave-one-subject-out measurement).
 # Pinned in full, so a change of the project's defaults does not change the shipped weights.
 RECIPE = dict(
@@ -154,8 +156,13 @@ def windows_of(name: str, annotation: dict, segments: list[Segment], seconds: fl
 
     def clip(tag: str, first: int, last: int, rate: float = fps) -> dict:
         return {
-            "frame_dir": f"{name}@{tag}", "img_shape": annotation["img_shape"], "original_shape": annotation["original_shape"],
-            "total_frames": last - first + 1, "keypoint": keypoint[:, first : last + 1], "keypoint_score": score[:, first : last + 1], "fps": rate,
+            "frame_dir": f"{name}@{tag}",
+            "img_shape": annotation["img_shape"],
+            "original_shape": annotation["original_shape"],
+            "total_frames": last - first + 1,
+            "keypoint": keypoint[:, first : last + 1],
+            "keypoint_score": score[:, first : last + 1],
+            "fps": rate,
         }
 
     found, onset = [], fall_start(segments)
@@ -200,10 +207,10 @@ def window_pickle(skeletons: dict, annotations: dict[str, list[Segment]], out: P
 
 def extract(data: Path, out: Path) -> dict:
     """Skeletons of every clip under data/fall and data/adl, with `actionlstm extract`'s own stage and cache."""
-    from pipeline.extract.dataset import extract_dataset
-    from pipeline.settings import PoseSettings
     from actionlstm.pickle_io import load_pickle
     from actionlstm.videoset import find_videos
+    from pipeline.extract.dataset import extract_dataset
+    from pipeline.settings import PoseSettings
 
     videos = find_videos(data)
     videos.videos = [v for v in videos.videos if v.path.parent.name in ("fall", "adl")]
@@ -217,7 +224,16 @@ def train_model(pickle: Path, split: str, out: Path) -> None:
     from actionlstm.train import train
 
     dataset = load_dataset(pickle, use_cache=False)
-    train(dataset, dataset.split_indices(split), CLASSES, out, resolve_device("cpu"), RECIPE["train"], pre=RECIPE["pre"], aug=RECIPE["augment"])
+    train(
+        dataset,
+        dataset.split_indices(split),
+        CLASSES,
+        out,
+        resolve_device("cpu"),
+        RECIPE["train"],
+        pre=RECIPE["pre"],
+        aug=RECIPE["augment"],
+    )
 
 
 def add_descent_cue(checkpoint: Path) -> None:
@@ -261,7 +277,9 @@ def loso_models(pickle: Path, folder: Path) -> dict[str, Path]:
     return models
 
 
-def replay_held_out(data: Path, annotations: dict[str, list[Segment]], models: dict[str, Path], seen: Callable[[Path], Path] = lambda video: video) -> dict:
+def replay_held_out(
+    data: Path, annotations: dict[str, list[Segment]], models: dict[str, Path], seen: Callable[[Path], Path] = lambda video: video
+) -> dict:
     """Each subject's clips run live through the model trained without them, as `run CLIP --checkpoint
     falls --alert fall` runs them; `seen(clip)` is the file played: the clip itself, or the clip as
     another camera would show it (scripts/camera_study.py)."""
@@ -276,21 +294,32 @@ def replay_held_out(data: Path, annotations: dict[str, list[Segment]], models: d
             is_fall = video.parent.name == "fall"
             after = [e for e in events if onset is not None and e.time >= onset - 0.25]
             clip = {
-                "video": video.name, "fall": is_fall, "events": [round(e.time, 2) for e in events], "fall_start": onset,
-                "caught": bool(after) if is_fall else None, "false_alarm": bool(events) if not is_fall else len(after) < len(events),
-                "delay": round(after[0].time - onset, 2) if is_fall and after else None, "fall_frames": round(share, 3),
+                "video": video.name,
+                "fall": is_fall,
+                "events": [round(e.time, 2) for e in events],
+                "fall_start": onset,
+                "caught": bool(after) if is_fall else None,
+                "false_alarm": bool(events) if not is_fall else len(after) < len(events),
+                "delay": round(after[0].time - onset, 2) if is_fall and after else None,
+                "fall_frames": round(share, 3),
             }
             clips.append(clip)
-            print(f"  {video.name:<18} events at {clip['events']} s, fall start {onset}: "
-                  f"{'caught' if clip['caught'] else 'MISSED' if is_fall else 'false alarm' if clip['false_alarm'] else 'quiet'}", flush=True)
+            print(
+                f"  {video.name:<18} events at {clip['events']} s, fall start {onset}: "
+                f"{'caught' if clip['caught'] else 'MISSED' if is_fall else 'false alarm' if clip['false_alarm'] else 'quiet'}",
+                flush=True,
+            )
     falls = [c for c in clips if c["fall"]]
     adls = [c for c in clips if not c["fall"]]
     delays = [c["delay"] for c in falls if c["delay"] is not None]
     return {
-        "fall_recall": sum(c["caught"] for c in falls) / len(falls), "falls": len(falls),
-        "false_alarm_rate": sum(c["false_alarm"] for c in adls) / len(adls), "daily_activities": len(adls),
+        "fall_recall": sum(c["caught"] for c in falls) / len(falls),
+        "falls": len(falls),
+        "false_alarm_rate": sum(c["false_alarm"] for c in adls) / len(adls),
+        "daily_activities": len(adls),
         "early_alarms_in_fall_clips": sum(c["false_alarm"] for c in falls),
-        "delay_median_s": float(np.median(delays)) if delays else None, "delay_max_s": max(delays) if delays else None,
+        "delay_median_s": float(np.median(delays)) if delays else None,
+        "delay_max_s": max(delays) if delays else None,
         "clips": clips,
     }
 
@@ -314,9 +343,12 @@ def build_falls(data: Path, out: Path, loso: bool) -> None:
         if loso:
             measured = replay_held_out(data, annotations, loso_models(folder / "windows.pkl", folder))
             (runs / "loso.json").write_text(json.dumps(measured, indent=1) + "\n")
-            print(f"leave one subject out: {measured['fall_recall']:.0%} of {measured['falls']} falls caught, "
-                  f"{measured['false_alarm_rate']:.0%} of {measured['daily_activities']} daily activities raised a fall event, "
-                  f"median delay {measured['delay_median_s']} s", flush=True)
+            print(
+                f"leave one subject out: {measured['fall_recall']:.0%} of {measured['falls']} falls caught, "
+                f"{measured['false_alarm_rate']:.0%} of {measured['daily_activities']} daily activities raised a fall event, "
+                f"median delay {measured['delay_median_s']} s",
+                flush=True,
+            )
         train_model(folder / "windows.pkl", "train", folder / "falls.pth")
         payload = read_torch_file(folder / "falls.pth", "checkpoint")
     payload["state_dict"] = {k: v.half() for k, v in payload["state_dict"].items()}  # a few MB less to ship; loaded as float32
@@ -329,7 +361,9 @@ def build_falls(data: Path, out: Path, loso: bool) -> None:
         "data": f"GMDCSA24: {videos} clips of 4 subjects at home ({sum(counts.values())} live-like windows: {counts}), python scripts/train_builtin.py falls",
         "license": LICENSE,
         "citation": CITATION,
-        "measured": None if measured is None else (
+        "measured": None
+        if measured is None
+        else (
             f"leave one subject out (4 trainings): {measured['fall_recall']:.0%} of {measured['falls']} falls caught, "
             f"{measured['false_alarm_rate']:.0%} of {measured['daily_activities']} daily activities with a fall event, "
             f"event {measured['delay_median_s']:.1f} s after the labelled fall start (median), alerting at {AlertRule('fall', **ALERT['fall'])} with the descent cue"

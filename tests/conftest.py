@@ -58,7 +58,20 @@ def trained_checkpoint(sample_pickle, tmp_path_factory, _session_cache) -> Path:
     with pytest.MonkeyPatch.context() as patch:  # session fixtures run before the per-test private cache is set
         patch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
         result = run_cli(
-            "train", "--data", sample_pickle, "--epochs", "12", "--batch-size", "32", "--members", "1", "--out", out, "--device", "cpu", "--no-cache"
+            "train",
+            "--data",
+            sample_pickle,
+            "--epochs",
+            "12",
+            "--batch-size",
+            "32",
+            "--members",
+            "1",
+            "--out",
+            out,
+            "--device",
+            "cpu",
+            "--no-cache",
         )
     assert result.returncode == 0, result.stderr
     return out

@@ -2,7 +2,6 @@
 this process or in a fresh one, and checks of what a user sees."""
 
 import contextlib
-from contextlib import contextmanager
 import http.server
 import io
 import json
@@ -10,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2

@@ -73,6 +73,7 @@ def test_every_layer_imports_only_the_layers_below_it():
 
 def test_the_layers_are_there_to_check():
     """The check reads the real tree: the CLI does import both layers, the service the pipeline."""
+
     def names(folder: Path, package: str) -> set[str]:
         return {name for path in folder.glob("*.py") for statement in imports(path, package) for name in statement}
 
@@ -100,7 +101,9 @@ def test_an_import_up_a_layer_is_found(tmp_path, where, source, says):
         (tmp_path / name).write_text('"""A package."""\n')
     (tmp_path / "actionlstm/__init__.py").write_text("def __getattr__(name):\n    from pipeline.recognizer import ActionRecognizer\n")
     (tmp_path / "actionlstm/cli/live.py").write_text("from pipeline.run import run_sources\nfrom pipeline.serve.server import serve\n")
-    (tmp_path / "pipeline/serve/server.py").write_text("from pipeline.recognizer import ActionRecognizer\nfrom actionlstm.errors import UserError\n")
+    (tmp_path / "pipeline/serve/server.py").write_text(
+        "from pipeline.recognizer import ActionRecognizer\nfrom actionlstm.errors import UserError\n"
+    )
     assert violations(tmp_path) == []  # the allowed imports, alone
     (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / where).write_text(source)

@@ -106,8 +106,11 @@ def train(
         return
     files = {name: str(path) for name, path in training_files(out).items()}
     result = {
-        "checkpoint": str(out), **{key: summary[key] for key in ("best_epoch", "val_top1", "train_clips", "val_clips")},
-        "seconds": round(summary["seconds"], 1), "world_size": summary["world_size"], **files,
+        "checkpoint": str(out),
+        **{key: summary[key] for key in ("best_epoch", "val_top1", "train_clips", "val_clips")},
+        "seconds": round(summary["seconds"], 1),
+        "world_size": summary["world_size"],
+        **files,
     }
     if json_output:
         print_json(result)
@@ -133,7 +136,9 @@ def evaluate(
     train_split: TrainSplitOpt = None,
     labels: LabelsOpt = None,
     device: DeviceOpt = "auto",
-    report_dir: Annotated[Path | None, typer.Option(help="Where the confusion matrix and per-class CSV go (default: next to the checkpoint).")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where the confusion matrix and per-class CSV go (default: next to the checkpoint).")
+    ] = None,
     no_cache: NoCacheOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -222,7 +227,9 @@ def extract(
     videos: Annotated[Path, typer.Argument(help="A folder with one subfolder of videos per action, or a text file of 'path label' lines.")],
     out: Annotated[Path, typer.Option("--out", help="The skeleton pickle to write (class names go to OUT.classes.txt).")],
     settings: PoseSettings,
-    test: Annotated[str | None, typer.Option("--test", help="Regex searched in each video's path: matches go to test1, the rest to train1.")] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Regex searched in each video's path: matches go to test1, the rest to train1.")
+    ] = None,
     group: Annotated[
         str | None,
         typer.Option(
@@ -234,7 +241,9 @@ def extract(
     test_fraction: Annotated[float, typer.Option(help="Share of each class's groups held out as test1 (without --test).")] = 0.2,
     max_persons: Annotated[int, typer.Option(min=1, help="Persons kept per video, strongest first.")] = 2,
     workers: Annotated[int, typer.Option(min=1, help="Extraction processes run side by side.")] = 1,
-    strict: Annotated[bool, typer.Option("--strict", metavar="", help="Fail (and write nothing) if any video or folder is skipped.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", metavar="", help="Fail (and write nothing) if any video or folder is skipped.")
+    ] = False,
 ) -> None:
     """Skeletons of your own labelled videos, with the live pose stage, as a UCF101-format pickle."""
     from dataclasses import replace

@@ -27,15 +27,20 @@ def run(
     save: Annotated[Path | None, typer.Option(help="Write the annotated video here (.mp4 or .avi).")] = None,
     jsonl: Annotated[
         Path | None,
-        typer.Option(help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place)."),
+        typer.Option(
+            help="Write one JSON line per frame: ids, boxes (x1, y1, x2, y2 pixels), Top-5 ('-' for stdout; a FIFO is written to in place)."
+        ),
     ] = None,
     segments: Annotated[
         Path | None, typer.Option(help="Write each person's action segments here (JSON: id, label, start, end, mean_prob; seconds).")
     ] = None,
-    timeline: Annotated[Path | None, typer.Option(help="Draw the action segments as a timeline picture (.png): one row per person.")] = None,
+    timeline: Annotated[
+        Path | None, typer.Option(help="Draw the action segments as a timeline picture (.png): one row per person.")
+    ] = None,
     min_segment: MinSegmentOpt = 0.5,
     jsonl_keypoints: Annotated[
-        bool, typer.Option("--jsonl-keypoints", metavar="", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL.")
+        bool,
+        typer.Option("--jsonl-keypoints", metavar="", help="Add each person's 17 keypoints (x, y pixels) and their scores to the JSONL."),
     ] = False,
     alert: AlertOpt = None,
     rules: RulesOpt = None,

@@ -40,7 +40,10 @@ def models(json_output: JsonOpt = False) -> None:
                 f"  {escape(cue['label'])} is also read from geometry: the torso tips {cue['tilt']:g}+ degrees from upright while "
                 f"the hips drop {cue['drop']:g}+ torso lengths, within {cue['within']:g} s; never while it stays within {cue['lean']:g} degrees of upright"
             )
-        say(f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}" + (f" --alert {escape(model['alert'])}" if model.get("alert") else ""))
+        say(
+            f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}"
+            + (f" --alert {escape(model['alert'])}" if model.get("alert") else "")
+        )
 
 
 @command
@@ -48,10 +51,14 @@ def export(
     checkpoint: Annotated[
         Path,
         typer.Argument(
-            parser=resolve_checkpoint, metavar="PATH|NAME", help="A checkpoint written by `actionlstm train` (.pth), or a built-in model's name."
+            parser=resolve_checkpoint,
+            metavar="PATH|NAME",
+            help="A checkpoint written by `actionlstm train` (.pth), or a built-in model's name.",
         ),
     ],
-    fmt: Annotated[str, typer.Option("--format", help="onnx (one .onnx file) or openvino (a folder with model.xml and model.bin).")] = "onnx",
+    fmt: Annotated[
+        str, typer.Option("--format", help="onnx (one .onnx file) or openvino (a folder with model.xml and model.bin).")
+    ] = "onnx",
     out: Annotated[
         Path | None, typer.Option("--out", help="Where to write it (default: beside the checkpoint, .onnx or _openvino_model).")
     ] = None,

@@ -109,7 +109,9 @@ RulesOpt = Annotated[Path | None, typer.Option("--rules", help="Alert rules from
 SETTING_OPTIONS: dict[str, Any] = {
     "checkpoint": CheckpointOpt,
     "pose_model": PoseModelOpt,
-    "pose_backend": Annotated[str, typer.Option("--pose-backend", help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")],
+    "pose_backend": Annotated[
+        str, typer.Option("--pose-backend", help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")
+    ],
     "classifier_backend": Annotated[
         str,
         typer.Option(
@@ -119,7 +121,9 @@ SETTING_OPTIONS: dict[str, Any] = {
     "device": DeviceOpt,
     "stride": Annotated[int, typer.Option("--stride", min=1, help="Classify every k-th frame (labels hold in between).")],
     "smoothing": Annotated[float, typer.Option("--smoothing", help="Weight of past probabilities in the moving average, 0 to <1.")],
-    "min_prob": Annotated[float, typer.Option("--min-prob", help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")],
+    "min_prob": Annotated[
+        float, typer.Option("--min-prob", help="Below this top-1 probability a person is shown as 'uncertain' (0 = off).")
+    ],
     "min_seconds": Annotated[
         float | None, typer.Option("--min-seconds", min=0.0, help="Buffered span before a person is classified (default 1 s).")
     ],

@@ -26,13 +26,16 @@ def serve(
     token: Annotated[
         str | None,
         typer.Option(
-            "--token", help="The token every request must carry (default: ACTIONLSTM_TOKEN, else a new random one, printed once in the page's URL)."
+            "--token",
+            help="The token every request must carry (default: ACTIONLSTM_TOKEN, else a new random one, printed once in the page's URL).",
         ),
     ] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", metavar="", help="Serve without a token: only with --host 127.0.0.1.")] = False,
     loop: Annotated[
         bool,
-        typer.Option("--loop", metavar="", help="Replay file sources forever at their frame rate (each replay starts afresh: new ids, new episodes)."),
+        typer.Option(
+            "--loop", metavar="", help="Replay file sources forever at their frame rate (each replay starts afresh: new ids, new episodes)."
+        ),
     ] = False,
     alert: AlertOpt = None,
     rules: RulesOpt = None,
@@ -50,7 +53,9 @@ def serve(
     ] = "actionlstm",
     snapshot_dir: Annotated[
         Path | None,
-        typer.Option("--snapshot-dir", help="Keep event snapshots here, in a folder per start (default: a temporary folder, removed at exit)."),
+        typer.Option(
+            "--snapshot-dir", help="Keep event snapshots here, in a folder per start (default: a temporary folder, removed at exit)."
+        ),
     ] = None,
     max_snapshots: Annotated[int, typer.Option("--max-snapshots", min=1, help="Event snapshots kept; the oldest are removed.")] = 200,
     max_clients: Annotated[int, typer.Option("--max-clients", min=1, help="Open video and event streams at most.")] = 32,

@@ -56,8 +56,16 @@ def fingerprint(settings: PoseSettings, max_persons: int) -> str:
             libraries[package] = None
     identity = file_identity(Path(weights)) if Path(weights).is_file() else weights
     parts = {
-        "model": identity, "backend": backend, "imgsz": settings.imgsz, "device": device.type, "max_persons": max_persons,
-        "tracker": settings.tracker, "lost_seconds": settings.lost_seconds, "conf": settings.conf, "libraries": libraries, "version": FORMAT_VERSION,
+        "model": identity,
+        "backend": backend,
+        "imgsz": settings.imgsz,
+        "device": device.type,
+        "max_persons": max_persons,
+        "tracker": settings.tracker,
+        "lost_seconds": settings.lost_seconds,
+        "conf": settings.conf,
+        "libraries": libraries,
+        "version": FORMAT_VERSION,
     }  # the keys of the cache entries made before the settings were `PoseSettings`: those entries stay valid
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -157,8 +165,12 @@ class _Bars:
 
     def __init__(self, videos: int, frames: int):
         columns = (
-            TextColumn("[bold]{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description:<7}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
         )
         self.progress = Progress(*columns, console=console.err, refresh_per_second=_REDRAWS_PER_SECOND)
         self.videos = self.progress.add_task("videos", total=videos, rate="")
@@ -191,7 +203,9 @@ def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, max_person
     threads = max(1, (os.cpu_count() or 1) // workers)
     with context.Manager() as manager:
         frames, stop = manager.Queue(), manager.Event()
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(settings, max_persons, frames, stop, threads)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_worker_start, initargs=(settings, max_persons, frames, stop, threads)
+        ) as pool:
             pending = {pool.submit(_worker_extract, str(v.path), str(t)): v for v, t in jobs}
             try:
                 while pending:
@@ -203,7 +217,9 @@ def _run_jobs(jobs: list[tuple[Video, Path]], settings: PoseSettings, max_person
                         bars.video()
                     _drain(frames, bars)
             except BrokenProcessPool:
-                raise UserError("an extraction worker died (out of memory?); finished videos are kept: run the same command again") from None
+                raise UserError(
+                    "an extraction worker died (out of memory?); finished videos are kept: run the same command again"
+                ) from None
             except KeyboardInterrupt:
                 stop.set()  # workers drop the video they are on (it is not cached) and end
                 pool.shutdown(cancel_futures=True)
@@ -266,7 +282,9 @@ def extract_dataset(
     problems: dict[Path, str] = {}
     if mine:
         share = f"; {len(mine)} in this process, one of {world.size}" if world.size > 1 else ""
-        console.err.print(f"extracting {len(jobs)} of {len(videoset.videos)} videos ({len(videoset.videos) - len(jobs)} done earlier{share})")
+        console.err.print(
+            f"extracting {len(jobs)} of {len(videoset.videos)} videos ({len(videoset.videos) - len(jobs)} done earlier{share})"
+        )
         bars = _Bars(len(mine), sum(_frame_count(v.path) for v, _ in mine))
         try:
             with bars.progress:
@@ -301,7 +319,9 @@ def extract_dataset(
     # A class folder none of whose files gave a skeleton (notes, a folder of annotations) is no class:
     # kept, it would be an output the model never sees an example of.
     present = sorted({r["label"] for r in records})
-    warnings += [f"class {name}: no usable video (class left out)" for label, name in enumerate(videoset.class_names) if label not in present]
+    warnings += [
+        f"class {name}: no usable video (class left out)" for label, name in enumerate(videoset.class_names) if label not in present
+    ]
     class_names = [videoset.class_names[label] for label in present]
     new_label = {old: new for new, old in enumerate(present)}
     for record in records:
@@ -312,6 +332,11 @@ def extract_dataset(
         labels.write_text("\n".join(class_names) + "\n", encoding="utf-8")
         dump_pickle_like_mmcv({"split": split, "annotations": records}, out)
     return ExtractResult(
-        clips=len(records), train=len(split["train1"]), test=len(split["test1"]), classes=len(class_names),
-        extracted=len(jobs), skipped=skipped, warnings=warnings,
+        clips=len(records),
+        train=len(split["train1"]),
+        test=len(split["test1"]),
+        classes=len(class_names),
+        extracted=len(jobs),
+        skipped=skipped,
+        warnings=warnings,
     )

@@ -104,9 +104,7 @@ def detected(frames: Iterable[Frame], pose: PoseEstimator) -> Iterator[tuple[Fra
             yield from zip(ahead[0], ahead[1].result())
 
 
-def extract_video(
-    path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None
-) -> dict:
+def extract_video(path: Path, pose: PoseEstimator, tracker: Tracker, max_persons: int, on_frame: Callable[[], None] | None = None) -> dict:
     """The annotation of one video (without `frame_dir` and `label`, which belong to the data set).
 
     The tracker is reset for the video, at its frame rate, so a video's skeletons never depend on the

@@ -194,7 +194,15 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
                 if frame is None:
                     continue
                 sent, due = frame[0], loop.time() + interval
-                yield b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\nContent-Length: " + str(len(frame[1])).encode() + b"\r\n\r\n" + frame[1] + b"\r\n"
+                yield (
+                    b"--"
+                    + BOUNDARY.encode()
+                    + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                    + str(len(frame[1])).encode()
+                    + b"\r\n\r\n"
+                    + frame[1]
+                    + b"\r\n"
+                )
 
         return stream(frames(), f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 

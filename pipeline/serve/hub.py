@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 
 from actionlstm import __version__
-from pipeline.predictor import FrameResult
-from pipeline.segments import SegmentBuilder
 from pipeline.alerts import Alerts, Event
 from pipeline.clock import iso_time
+from pipeline.predictor import FrameResult
+from pipeline.segments import SegmentBuilder
 from pipeline.serve.metrics import Metrics
-from pipeline.serve.transports import EventSink, Mqtt
 from pipeline.serve.snapshots import SnapshotStore, encode_jpeg, mark_unseen
 from pipeline.serve.supervised import SupervisedSource
+from pipeline.serve.transports import EventSink, Mqtt
 
 STREAM_WIDTH = 960  # wider frames are scaled down for the page's video
 
@@ -67,7 +67,11 @@ class Timeline:
         with self._lock:
             current = [{**s, "session": self.session} for s in self.builder.open_segments()]
             start = max(self.now - self.seconds, self.now if self.first is None else self.first)
-            return {"now": round(self.now, 3), "start": round(start, 3), "segments": [s for s in [*self.closed, *current] if s["end"] >= start]}
+            return {
+                "now": round(self.now, 3),
+                "start": round(start, 3),
+                "segments": [s for s in [*self.closed, *current] if s["end"] >= start],
+            }
 
 
 class SourceFeed:
@@ -114,8 +118,13 @@ class SourceFeed:
         with self._lock:
             frames, fps, persons, last = self.frames, self.fps, self.persons, self.last_frame
         return {
-            "index": self.index, "name": self.source.name, "source": self.source.shown, **self.source.status(),
-            "frames": frames, "fps": round(fps, 2) if math.isfinite(fps) else 0.0, "last_frame": None if last is None else iso_time(last),
+            "index": self.index,
+            "name": self.source.name,
+            "source": self.source.shown,
+            **self.source.status(),
+            "frames": frames,
+            "fps": round(fps, 2) if math.isfinite(fps) else 0.0,
+            "last_frame": None if last is None else iso_time(last),
             "persons": persons,
         }
 
@@ -123,7 +132,15 @@ class SourceFeed:
 class Hub:
     """The service's state: its sources' feeds, the alert engine, the event sinks and snapshots."""
 
-    def __init__(self, feeds: list[SourceFeed], alerts: Alerts | None, sinks: list[EventSink], snapshots: SnapshotStore, model: dict, history: int = 500):
+    def __init__(
+        self,
+        feeds: list[SourceFeed],
+        alerts: Alerts | None,
+        sinks: list[EventSink],
+        snapshots: SnapshotStore,
+        model: dict,
+        history: int = 500,
+    ):
         self.feeds = feeds
         self.alerts = alerts
         self.sinks = sinks

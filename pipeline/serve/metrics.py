@@ -26,7 +26,9 @@ class _Counts(Collector):
         self.sinks = sinks
 
     def collect(self):
-        dropped = CounterMetricFamily("actionlstm_dropped_frames", "Live frames replaced by a newer one before the pipeline read them", labels=["source"])
+        dropped = CounterMetricFamily(
+            "actionlstm_dropped_frames", "Live frames replaced by a newer one before the pipeline read them", labels=["source"]
+        )
         reconnects = CounterMetricFamily("actionlstm_reconnects", "Times a source came back after an outage", labels=["source"])
         up = GaugeMetricFamily("actionlstm_source_up", "1 while the source is open and delivering", labels=["source"])
         for source in self.sources():
@@ -34,7 +36,9 @@ class _Counts(Collector):
             reconnects.add_metric([source.name], source.reconnects)
             up.add_metric([source.name], 1.0 if source.state == "running" else 0.0)
         delivered = CounterMetricFamily("actionlstm_sink_delivered", "Events a sink delivered", labels=["sink"])
-        lost = CounterMetricFamily("actionlstm_sink_dropped", "Events a sink dropped (queue full, receiver gone, write failed)", labels=["sink"])
+        lost = CounterMetricFamily(
+            "actionlstm_sink_dropped", "Events a sink dropped (queue full, receiver gone, write failed)", labels=["sink"]
+        )
         for sink in self.sinks():
             delivered.add_metric([sink.name], sink.delivered)
             lost.add_metric([sink.name], sink.dropped)
@@ -52,8 +56,12 @@ class Metrics:
         self.fps = Gauge("actionlstm_fps", "Frames processed per second (smoothed)", ["source"], registry=r)
         self.persons = Gauge("actionlstm_persons", "Persons in view", ["source"], registry=r)
         self.pose = Histogram("actionlstm_pose_seconds", "Pose network time per frame", ["source"], buckets=LATENCY_BUCKETS, registry=r)
-        self.classify = Histogram("actionlstm_classify_seconds", "Action classifier time per frame", ["source"], buckets=LATENCY_BUCKETS, registry=r)
-        self.latency = Histogram("actionlstm_latency_seconds", "End to end: frame captured to its result", ["source"], buckets=LATENCY_BUCKETS, registry=r)
+        self.classify = Histogram(
+            "actionlstm_classify_seconds", "Action classifier time per frame", ["source"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.latency = Histogram(
+            "actionlstm_latency_seconds", "End to end: frame captured to its result", ["source"], buckets=LATENCY_BUCKETS, registry=r
+        )
         self.events = Counter("actionlstm_events", "Events fired", ["source", "label"], registry=r)
         self.clients = Gauge("actionlstm_stream_clients", "Open video and event streams", registry=r)
         r.register(_Counts(sources, sinks))

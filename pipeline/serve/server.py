@@ -22,15 +22,15 @@ from rich.markup import escape
 from actionlstm import console
 from actionlstm.errors import UserError, interrupt_name
 from actionlstm.paths import check_output_file
-from pipeline.recognizer import ActionRecognizer
-from pipeline.settings import RecognizerSettings
-from pipeline.sources import VideoFileSource, check_source, is_url
 from pipeline.alerts import Alerts
-from pipeline.serve.hub import Hub, SourceFeed, Timeline
+from pipeline.recognizer import ActionRecognizer
 from pipeline.rules import AlertRule, check_rules
-from pipeline.serve.transports import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
+from pipeline.serve.hub import Hub, SourceFeed, Timeline
 from pipeline.serve.snapshots import SnapshotStore
 from pipeline.serve.supervised import SupervisedSource
+from pipeline.serve.transports import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
+from pipeline.settings import RecognizerSettings
+from pipeline.sources import VideoFileSource, check_source, is_url
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOURCE_NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]{1,32})=(?P<spec>.+)$")
@@ -166,7 +166,9 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         recognizer = ActionRecognizer(recognizer_settings)
         rules = check_rules(settings.rules, recognizer.class_names, recognizer.classifier.alert_defaults)
         pose = recognizer.pipeline.pose
-        log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}")
+        log(
+            f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}"
+        )
         if recognizer.classifier.synthetic:
             log("warning: this action model learnt generated movements (`actionlstm sample`), not real actions")
         sinks = open_sinks(settings)
@@ -178,8 +180,16 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         hub = Hub(feeds, Alerts(rules) if rules else None, sinks, snapshots, model)
         app = create_app(hub, token, settings.max_clients, settings.stream_fps)
         config = uvicorn.Config(
-            app, http="h11", log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1, timeout_keep_alive=5,
-            limit_concurrency=settings.max_clients + 64, server_header=False, h11_max_incomplete_event_size=16 * 1024,
+            app,
+            http="h11",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=5,
+            limit_concurrency=settings.max_clients + 64,
+            server_header=False,
+            h11_max_incomplete_event_size=16 * 1024,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
@@ -213,7 +223,14 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         _stop(server, thread, sources, sinks, snapshots, sock)
 
 
-def _stop(server, thread: threading.Thread | None, sources: list[SupervisedSource], sinks: list[EventSink], snapshots: SnapshotStore | None, sock: socket.socket) -> None:
+def _stop(
+    server,
+    thread: threading.Thread | None,
+    sources: list[SupervisedSource],
+    sinks: list[EventSink],
+    snapshots: SnapshotStore | None,
+    sock: socket.socket,
+) -> None:
     """Everything the service started, ended within `STOP_SECONDS` (a second SIGTERM meanwhile waits for it)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     deadline = time.monotonic() + STOP_SECONDS

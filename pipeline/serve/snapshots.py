@@ -36,7 +36,16 @@ def mark_unseen(image: np.ndarray, box: list[float], text: str) -> np.ndarray:
     thickness = max(1, round(min(height, width) / 240))
     cv2.rectangle(marked, (x1, y1), (x2, y2), (0, 0, 255), thickness)
     scale = max(0.4, min(height, width) / 960)
-    cv2.putText(marked, text, (x1 + 2 * thickness, max(y1 - 4 * thickness, int(14 * scale))), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255), thickness, cv2.LINE_AA)
+    cv2.putText(
+        marked,
+        text,
+        (x1 + 2 * thickness, max(y1 - 4 * thickness, int(14 * scale))),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (0, 0, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
     return marked
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from actionlstm.errors import UserError
-from pipeline.sources import Frame, FrameSource, LiveSource, Signal, is_url, open_source, redact
 from pipeline.clock import iso_time
+from pipeline.sources import Frame, FrameSource, LiveSource, Signal, is_url, open_source, redact
 
 BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 OUTAGES_KEPT = 20
@@ -139,9 +139,15 @@ class SupervisedSource(FrameSource):
 
     def status(self) -> dict:
         return {
-            "state": self.state, "size": list(self.size), "source_fps": round(self.fps, 2), "dropped": self.dropped,
-            "reconnects": self.reconnects, "replays": self.replays,
-            "outages": [{"start": iso_time(o.start), "end": None if o.end is None else iso_time(o.end), "reason": o.reason} for o in self.outages],
+            "state": self.state,
+            "size": list(self.size),
+            "source_fps": round(self.fps, 2),
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "replays": self.replays,
+            "outages": [
+                {"start": iso_time(o.start), "end": None if o.end is None else iso_time(o.end), "reason": o.reason} for o in self.outages
+            ],
         }
 
     def stop(self) -> None:

@@ -173,7 +173,12 @@ class Webhook(EventSink):
         self.count(dropped=self.queue.qsize())  # never sent
 
     def status(self) -> dict:
-        return {**super().status(), "queued": self.queue.qsize(), "failed_attempts": self.failures, **({"last_error": self.last_error} if self.last_error else {})}
+        return {
+            **super().status(),
+            "queued": self.queue.qsize(),
+            "failed_attempts": self.failures,
+            **({"last_error": self.last_error} if self.last_error else {}),
+        }
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
@@ -270,8 +275,13 @@ class Mqtt(EventSink):
         broker is away only the newest is kept and sent on reconnection, so an outage never fills
         the queue with stale states."""
         shown = [
-            {"id": p.id, "label": p.top5[0].label if p.top5 else None, "prob": round(p.top5[0].prob, 3) if p.top5 else None,
-             "uncertain": p.uncertain, "box": [round(v, 1) for v in p.box]}
+            {
+                "id": p.id,
+                "label": p.top5[0].label if p.top5 else None,
+                "prob": round(p.top5[0].prob, 3) if p.top5 else None,
+                "uncertain": p.uncertain,
+                "box": [round(v, 1) for v in p.box],
+            }
             for p in persons
         ]
         key = (source_state, tuple((p["id"], p["label"], p["uncertain"]) for p in shown))

@@ -53,6 +53,7 @@ def tiny(tmp_path_factory):
 
 # --- data files ---------------------------------------------------------------------------------------
 
+
 def test_missing_data_file_train(tmp_path):
     proc = run_cli("train", "--data", tmp_path / "nope.pkl", "--out", tmp_path / "m.pth", *FAST, cwd=tmp_path)
     assert_user_error(proc, "nope.pkl")
@@ -159,6 +160,7 @@ def test_malformed_annotation_field(tmp_path, field, value):
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
+
 def test_evaluate_checkpoint_class_count_mismatch(tmp_path, tiny):
     proc = run_cli("evaluate", "--data", tiny["s4"], "--checkpoint", tiny["ckpt"], "--device", "cpu", cwd=tmp_path)
     assert_user_error(proc, "3", "4")
@@ -196,6 +198,7 @@ def test_predict_idx_out_of_range(tmp_path, tiny, idx):
 
 # --- NaN keypoints are data, not errors -------------------------------------------------------------
 
+
 def _with_nans(data):
     anns = data["annotations"]
     nan = np.float16("nan")
@@ -216,7 +219,9 @@ def test_nan_keypoints_train_and_predict(tmp_path):
     data = write_data(tmp_path / "nan.pkl", _with_nans)
     all_nan_clip = make_sample_annotations(num_classes=3, seed=0, **TINY)[0]["annotations"][0]["frame_dir"]
     ckpt = tmp_path / "ck" / "nan.pth"
-    proc = run_cli("train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "8", "--members", "1", "--device", "cpu", cwd=tmp_path)
+    proc = run_cli(
+        "train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "8", "--members", "1", "--device", "cpu", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -235,7 +240,6 @@ def test_nan_keypoints_train_and_predict(tmp_path):
     probs = [item["prob"] for item in result["top5"]]
     assert all(math.isfinite(p) for p in probs), result
     assert abs(sum(probs) - 1.0) < 1e-3, result  # 3 classes: the top 5 is all of them
-
 
 
 # --- failed runs leave an existing checkpoint alone ---------------------------------------------------
@@ -281,8 +285,26 @@ def test_interrupted_train_keeps_existing_checkpoint(tmp_path, tiny, stop, code,
     out = folder / "model.pth"
     out.write_bytes(KNOWN)
     proc = subprocess.Popen(
-        [*CLI, "train", "--data", str(tiny["s3"]), "--out", str(out), "--overwrite", "--epochs", "1000", "--batch-size", "8", "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=dict(os.environ),
+        [
+            *CLI,
+            "train",
+            "--data",
+            str(tiny["s3"]),
+            "--out",
+            str(out),
+            "--overwrite",
+            "--epochs",
+            "1000",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ),
     )
     started = threading.Event()
     chunks: list[str] = []

@@ -20,7 +20,10 @@ RECOGNIZER_OPTIONS = {
     "--checkpoint": None, "--pose-model": None, "--pose-backend": "auto", "--classifier-backend": "auto", "--device": "auto", "--stride": 1,
     "--smoothing": 0.6, "--min-prob": 0.7, "--min-seconds": None, "--imgsz": 640, "--conf": 0.1, "--tracker": "bytetrack", "--lost-seconds": 2.0,
 }  # fmt: skip
-POSE_OPTIONS = {name: RECOGNIZER_OPTIONS[name] for name in ("--pose-model", "--pose-backend", "--device", "--imgsz", "--conf", "--tracker", "--lost-seconds")}
+POSE_OPTIONS = {
+    name: RECOGNIZER_OPTIONS[name]
+    for name in ("--pose-model", "--pose-backend", "--device", "--imgsz", "--conf", "--tracker", "--lost-seconds")
+}
 
 
 def options_of(command: str) -> dict[str, object]:
@@ -57,7 +60,21 @@ def test_the_options_reach_the_command_as_one_settings_object():
     def look(source: str, settings: RecognizerSettings, extra: int = 1) -> None:
         got.update(source=source, settings=settings, extra=extra)
 
-    args = ["clip.mp4", "--checkpoint", "m.pth", "--stride", "3", "--min-seconds", "0.5", "--tracker", "botsort", "--imgsz", "320", "--extra", "2"]
+    args = [
+        "clip.mp4",
+        "--checkpoint",
+        "m.pth",
+        "--stride",
+        "3",
+        "--min-seconds",
+        "0.5",
+        "--tracker",
+        "botsort",
+        "--imgsz",
+        "320",
+        "--extra",
+        "2",
+    ]
     result = CliRunner().invoke(probe, args)
     assert result.exit_code == 0, result.output
     expected = RecognizerSettings(checkpoint=Path("m.pth"), stride=3, min_seconds=0.5, tracker="botsort", imgsz=320)

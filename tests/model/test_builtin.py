@@ -25,7 +25,9 @@ def test_gmdcsa24_segments_are_read_as_written():
     assert parse(" Falling (SW)[3.4 to 6]; Sitting[0 to 3.4]") == [Segment("falling", 3.4, 6.0), Segment("sitting", 0.0, 3.4)]
     assert parse("Falling (BW) [0.3 to 5]; Standing [0 to 0.2]") == [Segment("falling", 0.3, 5.0), Segment("standing", 0.0, 0.2)]
     assert parse("Standing[0 to 0.5; 4.2 to 6.5]; Sitting[9.7 to 3]") == [
-        Segment("standing", 0.0, 0.5), Segment("standing", 4.2, 6.5), Segment("sitting", 3.0, 9.7),  # an end given first
+        Segment("standing", 0.0, 0.5),
+        Segment("standing", 4.2, 6.5),
+        Segment("sitting", 3.0, 9.7),  # an end given first
     ]
     assert parse("Falling (SW)[1.8 to 5]:; Walking[0 to 1.8]") == [Segment("falling", 1.8, 5.0), Segment("walking", 0.0, 1.8)]
     assert parse("Fall (FW)[0 to 3]") == [Segment("fall", 0.0, 3.0)]
@@ -51,8 +53,11 @@ def test_a_fall_clip_gives_fall_windows_with_the_descent_and_lying_ones_without(
 
     frames, fps = 100, 10.0
     annotation = {
-        "fps": fps, "img_shape": (480, 640), "original_shape": (480, 640),
-        "keypoint": np.ones((1, frames, 17, 2), np.float16), "keypoint_score": np.ones((1, frames, 17), np.float16),
+        "fps": fps,
+        "img_shape": (480, 640),
+        "original_shape": (480, 640),
+        "keypoint": np.ones((1, frames, 17, 2), np.float16),
+        "keypoint_score": np.ones((1, frames, 17), np.float16),
     }
     segments = [Segment("walking", 0.0, 4.0), Segment("falling", 4.0, 10.0)]
     found = train_builtin.windows_of("S9_Fall_01", annotation, segments, seconds=4.8, min_seconds=1.0)

@@ -57,22 +57,36 @@ def _damaged(payload: dict, tmp_path: Path) -> dict[str, tuple[object, str]]:
     """name -> (what to write, the message after the path)."""
     marker = tmp_path / "ran"
     return {
-        "python-object": ({**payload, "meta": {"hook": RunsACommand(marker)}},
-                          f" is not an ActionLSTM checkpoint: it holds Python objects that ActionLSTM will not run "
-                          f"({os.system.__module__}.system); only tensors and plain data are read"),
+        "python-object": (
+            {**payload, "meta": {"hook": RunsACommand(marker)}},
+            f" is not an ActionLSTM checkpoint: it holds Python objects that ActionLSTM will not run "
+            f"({os.system.__module__}.system); only tensors and plain data are read",
+        ),
         "no-state-dict": (_without(payload, "state_dict"), " is a damaged ActionLSTM checkpoint (missing 'state_dict')"),
-        "no-fps": ({**payload, "preprocess": _without(payload["preprocess"], "fps")},
-                   " is a damaged ActionLSTM checkpoint (missing preprocessing setting 'fps')"),
-        "no-hidden": ({**payload, "model_config": _without(payload["model_config"], "hidden")},
-                      " is a damaged ActionLSTM checkpoint (missing model setting 'hidden')"),
-        "no-weight": ({**payload, "state_dict": _without(payload["state_dict"], "members.0.head.1.bias")},
-                      " is a damaged ActionLSTM checkpoint (missing weights 'members.0.head.1.bias')"),
-        "newer-preprocess": ({**payload, "preprocess": {**payload["preprocess"], "joint_set": "halpe26"}},
-                             " has a preprocessing setting this ActionLSTM does not know: 'joint_set' (written by a newer version?)"),
-        "newer-model": ({**payload, "model_config": {**payload["model_config"], "attention": True}},
-                        " has a model setting this ActionLSTM does not know: 'attention' (written by a newer version?)"),
-        "bad-setting": ({**payload, "preprocess": {**payload["preprocess"], "window": 0}},
-                        " is a damaged ActionLSTM checkpoint (preprocessing settings: window 0, fps 25.0, min_frames 25 are out of range)"),
+        "no-fps": (
+            {**payload, "preprocess": _without(payload["preprocess"], "fps")},
+            " is a damaged ActionLSTM checkpoint (missing preprocessing setting 'fps')",
+        ),
+        "no-hidden": (
+            {**payload, "model_config": _without(payload["model_config"], "hidden")},
+            " is a damaged ActionLSTM checkpoint (missing model setting 'hidden')",
+        ),
+        "no-weight": (
+            {**payload, "state_dict": _without(payload["state_dict"], "members.0.head.1.bias")},
+            " is a damaged ActionLSTM checkpoint (missing weights 'members.0.head.1.bias')",
+        ),
+        "newer-preprocess": (
+            {**payload, "preprocess": {**payload["preprocess"], "joint_set": "halpe26"}},
+            " has a preprocessing setting this ActionLSTM does not know: 'joint_set' (written by a newer version?)",
+        ),
+        "newer-model": (
+            {**payload, "model_config": {**payload["model_config"], "attention": True}},
+            " has a model setting this ActionLSTM does not know: 'attention' (written by a newer version?)",
+        ),
+        "bad-setting": (
+            {**payload, "preprocess": {**payload["preprocess"], "window": 0}},
+            " is a damaged ActionLSTM checkpoint (preprocessing settings: window 0, fps 25.0, min_frames 25 are out of range)",
+        ),
     }
 
 

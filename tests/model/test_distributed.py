@@ -12,12 +12,26 @@ import torch
 from actionlstm.synthetic import write_sample_pickle
 from tests.helpers import ROOT, TORCHRUN, run_cli
 
-
 EPOCHS = 2  # one to interrupt after, one to resume
 
 
 def _train_args(data, out, *extra):
-    return ["train", "--data", str(data), "--epochs", str(EPOCHS), "--batch-size", "32", "--members", "1", "--out", str(out), "--device", "cpu", *extra]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        "32",
+        "--members",
+        "1",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _torchrun(*args) -> subprocess.CompletedProcess:

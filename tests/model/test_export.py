@@ -52,7 +52,9 @@ def test_an_exported_model_of_three_standardised_members_gives_their_mean_probab
 
     torch.manual_seed(0)
     pre = PreprocessConfig()
-    model = ActionLSTM(ModelConfig(num_features=pre.num_features, num_classes=4, hidden=16, standardize=True, members=3, layers=layers)).eval()
+    model = ActionLSTM(
+        ModelConfig(num_features=pre.num_features, num_classes=4, hidden=16, standardize=True, members=3, layers=layers)
+    ).eval()
     model.set_feature_statistics(0.1 * torch.randn(pre.num_features), torch.rand(pre.num_features) + 0.5)
     clf = Classifier(model, list("abcd"), pre)
     out = export_onnx(clf, tmp_path / "m.onnx") if fmt == "onnx" else export_openvino(clf, tmp_path / "m_openvino")
@@ -103,5 +105,9 @@ def test_export_refuses_to_replace_and_bad_exported_files_are_one_line_errors(tr
     foreign = tmp_path / "foreign.onnx"  # a valid ONNX graph, but not one of ours
     torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(foreign), dynamo=False)
     assert_user_error(run_cli("run", "0", "--checkpoint", foreign), "not an action model exported by `actionlstm export`")
-    assert_user_error(run_cli("run", "0", "--checkpoint", exported["onnx"], "--classifier-backend", "openvino"), "--classifier-backend onnx")
-    assert_user_error(run_cli("train", "--data", "x.pkl", "--init", exported["onnx"], "--out", tmp_path / "t.pth"), "fine-tuning starts from the .pth")
+    assert_user_error(
+        run_cli("run", "0", "--checkpoint", exported["onnx"], "--classifier-backend", "openvino"), "--classifier-backend onnx"
+    )
+    assert_user_error(
+        run_cli("train", "--data", "x.pkl", "--init", exported["onnx"], "--out", tmp_path / "t.pth"), "fine-tuning starts from the .pth"
+    )

@@ -49,6 +49,7 @@ def _moving_person(frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 # --- resampling -----------------------------------------------------------------------------------
 
+
 def test_resampling_30_to_25_fps_interpolates_between_neighbouring_frames():
     """7 frames at 30 fps span 0.2 s: 6 targets at 25 fps, at source positions 0, 1.2, 2.4, 3.6, 4.8, 6."""
     frames = np.arange(7, dtype=np.float32)
@@ -124,6 +125,7 @@ def test_resampling_at_the_same_rate_returns_the_frames_unchanged_and_window_kee
 
 # --- normalisation ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("scale, offset", [(2.5, (400.0, -120.0)), (0.3, (-50.0, 900.0))])
 def test_model_input_does_not_depend_on_where_the_person_stands_or_how_large_they_are(scale, offset):
     cfg = PreprocessConfig(window=40)
@@ -151,6 +153,7 @@ def test_padding_frames_hold_zero_features_whatever_they_contain():
 
 
 # --- left/right flip ------------------------------------------------------------------------------
+
 
 def _flip() -> SpatialAugment:
     """A spatial augmentation that only mirrors (no rotation, no scaling)."""
@@ -190,6 +193,7 @@ def test_a_flip_mirrors_x_and_turns_a_raised_left_arm_into_a_raised_right_arm():
 
 # --- distances and slow motion -----------------------------------------------------------------------
 
+
 def test_feature_count_per_setting():
     """17 joints x 7, plus 17 x 2 for the slow velocity, plus 17 * 16 / 2 = 136 joint pairs."""
     assert PreprocessConfig(distances=False, slow_motion=0).num_features == 119
@@ -225,6 +229,7 @@ def test_pair_distances_are_euclidean_and_zero_for_a_missing_joint():
 
 
 # --- padding and the model ----------------------------------------------------------------------------
+
 
 def _model(num_classes: int = 6, seed: int = 0) -> ActionLSTM:
     """A small model as training builds them: inputs standardised, here by made-up statistics."""
@@ -314,7 +319,9 @@ def test_reverse_within_reverses_each_sequence_up_to_its_length_only():
 def test_inference_on_a_mixed_batch_computes_what_training_packs(layers, bidirectional):
     """`directions_apart` (inference) against packed sequences (training), on the same weights."""
     torch.manual_seed(0)
-    cfg = ModelConfig(num_features=PreprocessConfig().num_features, num_classes=6, hidden=16, layers=layers, dropout=0.0, bidirectional=bidirectional)
+    cfg = ModelConfig(
+        num_features=PreprocessConfig().num_features, num_classes=6, hidden=16, layers=layers, dropout=0.0, bidirectional=bidirectional
+    )
     model = ActionLSTM(cfg)
     x = torch.randn(4, 30, model.cfg.num_features)
     lengths = torch.tensor([30, 7, 1, 19])
@@ -422,6 +429,7 @@ def test_a_person_out_of_sight_keeps_labels_until_their_buffer_is_freed_then_sta
 
 # --- group hold-outs ------------------------------------------------------------------------------
 
+
 def _random_videos(rng: np.random.Generator) -> tuple[list[Video], list[str]]:
     """2-6 classes, each performed by a random subset of 1-8 actors of one pool, 1-3 takes each."""
     classes = [f"class{c}" for c in range(int(rng.integers(2, 7)))]
@@ -458,16 +466,23 @@ def _named_dataset(names: list[str]) -> SkeletonDataset:
     """A data set of one-frame clips that only differ by name (all `holdout_by_group` reads)."""
     n = len(names)
     return SkeletonDataset(
-        frame_dirs=np.array(names), labels=np.zeros(n, np.int64), offsets=np.arange(n + 1, dtype=np.int64),
-        keypoint=np.zeros((n, NUM_JOINTS, 2), np.float32), score=np.zeros((n, NUM_JOINTS), np.float32),
-        img_shapes=np.zeros((n, 2), np.int64), fps=np.full(n, np.nan), splits={},
+        frame_dirs=np.array(names),
+        labels=np.zeros(n, np.int64),
+        offsets=np.arange(n + 1, dtype=np.int64),
+        keypoint=np.zeros((n, NUM_JOINTS, 2), np.float32),
+        score=np.zeros((n, NUM_JOINTS), np.float32),
+        img_shapes=np.zeros((n, 2), np.int64),
+        fps=np.full(n, np.nan),
+        splits={},
     )
 
 
 def test_validation_hold_out_keeps_each_ucf101_group_on_one_side():
     for seed in range(40):
         rng = np.random.default_rng(seed)
-        names = [f"v_Class{c}_g{int(g):02d}_c{k:02d}" for c in range(4) for k, g in enumerate(rng.integers(1, 26, int(rng.integers(1, 15))))]
+        names = [
+            f"v_Class{c}_g{int(g):02d}_c{k:02d}" for c in range(4) for k, g in enumerate(rng.integers(1, 26, int(rng.integers(1, 15))))
+        ]
         names = sorted(set(names))
         dataset = _named_dataset(names)
         indices = rng.permutation(len(names))[: max(1, len(names) * 3 // 4)]
@@ -481,6 +496,7 @@ def test_validation_hold_out_keeps_each_ucf101_group_on_one_side():
 
 
 # --- resumed training -------------------------------------------------------------------------------
+
 
 class _Interrupt(Exception):
     """Stands for Ctrl-C (the CLI's real one is tested in test_training.py)."""

@@ -11,11 +11,11 @@ import torch
 from actionlstm.augment import AugmentConfig, sample_training_window
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.dataset import parse_annotations
+from actionlstm.epochs import epoch_order, epoch_windows
 from actionlstm.errors import UserError
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig
 from actionlstm.pickle_io import dump_pickle_like_mmcv
 from actionlstm.preprocess import PreprocessConfig
-from actionlstm.epochs import epoch_order, epoch_windows
 from actionlstm.train import TrainConfig, initial_model
 from actionlstm.videoset import Video, assign_splits, find_videos, frame_dirs
 from tests.helpers import run_cli
@@ -72,8 +72,15 @@ def test_find_videos_reads_class_folders(tmp_path):
 def _annotation(frames: int, fps: float | None) -> dict:
     keypoint = np.zeros((1, frames, 17, 2), np.float16)
     keypoint[0, :, :, 0] = np.arange(frames)[:, None]  # x counts frames: resampling is easy to read
-    ann = {"frame_dir": f"clip{frames}", "label": 0, "img_shape": (480, 640), "original_shape": (480, 640), "total_frames": frames,
-           "keypoint": keypoint, "keypoint_score": np.ones((1, frames, 17), np.float16)}
+    ann = {
+        "frame_dir": f"clip{frames}",
+        "label": 0,
+        "img_shape": (480, 640),
+        "original_shape": (480, 640),
+        "total_frames": frames,
+        "keypoint": keypoint,
+        "keypoint_score": np.ones((1, frames, 17), np.float16),
+    }
     if fps is not None:
         ann["fps"] = fps
     return ann
@@ -122,6 +129,7 @@ def test_small_data_epochs_hold_a_budget_of_frames(tmp_path):
     assert epoch_windows(dataset, np.array([2]), pre, TrainConfig(min_epoch_windows=64, max_epoch_frames=7000)) == 64
     assert epoch_windows(dataset, np.arange(3), pre, TrainConfig(min_epoch_windows=1024, max_epoch_frames=1)) == 3  # every clip once
 
+
 def test_live_like_crops_start_at_the_first_frame():
     pre = PreprocessConfig()
     keypoint = np.zeros((100, 17, 2), np.float32)
@@ -162,7 +170,9 @@ def test_train_init_cli_fine_tunes_onto_a_new_class_list(sample_pickle, tmp_path
     save_checkpoint(init_path, start, ["a", "b", "c"], pre, {})
     out = tmp_path / "tuned.pth"
     # --lr 0: nothing moves, so the result shows exactly where fine-tuning starts from.
-    result = run_cli("train", "--data", sample_pickle, "--init", init_path, "--epochs", "1", "--lr", "0", "--out", out, "--device", "cpu", "--no-cache")
+    result = run_cli(
+        "train", "--data", sample_pickle, "--init", init_path, "--epochs", "1", "--lr", "0", "--out", out, "--device", "cpu", "--no-cache"
+    )
     assert result.returncode == 0, result.stderr
     assert "fresh output layer for 4 classes" in result.stderr
     tuned = load_checkpoint(out)

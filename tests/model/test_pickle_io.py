@@ -38,6 +38,7 @@ def globals_in(raw: bytes) -> list[str]:
 
 # --- tiny pickle assembler for hand-built payloads -------------------------------------------------
 
+
 def _global(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
@@ -65,6 +66,7 @@ def _payload(body: bytes) -> bytes:
 
 
 # --- the mmcv / numpy 1.x format --------------------------------------------------------------------
+
 
 def _all_float16_patterns() -> np.ndarray:
     return np.arange(2**16, dtype=np.uint16).view(np.float16).reshape(1, 2048, 16, 2)
@@ -208,6 +210,7 @@ def test_numpy2_plain_pickle_loads(tmp_path, protocol):
 
 # --- malicious pickles --------------------------------------------------------------------------------
 
+
 class _Reduce:
     """Pickles as `func(*args)`."""
 
@@ -223,12 +226,8 @@ def _evil_payloads(marker: Path) -> dict[str, bytes]:
     payloads = {}
     for protocol in (2, 5):
         payloads[f"os.system-p{protocol}"] = pickle.dumps(_Reduce(os.system, (touch,)), protocol=protocol)
-        payloads[f"eval-p{protocol}"] = pickle.dumps(
-            _Reduce(eval, (f"open({str(marker)!r}, 'w').close()",)), protocol=protocol
-        )
-        payloads[f"subprocess-p{protocol}"] = pickle.dumps(
-            _Reduce(subprocess.check_call, (["touch", str(marker)],)), protocol=protocol
-        )
+        payloads[f"eval-p{protocol}"] = pickle.dumps(_Reduce(eval, (f"open({str(marker)!r}, 'w').close()",)), protocol=protocol)
+        payloads[f"subprocess-p{protocol}"] = pickle.dumps(_Reduce(subprocess.check_call, (["touch", str(marker)],)), protocol=protocol)
     # getattr(__import__('os'), 'system')('touch ...'), hand-assembled.
     system = _call(_global("builtins", "getattr"), _call(_global("builtins", "__import__"), _str("os")), _str("system"))
     payloads["getattr"] = _payload(_call(system, _str(touch)))
@@ -260,8 +259,16 @@ def test_malicious_payloads_really_run_under_plain_pickle(tmp_path):
 @pytest.mark.parametrize(
     "name",
     [
-        "os.system-p2", "os.system-p5", "eval-p2", "eval-p5", "subprocess-p2", "subprocess-p5",
-        "getattr", "getattr-__builtin__", "nested-in-sample", "object-array",
+        "os.system-p2",
+        "os.system-p5",
+        "eval-p2",
+        "eval-p5",
+        "subprocess-p2",
+        "subprocess-p5",
+        "getattr",
+        "getattr-__builtin__",
+        "nested-in-sample",
+        "object-array",
     ],
 )
 def test_malicious_pickle_refused_without_running(tmp_path, name):
@@ -328,6 +335,7 @@ def test_malicious_nested_pickle_refused_by_cli(tmp_path):
 
 
 # --- codecs and allocation bombs ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "codec, arg",

@@ -82,8 +82,12 @@ def test_score_remap_moves_joints_across_the_threshold_both_ways():
     """A floor lifts an unsure joint over the threshold (a detector that sees more), a high gamma
     pushes one under it (a detector that sees less)."""
     score = np.array([[[0.02, 0.3, 0.9]]], np.float32)
-    lifted = remap_scores(score, AugmentConfig(score_gamma_range=(1.0, 1.0), score_floor_range=(0.2, 0.2), score_noise=0.0), np.random.default_rng(0))
-    lowered = remap_scores(score, AugmentConfig(score_gamma_range=(3.0, 3.0), score_floor_range=(0.0, 0.0), score_noise=0.0), np.random.default_rng(0))
+    lifted = remap_scores(
+        score, AugmentConfig(score_gamma_range=(1.0, 1.0), score_floor_range=(0.2, 0.2), score_noise=0.0), np.random.default_rng(0)
+    )
+    lowered = remap_scores(
+        score, AugmentConfig(score_gamma_range=(3.0, 3.0), score_floor_range=(0.0, 0.0), score_noise=0.0), np.random.default_rng(0)
+    )
     np.testing.assert_allclose(lifted, [[[0.216, 0.44, 0.92]]], rtol=1e-6)
     np.testing.assert_allclose(lowered, [[[0.02**3, 0.027, 0.729]]], rtol=1e-5)
     assert (lifted > THRESHOLD).all() and (lowered > THRESHOLD).tolist() == [[[False, False, True]]]

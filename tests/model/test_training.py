@@ -12,18 +12,20 @@ import torch
 
 from actionlstm.checkpoint import load_checkpoint
 from actionlstm.dataset import load_dataset
+from actionlstm.epochs import epoch_windows
 from actionlstm.evaluate import predict_clip
 from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.epochs import epoch_windows
 from actionlstm.train import TrainConfig, resume_path, training_files
 from tests.helpers import CLI, ROOT, run_cli
 
 
 def test_model_learns_and_evaluate_agrees_with_the_model(sample_pickle, trained_checkpoint, tmp_path):
-    result = run_cli("evaluate", "--data", sample_pickle, "--checkpoint", trained_checkpoint, "--json", "--report-dir", tmp_path, "--device", "cpu")
+    result = run_cli(
+        "evaluate", "--data", sample_pickle, "--checkpoint", trained_checkpoint, "--json", "--report-dir", tmp_path, "--device", "cpu"
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert metrics["top1"] > 0.6, metrics  # 4 classes: chance is 0.25
@@ -62,7 +64,18 @@ def test_predict_reports_the_models_top5(sample_pickle, trained_checkpoint):
     np.testing.assert_allclose(probs, [t["prob"] for t in expected["top5"]], rtol=1e-5, atol=1e-6)
     assert probs == sorted(probs, reverse=True)
 
-    by_name = run_cli("predict", "--data", sample_pickle, "--checkpoint", trained_checkpoint, "--frame-dir", printed["frame_dir"], "--json", "--device", "cpu")
+    by_name = run_cli(
+        "predict",
+        "--data",
+        sample_pickle,
+        "--checkpoint",
+        trained_checkpoint,
+        "--frame-dir",
+        printed["frame_dir"],
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert json.loads(by_name.stdout)["top5"] == printed["top5"]
 
 
@@ -72,7 +85,12 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
     payload = torch.load(trained_checkpoint, weights_only=True)
     cfg = ModelConfig(**payload["model_config"])
     recipe = TrainConfig()
-    assert (cfg.members, cfg.hidden, cfg.layers, cfg.standardize) == (1, recipe.hidden, recipe.layers, recipe.standardize)  # --members 1, else the recipe's
+    assert (cfg.members, cfg.hidden, cfg.layers, cfg.standardize) == (
+        1,
+        recipe.hidden,
+        recipe.layers,
+        recipe.standardize,
+    )  # --members 1, else the recipe's
     # the inputs' statistics of the training windows, not the identity a fresh model starts with
     assert payload["state_dict"]["feature_mean"].abs().max() > 0.01 and not torch.all(payload["state_dict"]["feature_std"] == 1)
     built = {name: tuple(t.shape) for name, t in ActionLSTM(cfg).state_dict().items()}

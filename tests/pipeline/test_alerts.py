@@ -3,15 +3,14 @@ hand-set labels, and `run --alert --events` on real video with real pose. (The s
 and event sinks are in tests/serve/test_transports.py.)"""
 
 import json
-import time
 
 import numpy as np
 import pytest
 
 from actionlstm.errors import UserError
 from pipeline.actions import LabelProb
-from pipeline.predictor import FrameResult, PersonResult
 from pipeline.alerts import Alerts
+from pipeline.predictor import FrameResult, PersonResult
 from pipeline.rules import AlertRule, check_rules, load_rules, parse_rule
 from tests.helpers import run_cli
 
@@ -21,15 +20,18 @@ IMAGE = np.zeros((48, 64, 3), np.uint8)
 # --- rules ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "rule"), [
-    ("fall>=0.8:1s", AlertRule("fall", 0.8, 1.0)),
-    ("wave:2", AlertRule("wave", None, 2.0)),
-    ("wave:2.5s", AlertRule("wave", None, 2.5)),
-    ("fall>=0.9", AlertRule("fall", 0.9, None)),
-    ("*", AlertRule("*")),
-    ("*>=0:0", AlertRule("*", 0.0, 0.0)),
-    ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, None)),
-])
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("fall>=0.8:1s", AlertRule("fall", 0.8, 1.0)),
+        ("wave:2", AlertRule("wave", None, 2.0)),
+        ("wave:2.5s", AlertRule("wave", None, 2.5)),
+        ("fall>=0.9", AlertRule("fall", 0.9, None)),
+        ("*", AlertRule("*")),
+        ("*>=0:0", AlertRule("*", 0.0, 0.0)),
+        ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, None)),
+    ],
+)
 def test_rule_syntax(text, rule):
     assert parse_rule(text) == rule
     assert str(parse_rule(str(rule))) == str(rule)  # what a rule says of itself reads back as the same rule
@@ -38,15 +40,30 @@ def test_rule_syntax(text, rule):
 def test_what_a_rule_leaves_out_is_the_models_own_else_the_defaults():
     own = {"fall": {"prob": 0.6, "seconds": 0.4}}
     rules = check_rules([parse_rule(t) for t in ("fall", "fall>=0.9", "fall:2", "*", "wave")], ["fall", "wave"], own)
-    assert rules == [AlertRule("fall", 0.6, 0.4), AlertRule("fall", 0.9, 0.4), AlertRule("fall", 0.6, 2.0), AlertRule("*", 0.7, 1.0), AlertRule("wave", 0.7, 1.0)]
+    assert rules == [
+        AlertRule("fall", 0.6, 0.4),
+        AlertRule("fall", 0.9, 0.4),
+        AlertRule("fall", 0.6, 2.0),
+        AlertRule("*", 0.7, 1.0),
+        AlertRule("wave", 0.7, 1.0),
+    ]
     assert [str(r) for r in rules[:2]] == ["fall>=0.6:0.4s", "fall>=0.9:0.4s"]
     assert check_rules([parse_rule("fall")], ["fall"]) == [AlertRule("fall", 0.7, 1.0)]  # a model that records none
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("", "is not LABEL"), (">=0.5", "is not LABEL"), ("fall>=x", "'x' is not a number"), ("fall:", "'' is not a number"),
-    ("fall>=1.5", "between 0 and 1"), ("fall:-1", "0 or more seconds"), ("fall:inf", "0 or more seconds"), ("a:b:c", "is not LABEL"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "is not LABEL"),
+        (">=0.5", "is not LABEL"),
+        ("fall>=x", "'x' is not a number"),
+        ("fall:", "'' is not a number"),
+        ("fall>=1.5", "between 0 and 1"),
+        ("fall:-1", "0 or more seconds"),
+        ("fall:inf", "0 or more seconds"),
+        ("a:b:c", "is not LABEL"),
+    ],
+)
 def test_bad_rules_are_refused_in_one_line(text, fragment):
     with pytest.raises(UserError) as error:
         parse_rule(text)
@@ -59,9 +76,11 @@ def test_rules_files_yaml_and_toml(tmp_path):
     assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0), AlertRule("wave", None, 3.0)]
     assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0), AlertRule("*")]
     for name, text, fragment in [
-        ("bad.yaml", "alerts: [", "not valid YAML"), ("empty.yaml", "other: 1\n", "non-empty list 'alerts'"),
+        ("bad.yaml", "alerts: [", "not valid YAML"),
+        ("empty.yaml", "other: 1\n", "non-empty list 'alerts'"),
         ("key.yaml", "alerts:\n  - label: fall\n    probability: 0.8\n", "unknown key 'probability'"),
-        ("type.toml", '[[alerts]]\nlabel = "fall"\nprob = "high"\n', "prob must be a number"), ("r.json", "{}", ".yaml, .yml or .toml"),
+        ("type.toml", '[[alerts]]\nlabel = "fall"\nprob = "high"\n', "prob must be a number"),
+        ("r.json", "{}", ".yaml, .yml or .toml"),
     ]:
         (tmp_path / name).write_text(text)
         with pytest.raises(UserError) as error:
@@ -102,19 +121,29 @@ def test_fires_once_the_rule_has_held_for_its_duration_and_once_per_episode():
     fired = frames(alerts, at_10fps(5.0, lambda t: [person(1, "fall", 0.9)]))
     assert [t for t, _ in fired] == [1.0]  # held from 0.0: 1 s later, and never again in the episode
     event = fired[0][1]
-    assert (event.id, event.person, event.label, event.prob, event.duration, event.time, event.source) == (1, 1, "fall", 0.9, 1.0, 1.0, "cam")
+    assert (event.id, event.person, event.label, event.prob, event.duration, event.time, event.source) == (
+        1,
+        1,
+        "fall",
+        0.9,
+        1.0,
+        1.0,
+        "cam",
+    )
     assert event.rule == "fall>=0.8:1s" and event.box == [1.0, 2.0, 30.0, 40.0]
     assert event.start.startswith("1970-01-12T") and event.at != event.start  # ISO 8601 from origin + source time
 
 
 def test_low_probability_and_uncertain_frames_never_fire_and_restart_the_duration():
     alerts = Alerts([parse_rule("fall>=0.8:1s")])
+
     def label(t):
         if 0.5 <= t < 0.6:
             return [person(1, "fall", 0.7)]  # below the rule's 0.8
         if 1.2 <= t < 1.3:
             return [person(1, "fall", 0.95, uncertain=True)]
         return [person(1, "fall", 0.9)]
+
     fired = frames(alerts, at_10fps(4.0, label))
     assert [t for t, _ in fired] == [2.3]  # restarted at 0.6, broken at 1.2, held again from 1.3
     assert frames(Alerts([parse_rule("fall>=0:0")]), [(0.0, [person(1, "fall", 0.99, uncertain=True)])]) == []
@@ -122,6 +151,7 @@ def test_low_probability_and_uncertain_frames_never_fire_and_restart_the_duratio
 
 def test_re_arms_after_another_label_not_after_an_uncertain_or_missed_frame():
     alerts = Alerts([parse_rule("fall:0.5")])
+
     def label(t):
         if 1.0 <= t < 1.3:
             return [person(1, "fall", uncertain=True)]  # uncertain: not another label
@@ -130,6 +160,7 @@ def test_re_arms_after_another_label_not_after_an_uncertain_or_missed_frame():
         if 2.0 <= t < 2.3:
             return [person(1, "walk")]  # another label: the next fall is a new episode
         return [person(1, "fall")]
+
     assert [t for t, _ in frames(alerts, at_10fps(4.0, label))] == [0.5, 2.8]
 
 
@@ -154,6 +185,7 @@ def test_a_person_out_of_sight_keeps_holding_their_rule_until_the_tracker_lets_t
     assert alerts.update(FrameResult(0, 0.0, IMAGE, [seen], 10.0)) == []
     assert alerts.update(FrameResult(1, 0.3, IMAGE, [], 10.0, unseen=[uncertain])) == []  # uncertain breaks it, seen or not
     assert alerts.update(FrameResult(2, 0.6, IMAGE, [], 10.0, unseen=[kept])) == []  # held again from 0.6 only
+
 
 def test_any_label_fires_per_label_and_each_person_and_source_has_its_own_episodes():
     alerts = Alerts([parse_rule("*>=0.5:0.3")])
@@ -186,8 +218,23 @@ def test_run_writes_one_event_per_episode(trained_checkpoint, short_video, tmp_p
     and episodes say (here any label held 1 s, so each person's first steady label)."""
     out = tmp_path / "events.jsonl"
     jsonl = tmp_path / "frames.jsonl"
-    proc = run_cli("run", short_video, "--checkpoint", trained_checkpoint, "--no-show", "--device", "cpu", "--min-prob", "0",
-                   "--alert", "*>=0:1s", "--events", out, "--jsonl", jsonl)
+    proc = run_cli(
+        "run",
+        short_video,
+        "--checkpoint",
+        trained_checkpoint,
+        "--no-show",
+        "--device",
+        "cpu",
+        "--min-prob",
+        "0",
+        "--alert",
+        "*>=0:1s",
+        "--events",
+        out,
+        "--jsonl",
+        jsonl,
+    )
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert events, proc.stdout
@@ -202,7 +249,9 @@ def test_run_writes_one_event_per_episode(trained_checkpoint, short_video, tmp_p
     replay, expected = Alerts([parse_rule("*>=0:1s")]), []
     for record in map(json.loads, jsonl.read_text().splitlines()):
         persons = [
-            PersonResult(p["id"], p["box"], [LabelProb(t["label"], t["prob"]) for t in p["top5"]] if p["top5"] else None, p.get("uncertain", False))
+            PersonResult(
+                p["id"], p["box"], [LabelProb(t["label"], t["prob"]) for t in p["top5"]] if p["top5"] else None, p.get("uncertain", False)
+            )
             for p in record["persons"]
         ]
         expected += replay.update(FrameResult(record["frame"], record["time"], IMAGE, persons, 0.0), "0", origin=0.0)

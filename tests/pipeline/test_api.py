@@ -75,7 +75,19 @@ def test_classify_equals_predict_for_a_pickle_clip(recognizer, sample_pickle, tr
 @pytest.mark.parametrize("min_prob, marked", [(1.0, "all"), (0.0, "none")])
 def test_min_prob_marks_uncertain_frames(trained_checkpoint, clip40, tmp_path, min_prob, marked):
     path, _ = clip40
-    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "r.jsonl", "--min-prob", min_prob, "--no-show", "--device", "cpu")
+    proc = run_cli(
+        "run",
+        path,
+        "--checkpoint",
+        trained_checkpoint,
+        "--jsonl",
+        tmp_path / "r.jsonl",
+        "--min-prob",
+        min_prob,
+        "--no-show",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     labelled = [p for line in (tmp_path / "r.jsonl").read_text().splitlines() for p in json.loads(line)["persons"] if p["top5"]]
     assert len(labelled) > 30
@@ -88,13 +100,32 @@ def test_run_segments_and_timeline_equal_those_of_its_jsonl(trained_checkpoint, 
     """The live run's segments (built frame by frame) are the ones `actionlstm timeline` finds in
     its JSONL afterwards; both pictures are written, and the summary lists the segments."""
     path, _ = clip40
-    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "r.jsonl", "--segments", tmp_path / "live.json",
-                   "--timeline", tmp_path / "live.png", "--min-prob", "0", "--min-segment", "0.3", "--no-show", "--device", "cpu")
+    proc = run_cli(
+        "run",
+        path,
+        "--checkpoint",
+        trained_checkpoint,
+        "--jsonl",
+        tmp_path / "r.jsonl",
+        "--segments",
+        tmp_path / "live.json",
+        "--timeline",
+        tmp_path / "live.png",
+        "--min-prob",
+        "0",
+        "--min-segment",
+        "0.3",
+        "--no-show",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     live = json.loads((tmp_path / "live.json").read_text())
     assert live and {s["id"] for s in live} <= {1, 2, 3}
     assert all(0.0 <= s["start"] < s["end"] <= 4.0 + 1e-6 and s["end"] - s["start"] >= 0.3 - 1e-6 for s in live)
-    proc = run_cli("timeline", tmp_path / "r.jsonl", "--out", tmp_path / "later.png", "--segments", tmp_path / "later.json", "--min-segment", "0.3")
+    proc = run_cli(
+        "timeline", tmp_path / "r.jsonl", "--out", tmp_path / "later.png", "--segments", tmp_path / "later.json", "--min-segment", "0.3"
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "later.json").read_text()) == live
     assert cv2.imread(str(tmp_path / "live.png")) is not None and cv2.imread(str(tmp_path / "later.png")) is not None
@@ -102,7 +133,9 @@ def test_run_segments_and_timeline_equal_those_of_its_jsonl(trained_checkpoint, 
 
 def test_outputs_of_one_run_on_one_path_are_refused(trained_checkpoint, clip40, tmp_path):
     path, _ = clip40
-    proc = run_cli("run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "x.json", "--segments", tmp_path / "x.json", "--no-show")
+    proc = run_cli(
+        "run", path, "--checkpoint", trained_checkpoint, "--jsonl", tmp_path / "x.json", "--segments", tmp_path / "x.json", "--no-show"
+    )
     assert proc.returncode == 1 and "--jsonl and --segments are the same file" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -166,8 +199,22 @@ def test_two_sources_run_side_by_side_each_with_its_own_outputs(trained_checkpoi
         alone[name] = tmp_path / f"alone_{name}.jsonl"
         proc = run_cli("run", video, "--checkpoint", trained_checkpoint, "--jsonl", alone[name], "--no-show", "--device", "cpu")
         assert proc.returncode == 0, proc.stderr
-    proc = run_cli("run", path, short, "--checkpoint", trained_checkpoint, "--save", tmp_path / "o.mp4", "--jsonl", tmp_path / "o.jsonl",
-                   "--segments", tmp_path / "s.json", "--no-show", "--device", "cpu")
+    proc = run_cli(
+        "run",
+        path,
+        short,
+        "--checkpoint",
+        trained_checkpoint,
+        "--save",
+        tmp_path / "o.mp4",
+        "--jsonl",
+        tmp_path / "o.jsonl",
+        "--segments",
+        tmp_path / "s.json",
+        "--no-show",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.jsonl").exists()
     assert json.loads((tmp_path / "s.0.json").read_text()) and json.loads((tmp_path / "s.1.json").read_text())
@@ -179,8 +226,10 @@ def test_two_sources_run_side_by_side_each_with_its_own_outputs(trained_checkpoi
     assert "#0 " in proc.stdout and "#1 " in proc.stdout and "40 frames in" in proc.stdout and "20 frames in" in proc.stdout
 
     def labels(file):
-        return [[(p["id"], p["box"], p["top5"] and [t["label"] for t in p["top5"]]) for p in json.loads(line)["persons"]]
-                for line in file.read_text().splitlines()]
+        return [
+            [(p["id"], p["box"], p["top5"] and [t["label"] for t in p["top5"]]) for p in json.loads(line)["persons"]]
+            for line in file.read_text().splitlines()
+        ]
 
     assert labels(tmp_path / "o.0.jsonl") == labels(alone["long"])
     assert labels(tmp_path / "o.1.jsonl") == labels(alone["short"])

@@ -81,20 +81,26 @@ def test_sitting_down_bending_over_and_lying_down_slowly_are_not_falls():
 
 def test_a_crouch_that_springs_back_is_no_longer_a_fall():
     # 30 degrees and 0.6 torso lengths down in 0.4 s, as in a fall, then up again within 0.4 s
-    crouch = person(path((1.0, 0, 0), (0.4, 0, 30), (0.4, 30, 0), (1.0, 0, 0)), path((1.0, 300, 300), (0.4, 300, 360), (0.4, 360, 300), (1.0, 300, 300)))
+    crouch = person(
+        path((1.0, 0, 0), (0.4, 0, 30), (0.4, 30, 0), (1.0, 0, 0)), path((1.0, 300, 300), (0.4, 300, 360), (0.4, 360, 300), (1.0, 300, 300))
+    )
     assert verdicts(*crouch, [1.4, 1.8, 2.5]) == [True, None, None]  # down: a fall as far as anyone can tell; up: not
 
 
 def test_a_torso_lost_on_the_way_down_is_not_called_upright():
     # upright for 2 s, then the pose model scores the shoulders and hips below min_score as the person goes down
-    keypoint, score, timestamp = person(path((2.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((2.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
+    keypoint, score, timestamp = person(
+        path((2.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((2.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400))
+    )
     score[int(2.0 * FPS) :] = 0.25
     assert read_fall(keypoint, score, timestamp, CUE) is None  # the frames seen were upright, but the person is not seen now
     assert read_fall(keypoint[: int(2.0 * FPS)], score[: int(2.0 * FPS)], timestamp[: int(2.0 * FPS)], CUE) is False
 
 
 def test_unseen_torso_leaves_it_to_the_model():
-    keypoint, score, timestamp = person(path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
+    keypoint, score, timestamp = person(
+        path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400))
+    )
     assert read_fall(keypoint, score * 0.0, timestamp, CUE) is None
     assert read_fall(keypoint, np.full_like(score, CUE.min_score), timestamp, CUE) is None  # at the threshold: not seen
     assert read_fall(keypoint[:0], score[:0], timestamp[:0], CUE) is None
@@ -104,7 +110,9 @@ def test_unseen_torso_leaves_it_to_the_model():
 
 
 def test_non_finite_keypoints_are_unseen_joints_and_raise_no_warning():
-    keypoint, score, timestamp = person(path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400)))
+    keypoint, score, timestamp = person(
+        path((1.0, 0, 0), (0.5, 0, 80), (1.0, 80, 80)), path((1.0, 300, 300), (0.5, 300, 400), (1.0, 400, 400))
+    )
     keypoint[:, 5] = np.nan  # one shoulder never placed: the other one carries the torso
     keypoint[:, 0] = np.inf  # and a joint the cue does not use
     with np.errstate(all="raise"):

@@ -96,8 +96,9 @@ def _child(display: str, mode: str = "run") -> subprocess.Popen:
     video = VIDEOS / "exercise_3people.avi"
     if not video.exists():
         pytest.skip(f"test video {video} is not there")
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(video), mode], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(video), mode], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _line(proc: subprocess.Popen, timeout: float = 60) -> str:
@@ -126,8 +127,11 @@ def x_display():
     if XVFB is None:
         pytest.skip("no X server binary (Xvfb) installed: apt-get install xvfb")
     read_end, write_end = os.pipe()
-    server = subprocess.Popen([XVFB, "-displayfd", str(write_end), "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset"],
-                              pass_fds=(write_end,), stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [XVFB, "-displayfd", str(write_end), "-screen", "0", "1920x1080x24", "-nolisten", "tcp", "-noreset"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     try:
         ready, _, _ = select.select([read_end], [], [], 30)
@@ -174,8 +178,10 @@ def test_qt_finds_fonts_when_it_draws_text(x_display):
     the wheel's missing cv2/qt/fonts makes Qt warn; with it, not."""
     env = {**os.environ, "DISPLAY": x_display}
     env.pop("QT_QPA_FONTDIR", None)
-    runs = {how: subprocess.run([sys.executable, "-c", TEXT_CHILD, how], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-            for how in ("as shipped", "fixed")}
+    runs = {
+        how: subprocess.run([sys.executable, "-c", TEXT_CHILD, how], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        for how in ("as shipped", "fixed")
+    }
     for run in runs.values():
         assert run.returncode == 0, run.stderr
     if "QFontDatabase" not in runs["as shipped"].stderr:
@@ -194,8 +200,16 @@ def _send_wm_delete(display: str, window: int) -> None:
     x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
 
     class ClientMessage(ctypes.Structure):
-        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
-                    ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong), ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+        _fields_ = [
+            ("type", ctypes.c_int),
+            ("serial", ctypes.c_ulong),
+            ("send_event", ctypes.c_int),
+            ("display", ctypes.c_void_p),
+            ("window", ctypes.c_ulong),
+            ("message_type", ctypes.c_ulong),
+            ("format", ctypes.c_int),
+            ("data", ctypes.c_long * 5),
+        ]
 
     class XEvent(ctypes.Union):
         _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
@@ -216,7 +230,12 @@ def _send_wm_delete(display: str, window: int) -> None:
 def _our_window(display: str) -> int:
     if XDOTOOL is None:
         pytest.skip("xdotool is not installed: cannot find or type into the window (apt-get install xdotool)")
-    found = subprocess.run([XDOTOOL, "search", "--name", "^" + re.sub(r"([][(){}.*+?|^$\\])", r"\\\1", WINDOW_TITLE)], capture_output=True, text=True, env={**os.environ, "DISPLAY": display})
+    found = subprocess.run(
+        [XDOTOOL, "search", "--name", "^" + re.sub(r"([][(){}.*+?|^$\\])", r"\\\1", WINDOW_TITLE)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DISPLAY": display},
+    )
     ids = found.stdout.split()
     assert len(ids) == 1, found
     return int(ids[0])
@@ -233,7 +252,12 @@ def test_q_esc_and_close_button_end_the_run(x_display, how):
         if how == "close button":
             _send_wm_delete(x_display, window)
         else:
-            subprocess.run([XDOTOOL, "windowfocus", "--sync", str(window), "key", how], check=True, env={**os.environ, "DISPLAY": x_display}, timeout=10)
+            subprocess.run(
+                [XDOTOOL, "windowfocus", "--sync", str(window), "key", how],
+                check=True,
+                env={**os.environ, "DISPLAY": x_display},
+                timeout=10,
+            )
         assert _line(proc, timeout=15) == "quit"
         assert time.monotonic() - started < 5
         assert proc.wait(15) == 0

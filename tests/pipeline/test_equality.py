@@ -10,8 +10,8 @@ from actionlstm.dataset import load_dataset, parse_annotations
 from actionlstm.evaluate import predict_clip
 from actionlstm.inference import clip_windows, model_input
 from actionlstm.preprocess import FEATURES_PER_JOINT, SLOW_FEATURES_PER_JOINT, PreprocessConfig
-from pipeline.buffers import TrackBuffers
 from pipeline.actions import ActionRuntime
+from pipeline.buffers import TrackBuffers
 
 
 def _feed(buffers: TrackBuffers, keypoint: np.ndarray, score: np.ndarray, timestamps: np.ndarray, track_id: int = 7) -> None:
@@ -68,7 +68,6 @@ def test_buffer_resamples_a_faster_source_to_the_same_input(sample_pickle):
     assert np.array_equal(expected, live)
 
 
-
 def test_a_30_fps_clip_from_the_pickle_and_from_the_camera_give_the_same_input():
     """Both paths resample to the training rate, and both count a joint scored at or below the
     threshold (an occluded joint the pose model guessed) as missing rather than blending it in."""
@@ -79,8 +78,16 @@ def test_a_30_fps_clip_from_the_pickle_and_from_the_camera_give_the_same_input()
     keypoint = (200.0 + 40.0 * np.sin(2 * np.pi * t)[:, None, None] + rng.normal(0, 3, (frames, 17, 2))).astype(np.float32)
     score = rng.uniform(0.5, 1.0, (frames, 17)).astype(np.float32)
     score[rng.random((frames, 17)) < 0.1] = 0.03  # guessed joints, below the threshold
-    clip = {"frame_dir": "clip", "label": 0, "img_shape": (480, 640), "original_shape": (480, 640), "total_frames": frames,
-            "keypoint": keypoint[None], "keypoint_score": score[None], "fps": 30.0}
+    clip = {
+        "frame_dir": "clip",
+        "label": 0,
+        "img_shape": (480, 640),
+        "original_shape": (480, 640),
+        "total_frames": frames,
+        "keypoint": keypoint[None],
+        "keypoint_score": score[None],
+        "fps": 30.0,
+    }
     dataset = parse_annotations({"split": {"test1": ["clip"]}, "annotations": [clip]})
 
     pickle_input, _ = model_input(clip_windows(dataset, 0, cfg), cfg)
@@ -132,4 +139,3 @@ def test_buffer_holds_a_pickle_annotation(sample_pickle):
     assert np.array_equal(parsed.clip(0)[0], keypoint)
     assert np.array_equal(parsed.clip(0)[1], score)
     assert tuple(parsed.img_shapes[0]) == tuple(dataset.img_shapes[index])
-

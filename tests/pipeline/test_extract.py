@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from actionlstm.dataset import load_dataset
 from actionlstm.pickle_io import load_pickle

@@ -78,11 +78,24 @@ def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoin
     args = [option if option.startswith("--") else tmp_path / option for option in outputs]
     for path in args[1::2]:
         path.write_bytes(KNOWN)
-    proc = spawn_cli("run", short_video, "--checkpoint", trained_checkpoint, *args, "--no-show", "--device", "cpu", "--pose-backend", "torch",
-                preexec_fn=_file_size_limit(20_000))  # torch: no pose export to write first
+    proc = spawn_cli(
+        "run",
+        short_video,
+        "--checkpoint",
+        trained_checkpoint,
+        *args,
+        "--no-show",
+        "--device",
+        "cpu",
+        "--pose-backend",
+        "torch",
+        preexec_fn=_file_size_limit(20_000),
+    )  # torch: no pose export to write first
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and lines[-1].startswith("error:") and ("cannot write" in lines[-1] or "failed" in lines[-1]), lines[-1]
+    assert "Traceback" not in proc.stderr and lines[-1].startswith("error:") and ("cannot write" in lines[-1] or "failed" in lines[-1]), (
+        lines[-1]
+    )
     for path in args[1::2]:
         assert path.read_bytes() == KNOWN
     assert _partials(tmp_path) == []
@@ -115,8 +128,26 @@ def test_output_that_cannot_be_replaced_at_the_end(tmp_path):
 def test_sigterm_ends_the_run_like_ctrl_c(trained_checkpoint, tmp_path):
     video = shared_video("exercise_3people.avi")
     saved, lines = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
-    process = subprocess.Popen([*CLI, "run", str(video), "--checkpoint", str(trained_checkpoint), "--save", str(saved), "--jsonl", str(lines),
-                                "--no-show", "--device", "cpu"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            str(video),
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--save",
+            str(saved),
+            "--jsonl",
+            str(lines),
+            "--no-show",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         partial_lines = [p for p in tmp_path.glob(".cut.*.partial.jsonl")]
@@ -228,7 +259,9 @@ def test_realtime_run_saves_a_video_as_long_as_the_source(trained_checkpoint, tm
     """A 10 s, 30 fps video played as a camera: the pipeline keeps up with fewer frames than that
     on this CPU, and the saved video still plays for 10 s, at the rate it measured."""
     video = shared_video("basketball_2people.mp4")
-    proc = run_cli("run", video, "--checkpoint", trained_checkpoint, "--save", tmp_path / "live.mp4", "--realtime", "--no-show", "--device", "cpu")
+    proc = run_cli(
+        "run", video, "--checkpoint", trained_checkpoint, "--save", tmp_path / "live.mp4", "--realtime", "--no-show", "--device", "cpu"
+    )
     assert proc.returncode == 0, proc.stderr
     assert abs(_video_seconds(tmp_path / "live.mp4") - 10.0) < 1.0
 
@@ -273,7 +306,17 @@ def test_jsonl_to_stdout_and_to_a_fifo(trained_checkpoint, short_video, tmp_path
 @pytest.mark.parametrize("option, name, message", [("--save", "out.gif", "use a .mp4"), ("--jsonl", "file/out.jsonl", "is a file")])
 def test_outputs_are_checked_before_the_pose_model_loads(trained_checkpoint, short_video, tmp_path, option, name, message):
     (tmp_path / "file").write_text("a file where a folder should be")
-    proc = run_cli("run", short_video, "--checkpoint", trained_checkpoint, option, tmp_path / name, "--pose-model", tmp_path / "missing.pt", "--no-show")
+    proc = run_cli(
+        "run",
+        short_video,
+        "--checkpoint",
+        trained_checkpoint,
+        option,
+        tmp_path / name,
+        "--pose-model",
+        tmp_path / "missing.pt",
+        "--no-show",
+    )
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr  # not "pose model not found"
 
 
@@ -295,7 +338,9 @@ def test_stream_password_is_never_printed(trained_checkpoint):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # nothing listens here once closed
-    proc = run_cli("run", f"rtsp://admin:S3cretPass@127.0.0.1:{port}/stream", "--checkpoint", trained_checkpoint, "--no-show", "--device", "cpu")
+    proc = run_cli(
+        "run", f"rtsp://admin:S3cretPass@127.0.0.1:{port}/stream", "--checkpoint", trained_checkpoint, "--no-show", "--device", "cpu"
+    )
     assert proc.returncode == 1
     assert f"cannot open stream rtsp://***@127.0.0.1:{port}/stream" in proc.stderr
     assert "S3cretPass" not in proc.stderr + proc.stdout

@@ -10,7 +10,10 @@ from pipeline.actions import LabelProb
 from pipeline.overlay import Overlay, Panel, Rect, place_panels, track_colour
 from pipeline.tracking import Poses
 
-TOP5 = [LabelProb(name, p) for name, p in zip(["jumping_jack", "boxing_punching_bag", "push_ups", "tai_chi", "wall_push_ups"], [0.61, 0.2, 0.1, 0.05, 0.04])]
+TOP5 = [
+    LabelProb(name, p)
+    for name, p in zip(["jumping_jack", "boxing_punching_bag", "push_ups", "tai_chi", "wall_push_ups"], [0.61, 0.2, 0.1, 0.05, 0.04])
+]
 
 
 def _poses(boxes: list[list[float]]) -> Poses:

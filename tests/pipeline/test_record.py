@@ -101,7 +101,9 @@ def test_no_clip_recorded_is_an_error(tmp_path):
     for i in range(10):
         writer.write(np.full((64, 96, 3), 20 * i, np.uint8))
     writer.release()
-    proc = run_cli("record", "wave", "--out", tmp_path / "out", "--source", short, "--no-show", "--countdown", "0", "--clips", "1", "--seconds", "5")
+    proc = run_cli(
+        "record", "wave", "--out", tmp_path / "out", "--source", short, "--no-show", "--countdown", "0", "--clips", "1", "--seconds", "5"
+    )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert lines[-1].startswith("error: no clip recorded"), proc.stderr
@@ -111,8 +113,22 @@ def test_no_clip_recorded_is_an_error(tmp_path):
 @pytest.mark.video
 @pytest.mark.parametrize("stop, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
 def test_interrupt_keeps_finished_clips(tmp_path, stop, code, name):
-    command = [*CLI, "record", "wave", "--out", str(tmp_path), "--source", str(shared_video("exercise_3people.avi")),
-               "--no-show", "--countdown", "0", "--clips", "3", "--seconds", "2"]
+    command = [
+        *CLI,
+        "record",
+        "wave",
+        "--out",
+        str(tmp_path),
+        "--source",
+        str(shared_video("exercise_3people.avi")),
+        "--no-show",
+        "--countdown",
+        "0",
+        "--clips",
+        "3",
+        "--seconds",
+        "2",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     folder = tmp_path / "wave"
     deadline = time.monotonic() + 60
@@ -141,6 +157,7 @@ def test_bad_durations(tmp_path, option):
 
 
 # --- in process: exact timestamps, a window that records what it is shown -------------------------
+
 
 class _Frames(FrameSource):
     """`count` frames at exactly 10 fps; frame i is filled with the grey level 4 * i."""

@@ -33,7 +33,19 @@ def _records(path) -> list[dict]:
 def exercise_run(trained_checkpoint, tmp_path_factory):
     video = shared_video("exercise_3people.avi")
     out = tmp_path_factory.mktemp("exercise")
-    result = run_cli("run", video, "--checkpoint", trained_checkpoint, "--save", out / "annotated.mp4", "--jsonl", out / "frames.jsonl", "--no-show", "--device", "cpu")
+    result = run_cli(
+        "run",
+        video,
+        "--checkpoint",
+        trained_checkpoint,
+        "--save",
+        out / "annotated.mp4",
+        "--jsonl",
+        out / "frames.jsonl",
+        "--no-show",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     return video, out, result
 
@@ -93,7 +105,9 @@ def test_two_players_with_moving_camera(trained_checkpoint, tmp_path):
     assert sum(any(p["top5"] for p in r["persons"]) for r in records) >= 0.8 * len(records)
 
 
-def test_a_person_out_of_sight_is_listed_unseen_with_their_last_labels_until_the_tracker_drops_them(trained_checkpoint, tmp_path, single_thread):
+def test_a_person_out_of_sight_is_listed_unseen_with_their_last_labels_until_the_tracker_drops_them(
+    trained_checkpoint, tmp_path, single_thread
+):
     """Frames 40-99 of a real clip (30 fps) are grey: the actor is gone for 2 s, longer than the 1 s
     the tracker keeps a lost id. Until it lets go, the actor is `unseen` at their last box with the
     labels of their last frame; then nobody is."""
@@ -122,11 +136,24 @@ def test_a_person_out_of_sight_is_listed_unseen_with_their_last_labels_until_the
         assert (person.id, person.box, person.top5) == (actor.id, actor.box, actor.top5)  # no new frames: labels as they were
     assert all(r.unseen == [] for r in results[gone[0] + len(held) :])
 
+
 def test_ctrl_c_leaves_playable_video_and_complete_jsonl(trained_checkpoint, tmp_path):
     video = shared_video("exercise_3people.avi")
     saved, lines = tmp_path / "cut.mp4", tmp_path / "cut.jsonl"
-    command = [*CLI, "run", str(video), "--checkpoint", str(trained_checkpoint),
-               "--save", str(saved), "--jsonl", str(lines), "--no-show", "--device", "cpu"]
+    command = [
+        *CLI,
+        "run",
+        str(video),
+        "--checkpoint",
+        str(trained_checkpoint),
+        "--save",
+        str(saved),
+        "--jsonl",
+        str(lines),
+        "--no-show",
+        "--device",
+        "cpu",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -224,4 +251,3 @@ def test_checkpoint_that_is_not_one(tmp_path):
     result = run_cli("run", str(shared_video("exercise_3people.avi")), "--checkpoint", fake, "--no-show", "--device", "cpu")
     assert result.returncode == 1
     assert "not a readable checkpoint" in result.stderr and "Traceback" not in result.stderr
-

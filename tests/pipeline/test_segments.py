@@ -17,7 +17,10 @@ def segments(tmp_path, text: str, **options) -> list[dict]:
 
 
 def approx(*expected: tuple) -> list[dict]:
-    return [{"id": i, "label": l, "start": pytest.approx(s), "end": pytest.approx(e), "mean_prob": pytest.approx(p, abs=1e-4)} for i, l, s, e, p in expected]
+    return [
+        {"id": i, "label": l, "start": pytest.approx(s), "end": pytest.approx(e), "mean_prob": pytest.approx(p, abs=1e-4)}
+        for i, l, s, e, p in expected
+    ]
 
 
 # wave for 1.0 s, one 0.2 s frame of clap, wave for 0.8 s
@@ -177,7 +180,10 @@ def test_the_builder_hands_out_segments_as_they_close():
 
 
 def test_summary_lines_are_one_per_person_and_capped():
-    found = [{"id": 3, "label": "wave", "start": 0.0, "end": 4.2, "mean_prob": 0.91}, {"id": 3, "label": "clap", "start": 4.2, "end": 9.0, "mean_prob": 0.77}]
+    found = [
+        {"id": 3, "label": "wave", "start": 0.0, "end": 4.2, "mean_prob": 0.91},
+        {"id": 3, "label": "clap", "start": 4.2, "end": 9.0, "mean_prob": 0.77},
+    ]
     found += [{"id": 8, "label": "jump", "start": float(t), "end": t + 1.0, "mean_prob": 0.5} for t in range(10)]
     found += [{"id": 100 + k, "label": "bow", "start": 0.0, "end": 1.0, "mean_prob": 0.6} for k in range(20)]
     lines = format_segments(found, per_person=3, max_persons=5)

@@ -39,7 +39,9 @@ def test_twenty_persons_with_many_labels(tmp_path):
     segments = []
     for person in range(20):
         for k in range(person % 4 + 1):  # person p has p % 4 + 1 segments of 2 s each
-            segments.append({"id": 100 + person, "label": labels[(person + k) % 25], "start": 2.0 * k, "end": 2.0 * k + 2.0, "mean_prob": 0.5})
+            segments.append(
+                {"id": 100 + person, "label": labels[(person + k) % 25], "start": 2.0 * k, "end": 2.0 * k + 2.0, "mean_prob": 0.5}
+            )
     out = tmp_path / "many.png"
     fig = draw_timeline(segments, out, duration=60.0)
     ax = fig.axes[0]

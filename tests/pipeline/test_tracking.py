@@ -25,7 +25,10 @@ NOBODY = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.ze
 def _person(x: float) -> Detections:
     """One confidently detected person standing still, built by hand."""
     return Detections(
-        np.array([[x, 50, x + 60, 250]], np.float32), np.array([0.9], np.float32), np.zeros((1, 17, 2), np.float32), np.ones((1, 17), np.float32)
+        np.array([[x, 50, x + 60, 250]], np.float32),
+        np.array([0.9], np.float32),
+        np.zeros((1, 17, 2), np.float32),
+        np.ones((1, 17), np.float32),
     )
 
 

@@ -28,7 +28,11 @@ from tests.helpers import CLI, free_port, read_video, shared_video, start_receiv
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [pytest.mark.serve, pytest.mark.video, pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto (.ci/run installs it)")]
+pytestmark = [
+    pytest.mark.serve,
+    pytest.mark.video,
+    pytest.mark.skipif(MOSQUITTO is None, reason="needs Debian's mosquitto (.ci/run installs it)"),
+]
 TOKEN = "test-token-0123456789"
 PASSWORD = "camsecret42"
 MAX_CLIENTS = 6
@@ -149,13 +153,21 @@ class Service:
         self.port = free_port()
         self.launched = time.monotonic()
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen([*CLI, "serve", *map(str, args), "--port", str(self.port)], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", *map(str, args), "--port", str(self.port)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[tuple[float, str]] = []
         self.stdout: list[str] = []
         threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True).start()
         threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True).start()
-        self.serving = wait_for(lambda: next((t for t, line in self.lines if "serving on" in line), None) or self._dead(), 300, "the service to start")
+        self.serving = wait_for(
+            lambda: next((t for t, line in self.lines if "serving on" in line), None) or self._dead(), 300, "the service to start"
+        )
         self.base = f"http://127.0.0.1:{self.port}"
 
     @staticmethod
@@ -171,9 +183,22 @@ class Service:
     def log(self) -> str:
         return "\n".join(line for _, line in self.lines)
 
-    def get(self, path: str, token: str | None = TOKEN, headers: dict | None = None, method: str = "GET", data: bytes | None = None, timeout: float = 10):
+    def get(
+        self,
+        path: str,
+        token: str | None = TOKEN,
+        headers: dict | None = None,
+        method: str = "GET",
+        data: bytes | None = None,
+        timeout: float = 10,
+    ):
         """(status, headers, body) of one request."""
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})})
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.headers, response.read()
@@ -208,11 +233,34 @@ def world(tmp_path_factory, trained_checkpoint):
     hook = start_receiver()
     camera = Camera()
     video = shared_video("exercise_3people.avi")
-    service = Service([
-        video, f"cam={camera.url}", "--loop", "--checkpoint", trained_checkpoint, "--device", "cpu", "--min-prob", "0", "--alert", "*>=0:1s",
-        "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--webhook", f"http://127.0.0.1:{hook.server_port}/hook", "--token", TOKEN,
-        "--events", folder / "events.jsonl", "--snapshot-dir", folder / "snapshots", "--max-clients", MAX_CLIENTS,
-    ], cwd=folder)
+    service = Service(
+        [
+            video,
+            f"cam={camera.url}",
+            "--loop",
+            "--checkpoint",
+            trained_checkpoint,
+            "--device",
+            "cpu",
+            "--min-prob",
+            "0",
+            "--alert",
+            "*>=0:1s",
+            "--mqtt",
+            f"mqtt://127.0.0.1:{broker.port}",
+            "--webhook",
+            f"http://127.0.0.1:{hook.server_port}/hook",
+            "--token",
+            TOKEN,
+            "--events",
+            folder / "events.jsonl",
+            "--snapshot-dir",
+            folder / "snapshots",
+            "--max-clients",
+            MAX_CLIENTS,
+        ],
+        cwd=folder,
+    )
     yield {"broker": broker, "subscriber": subscriber, "hook": hook, "camera": camera, "service": service, "folder": folder}
     if service.proc.poll() is None:
         service.proc.kill()
@@ -225,7 +273,9 @@ def world(tmp_path_factory, trained_checkpoint):
 
 def test_events_reach_the_broker_and_the_webhook_within_10_s(world):
     service, subscriber, hook = world["service"], world["subscriber"], world["hook"]
-    first_mqtt = wait_for(lambda: next((t for t, topic, _, _ in subscriber.messages if topic == "actionlstm/0/events"), None), 60, "an event on MQTT")
+    first_mqtt = wait_for(
+        lambda: next((t for t, topic, _, _ in subscriber.messages if topic == "actionlstm/0/events"), None), 60, "an event on MQTT"
+    )
     wait_for(lambda: hook.received, 30, "an event at the webhook")
     print(f"first MQTT event {first_mqtt - service.serving:.1f} s after 'serving on', {first_mqtt - service.launched:.1f} s after launch")
     assert first_mqtt - service.serving < 10.0
@@ -254,8 +304,21 @@ def test_status_reports_sources_fps_and_persons_with_top5(world):
     assert {s["kind"] for s in status["sinks"]} == {"jsonl", "webhook", "mqtt"}
 
 
-ROUTES = ["/", "/static/app.js", "/static/style.css", "/api/status", "/api/events", "/api/events?since=0", "/api/events/stream",
-          "/api/events/1/snapshot.jpg", "/api/sources/0/snapshot.jpg", "/api/sources/0/stream.mjpg", "/api/timeline", "/metrics", "/no/such/page"]
+ROUTES = [
+    "/",
+    "/static/app.js",
+    "/static/style.css",
+    "/api/status",
+    "/api/events",
+    "/api/events?since=0",
+    "/api/events/stream",
+    "/api/events/1/snapshot.jpg",
+    "/api/sources/0/snapshot.jpg",
+    "/api/sources/0/stream.mjpg",
+    "/api/timeline",
+    "/metrics",
+    "/no/such/page",
+]
 
 
 def test_every_route_needs_the_token(world):
@@ -299,7 +362,9 @@ def _mjpeg_parts(port: int, count: int) -> list[bytes]:
     data, parts = b"", []
     while len(parts) < count:
         data += sock.recv(65536)
-        while (head := re.search(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n", data)) and len(data) >= head.end() + int(head[1]):
+        while (head := re.search(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n", data)) and len(
+            data
+        ) >= head.end() + int(head[1]):
             parts.append(data[head.end() : head.end() + int(head[1])])
             data = data[head.end() + int(head[1]) :]
     sock.close()
@@ -313,7 +378,11 @@ def test_video_stream_snapshots_and_metrics(world):
     assert all(image.shape == (288, 384, 3) for image in images)
     assert any(np.abs(images[0].astype(int) - image.astype(int)).mean() > 1 for image in images[1:])  # the video moves
     code, headers, body = service.get("/api/sources/0/snapshot.jpg")
-    assert code == 200 and headers["Content-Type"] == "image/jpeg" and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (288, 384, 3)
+    assert (
+        code == 200
+        and headers["Content-Type"] == "image/jpeg"
+        and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (288, 384, 3)
+    )
     first = json.loads(service.get("/api/events?limit=1")[2])[-1]
     code, _, body = service.get(first["snapshot"])
     assert code == 200 and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
@@ -322,13 +391,21 @@ def test_video_stream_snapshots_and_metrics(world):
     later = json.loads(service.get(f"/api/events?since={newest[0]['id']}")[2])
     assert all(e["id"] > newest[0]["id"] for e in later)
     families = {f.name: f for f in text_string_to_metric_families(service.get("/metrics")[2].decode())}
-    value = lambda family, suffix, **labels: sum(s.value for s in families[family].samples if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items()))
+    value = lambda family, suffix, **labels: sum(
+        s.value for s in families[family].samples if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items())
+    )
     assert value("actionlstm_frames", "_total", source="0") > 0
     assert value("actionlstm_latency_seconds", "_count", source="0") > 0 and value("actionlstm_pose_seconds", "_count", source="0") > 0
     assert value("actionlstm_events", "_total") >= first["id"]
     assert value("actionlstm_sink_delivered", "_total", sink=f"mqtt:mqtt://127.0.0.1:{world['broker'].port}") > 0
     assert value("actionlstm_fps", "", source="0") > 0
-    for family in ("actionlstm_dropped_frames", "actionlstm_reconnects", "actionlstm_sink_dropped", "actionlstm_classify_seconds", "actionlstm_uptime_seconds"):
+    for family in (
+        "actionlstm_dropped_frames",
+        "actionlstm_reconnects",
+        "actionlstm_sink_dropped",
+        "actionlstm_classify_seconds",
+        "actionlstm_uptime_seconds",
+    ):
         assert family in families, family
 
 
@@ -378,8 +455,18 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_width(world, tmp_pat
     service = world["service"]
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
     shots = Path(os.environ.get("ACTIONLSTM_SCREENSHOTS", tmp_path))
@@ -395,7 +482,11 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_width(world, tmp_pat
         classes = service.status()["model"]["classes"]
         shown = "return [...document.querySelectorAll('.person .label.first')].map(e => e.firstChild.textContent)"  # re-drawn every second
         wait_for(lambda: [text for text in driver.execute_script(shown) if text in classes], 30, "a label on the page")
-        wait_for(lambda: driver.execute_script("return [...document.querySelectorAll('.event img')].some(i => i.naturalWidth > 0)"), 30, "an event with its snapshot")
+        wait_for(
+            lambda: driver.execute_script("return [...document.querySelectorAll('.event img')].some(i => i.naturalWidth > 0)"),
+            30,
+            "an event with its snapshot",
+        )
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".legend span"), 20, "the timeline's legend")
         assert "401" not in driver.page_source and driver.find_element(By.ID, "connection").text == "live"
         assert PASSWORD not in driver.page_source
@@ -404,7 +495,9 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_width(world, tmp_pat
         time.sleep(1.5)
         width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], width  # nothing sticks out sideways
-        rects = driver.execute_script("""return ['img.video', '#events'].map(s => document.querySelector(s).getBoundingClientRect().toJSON())""")
+        rects = driver.execute_script(
+            """return ['img.video', '#events'].map(s => document.querySelector(s).getBoundingClientRect().toJSON())"""
+        )
         assert rects[0]["right"] <= width[1] and rects[1]["top"] >= rects[0]["bottom"]  # one column: the events below the video
         save_page(driver, shots / "page-phone.png")
     finally:
@@ -421,7 +514,9 @@ def test_a_camera_that_drops_and_comes_back(world):
     time.sleep(3)
     assert service.source("0")["frames"] > video_frames  # the other source goes on meanwhile
     camera.start()
-    back = wait_for(lambda: (s := service.source("cam"))["state"] == "running" and s["reconnects"] >= 1 and s, 60, "the camera to come back")
+    back = wait_for(
+        lambda: (s := service.source("cam"))["state"] == "running" and s["reconnects"] >= 1 and s, 60, "the camera to come back"
+    )
     frames = back["frames"]
     wait_for(lambda: service.source("cam")["frames"] > frames + 5, 30, "the camera's frames again")
     assert back["outages"][-1]["end"] is not None

@@ -5,7 +5,6 @@ import json
 import time
 
 import numpy as np
-import pytest
 
 from pipeline.serve.snapshots import SnapshotStore, mark_unseen
 from pipeline.serve.transports import JsonlEvents, Webhook
@@ -23,6 +22,7 @@ def test_a_snapshot_for_someone_out_of_sight_outlines_where_they_were_last_seen(
     assert changed[:80, 100:].any() and not changed[:, :95].any()  # the caption above the box, not elsewhere
     edge = mark_unseen(image, [-40.0, 200.0, 500.0, 400.0], "#4")  # a box past the frame is drawn at its border
     assert (edge != image).any(-1)[239, :].all()
+
 
 def test_snapshot_folder_keeps_the_newest_and_goes_when_temporary(tmp_path):
     store = SnapshotStore(None, keep=3)
