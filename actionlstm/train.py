@@ -7,8 +7,6 @@ what users of ultralytics and MMAction2 look for (see `training_files`): the las
 per-epoch log as CSV, the settings the run used as JSON, and the training curves.
 """
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from actionlstm import console
 from actionlstm.atomic import write_json
 from actionlstm.augment import AugmentConfig, SpatialAugment
 from actionlstm.background import in_background
-from actionlstm.checkpoint import Classifier, atomic_torch_save, read_torch_file, save_checkpoint
+from actionlstm.checkpoint import Classifier, atomic_torch_save, save_checkpoint
 from actionlstm.dataset import SkeletonDataset, holdout_by_group
 from actionlstm.distributed import World
 from actionlstm.epochs import epoch_order, epoch_windows, feature_statistics, make_batch
@@ -35,6 +33,7 @@ from actionlstm.inference import predict_clips
 from actionlstm.model import OUTPUT_LAYER, ActionLSTM, ModelConfig, mean_of_members
 from actionlstm.preprocess import PreprocessConfig
 from actionlstm.reports import plot_training_curves, write_epoch_log
+from actionlstm.resume import RESUME_VERSION, read_resume_state, restore_rng_states, resume_path, rng_states, run_fingerprint
 
 
 @dataclass
@@ -71,12 +70,6 @@ class TrainConfig:
 # they come. What the built-in falls model, the demo and recipe_study's earlier recipes pin (TrainConfig(**ONE_WIDE)).
 ONE_WIDE = {"hidden": 128, "members": 1, "standardize": False, "layers": 2}
 
-RESUME_VERSION = 4  # 2: AdamW parameter groups and CUDA RNG states; 3: a random state per process, loss scaler; 4: members
-
-
-def resume_path(out: Path) -> Path:
-    return out.with_name(out.name + ".resume.pth")
-
 
 def training_files(out: Path) -> dict[str, Path]:
     """The files a finished run writes beside its (best) checkpoint `out`, e.g. `my.last.pth`."""
@@ -86,33 +79,6 @@ def training_files(out: Path) -> dict[str, Path]:
         "settings_json": out.with_suffix(".settings.json"),
         "curves_png": out.with_suffix(".curves.png"),
     }
-
-
-def run_fingerprint(
-    dataset: SkeletonDataset,
-    fit_indices: np.ndarray,
-    class_names: list[str],
-    pre: PreprocessConfig,
-    aug: AugmentConfig,
-    cfg: TrainConfig,
-    model: ActionLSTM,
-) -> str:
-    """What a resumed run must share with the interrupted one: clips, labels, classes, settings and
-    the starting weights (which differ when fine-tuning from another checkpoint)."""
-    digest = hashlib.sha256()
-    for part in (
-        dataset.frame_dirs[fit_indices].tolist(),
-        dataset.labels[fit_indices].tolist(),
-        class_names,
-        pre.to_dict(),
-        asdict(aug),
-        asdict(cfg),
-        model.cfg.to_dict(),
-    ):
-        digest.update(json.dumps(part, sort_keys=True).encode())
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifier | None, cfg: TrainConfig | None = None) -> ActionLSTM:
@@ -159,24 +125,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-
-
-def rng_states(rng: np.random.Generator) -> dict:
-    """Every random state a resumed run needs to draw what the uninterrupted one would have."""
-    return {
-        "numpy_rng": rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng_states(state: dict, rng: np.random.Generator) -> None:
-    """The inverse of `rng_states`. CUDA states are restored where the same number of GPUs is present
-    (a run begun on a CPU and resumed on a GPU has none to restore)."""
-    rng.bit_generator.state = state["numpy_rng"]
-    torch.set_rng_state(state["torch_rng"])
-    if torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 @contextmanager
@@ -247,15 +195,7 @@ def train(
     state_file = resume_path(out)
     fingerprint = run_fingerprint(dataset, fit_indices, class_names, pre, aug, cfg, model)
     if resume:
-        state = read_torch_file(state_file, "resume state")
-        if state.get("version") != RESUME_VERSION:
-            raise UserError(f"{state_file} was written by an earlier ActionLSTM; start afresh without --resume")
-        if state.get("fingerprint") != fingerprint:
-            raise UserError(f"{state_file} belongs to a run with other data or settings; start afresh without --resume")
-        if len(state["rng"]) != world.size:
-            raise UserError(
-                f"{state_file} was written by a run of {len(state['rng'])} processes; resume it with as many (torchrun --nproc-per-node)"
-            )
+        state = read_resume_state(state_file, fingerprint, world.size)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -70,7 +70,8 @@ def train(
     from actionlstm.distributed import join, launched_world, leave, speak_from_main
     from actionlstm.export import exported_format
     from actionlstm.labels import class_names_for, labels_file_for
-    from actionlstm.train import TrainConfig, resume_path, training_files
+    from actionlstm.resume import resume_path
+    from actionlstm.train import TrainConfig, training_files
     from actionlstm.train import train as run_training
 
     world = speak_from_main(launched_world())

@@ -16,8 +16,9 @@ from actionlstm.errors import UserError
 from actionlstm.inference import predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
+from actionlstm.resume import resume_path
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
-from actionlstm.train import TrainConfig, param_groups, resume_path, train
+from actionlstm.train import TrainConfig, param_groups, train
 from tests.helpers import assert_user_error, run_cli
 
 CLASSES = ["a", "b", "c"]

@@ -17,9 +17,10 @@ from actionlstm.inference import model_input, predict_windows
 from actionlstm.model import ActionLSTM, ModelConfig, reverse_within
 from actionlstm.preprocess import PAIRS, PreprocessConfig, pair_distances, preprocess, resample, stack_windows, velocity
 from actionlstm.reports import classification_metrics, confusion_matrix, write_per_class_csv
+from actionlstm.resume import resume_path
 from actionlstm.skeleton import NUM_JOINTS
 from actionlstm.synthetic import TEMPLATE, write_sample_pickle
-from actionlstm.train import TrainConfig, resume_path, train
+from actionlstm.train import TrainConfig, train
 from actionlstm.videoset import UCF101_GROUP, Video, assign_splits, group_of
 from pipeline.actions import ActionRuntime
 from pipeline.buffers import TrackBuffers

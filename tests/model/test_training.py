@@ -17,8 +17,9 @@ from actionlstm.evaluate import predict_clip
 from actionlstm.inference import predict_clips
 from actionlstm.model import ActionLSTM, ModelConfig
 from actionlstm.preprocess import PreprocessConfig
+from actionlstm.resume import resume_path
 from actionlstm.synthetic import write_sample_pickle
-from actionlstm.train import TrainConfig, resume_path, training_files
+from actionlstm.train import TrainConfig, training_files
 from tests.helpers import CLI, ROOT, run_cli
 
 
