@@ -98,8 +98,9 @@ def resample(
     Joints are interpolated linearly between the two neighbouring frames and count as missing where
     either neighbour misses them: scored at or below `score_threshold` (pass the config's, as
     `preprocess` counts missing joints), zero or not finite. A pose model reports occluded joints
-    with a low score and a guessed place; blending that guess in would make it count as seen. A target time that falls on a frame (within 1 us) takes that frame
-    unchanged, so a 25 fps sequence resampled to 25 fps is returned exactly as it came.
+    with a low score and a guessed place; blending that guess in would make it count as seen. A
+    target time that falls on a frame (within 1 us) takes that frame unchanged, so a 25 fps sequence
+    resampled to 25 fps is returned exactly as it came.
     `window` keeps only the newest frames.
     """
     timestamps = np.asarray(timestamps, np.float64)

@@ -69,7 +69,7 @@ def _from_list(list_file: Path) -> VideoSet:
         raise UserError(f"video list {list_file} names no videos")
     labels = [label for _, label in entries]
     if all(label.isdigit() for label in labels):  # PYSKL's numeric labels: keep their numbering
-        names = [f"class_{i}" for i in range(max(int(l) for l in labels) + 1)]
+        names = [f"class_{i}" for i in range(max(int(label) for label in labels) + 1)]
         index = {label: int(label) for label in labels}
     else:
         names = sorted(set(labels))

@@ -204,7 +204,7 @@ class Overlay:
     def _panel_size(self, title: str, labels: list[LabelProb], unit: float) -> tuple[int, int]:
         """A title line (`#id`), then one line `bar label NN%` per label."""
         scale, thickness, line, bar_width = self._panel_metrics(unit)
-        text_width = max(cv2.getTextSize(f"{l.label} 100%", FONT, scale, thickness + 1)[0][0] for l in labels)
+        text_width = max(cv2.getTextSize(f"{item.label} 100%", FONT, scale, thickness + 1)[0][0] for item in labels)
         title_width = cv2.getTextSize(title, FONT, scale, thickness + 1)[0][0]
         width = max(text_width + bar_width, title_width) + int(14 * unit)
         return width, line * (len(labels) + 1) + int(6 * unit)

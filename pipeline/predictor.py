@@ -1,7 +1,7 @@
 """The streaming predictor: frames in, one `FrameResult` per frame out (poses, labels, overlay, timings).
 
     pipeline = ActionPipeline(PoseEstimator(None, device), Tracker(), ActionRuntime(classifier, device), Overlay())
-    pipeline = ActionPipeline(PoseEstimator(None, device), Tracker("botsort", lost_seconds=3.0), ActionRuntime(classifier, device, stride=2))
+    pipeline = ActionPipeline(PoseEstimator(None, device), Tracker("botsort", 3.0), ActionRuntime(classifier, device, stride=2))
     for result in pipeline.stream(open_source("video.mp4")):
         ...  # result.image is annotated; result.persons hold ids, boxes and Top-5
 
@@ -50,7 +50,7 @@ class PersonResult:
     scores: np.ndarray | None = None  # [17] keypoint confidences
 
     def to_json(self, keypoints: bool = False) -> dict:
-        top5 = None if self.top5 is None else [{"label": l.label, "prob": round(l.prob, 4)} for l in self.top5]
+        top5 = None if self.top5 is None else [{"label": item.label, "prob": round(item.prob, 4)} for item in self.top5]
         record = {"id": self.id, "box": [round(v, 1) for v in self.box], "top5": top5}
         if self.uncertain:
             record["uncertain"] = True

@@ -71,17 +71,16 @@ def bench(clf: Classifier, clips: list, device: torch.device, repeats: int) -> d
     figures: dict = {"persons": {}}
     for persons in (1, 4, 16):
         windows = [clips[i % len(clips)] for i in range(persons)]
-        total = timed(lambda: predict_windows(clf.model, pre, windows, device), repeats)
-        prep = timed(lambda: model_input(windows, pre), repeats)
+        total = timed(lambda windows=windows: predict_windows(clf.model, pre, windows, device), repeats)
+        prep = timed(lambda windows=windows: model_input(windows, pre), repeats)
         row = {
             "total_p50_ms": round(float(np.percentile(total, 50)) * 1000, 3),
             "total_p95_ms": round(float(np.percentile(total, 95)) * 1000, 3),
             "preprocess_p50_ms": round(float(np.percentile(prep, 50)) * 1000, 3),
         }
         figures["persons"][persons] = row
-        print(
-            f"  {persons:>2} persons: p50 {row['total_p50_ms']:.2f} ms  p95 {row['total_p95_ms']:.2f} ms  (preprocess p50 {row['preprocess_p50_ms']:.2f} ms)"
-        )
+        latency = f"p50 {row['total_p50_ms']:.2f} ms  p95 {row['total_p95_ms']:.2f} ms"
+        print(f"  {persons:>2} persons: {latency}  (preprocess p50 {row['preprocess_p50_ms']:.2f} ms)")
     one, sixteen = figures["persons"][1]["total_p50_ms"], figures["persons"][16]["total_p50_ms"]
     figures["batch16_over_single"] = round(sixteen / one, 2)
     print(f"  16 persons batched cost {figures['batch16_over_single']:.1f}x one person (16x if unbatched)")

@@ -97,10 +97,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for v, video in enumerate(videos):
             frames = decode(video.path)
-            runs = {
-                "extract": lambda: overheads.append(extract(stages, video.path, Path(tmp) / f"{v}.npz", max_persons=2)),
-                "pose-only": lambda: [stages[0](frame) for frame in frames],
-                "plain PyTorch": lambda: [plain(frame, verbose=False) for frame in frames],
+            target = Path(tmp) / f"{v}.npz"
+            runs = {  # each run is timed within this iteration, so the loop's current video and frames are the ones meant
+                "extract": lambda path=video.path, target=target: overheads.append(extract(stages, path, target, max_persons=2)),
+                "pose-only": lambda frames=frames: [stages[0](frame) for frame in frames],
+                "plain PyTorch": lambda frames=frames: [plain(frame, verbose=False) for frame in frames],
             }
             names = list(runs)
             for name in names[v % 3 :] + names[: v % 3]:
@@ -115,9 +116,8 @@ def main() -> None:
     for name in seconds:
         print(f"{name:>14}: {rate[name]:6.1f} frames/s")
     print(f"per-video overhead of extract: median {np.median(overheads) * 1e3:.0f} ms, mean {np.mean(overheads) * 1e3:.0f} ms")
-    print(
-        f"extract / pose-only: {rate['extract'] / rate['pose-only']:.2f}x; extract / plain PyTorch: {rate['extract'] / rate['plain PyTorch']:.2f}x"
-    )
+    print(f"extract / pose-only: {rate['extract'] / rate['pose-only']:.2f}x", end="; ")
+    print(f"extract / plain PyTorch: {rate['extract'] / rate['plain PyTorch']:.2f}x")
 
 
 if __name__ == "__main__":

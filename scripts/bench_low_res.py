@@ -80,10 +80,8 @@ def main() -> None:
             }
             rows.append(row)
             error = f"{row['keypoint_error']:.3f}" if errors else "-"
-            print(
-                f"{size:>9} at imgsz {imgsz:>4}: person in {row['person_found']:.1%} of {total} frames, keypoint error {error} of body height",
-                flush=True,
-            )
+            found = f"person in {row['person_found']:.1%} of {total} frames"
+            print(f"{size:>9} at imgsz {imgsz:>4}: {found}, keypoint error {error} of body height", flush=True)
     args.out.write_text(json.dumps(rows, indent=2))
 
 

@@ -1,13 +1,15 @@
 """Pose-only vs full-pipeline speed on one video, per-stage times, per-frame latency, live latency.
 
-    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--pose-backend auto] [--classifier-backend auto] [--imgsz 640] [--stride 1] [--tracker bytetrack] [--repeats 3]
+    python scripts/bench_pipeline.py ../shared/data/videos/exercise_3people.avi [--pose-backend auto]
+        [--classifier-backend auto] [--imgsz 640] [--stride 1] [--tracker bytetrack] [--repeats 3]
 
 (a) the pose stage alone (decode + YOLO-pose), (b) the whole `actionlstm run` pipeline headless with
 video saving, on the same frames, model and image size, and (c) the same pipeline fed live (the file
 played at its real rate through the newest-frame capture thread), `--repeats` times in turn. Prints
-each repeat's figures and the medians, and writes them as JSON (`--out`); `live.p95_over_pose_stage` divides the live p95 latency by the pose and track
-stages' time per frame in (b), and `live.p95_over_live_pose_stage` by theirs in (c) itself: a network
-that idles between a camera's frames starts each one slower than back to back. `--streams 1,2,4`
+each repeat's figures and the medians, and writes them as JSON (`--out`); `live.p95_over_pose_stage`
+divides the live p95 latency by the pose and track stages' time per frame in (b), and
+`live.p95_over_live_pose_stage` by theirs in (c) itself: a network that idles between a camera's
+frames starts each one slower than back to back. `--streams 1,2,4`
 adds (d): the video as 1, 2 and 4 sources side by side (`actionlstm run SRC1 SRC2 ...`), total frames
 per second over all of them.
 """

@@ -136,7 +136,7 @@ def main() -> int:
             child.wait(30)
         except subprocess.TimeoutExpired:
             child.kill()
-            raise SystemExit("error: the service did not stop within 30 s of SIGTERM")
+            raise SystemExit("error: the service did not stop within 30 s of SIGTERM") from None
     quiet = (phases[0]["fps"] + phases[2]["fps"]) / 2
     ratio = phases[1]["fps"] / quiet if quiet else float("nan")
     for p in phases:

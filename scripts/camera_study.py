@@ -122,10 +122,8 @@ def main() -> None:
     results = []
     for camera in args.camera or list(CAMERAS):
         with tempfile.TemporaryDirectory(prefix="camera-study-") as tmp:
-            result = {
-                "camera": camera,
-                **builtin.replay_held_out(args.data, annotations, models, lambda video: as_seen_by(camera, video, Path(tmp))),
-            }
+            seen = lambda video, camera=camera, tmp=tmp: as_seen_by(camera, video, Path(tmp))  # noqa: E731 (bound to this camera)
+            result = {"camera": camera, **builtin.replay_held_out(args.data, annotations, models, seen)}
         results.append(result)
         missed = [c["video"] for c in result["clips"] if c["fall"] and not c["caught"]]
         alarmed = [c["video"] for c in result["clips"] if not c["fall"] and c["false_alarm"]]

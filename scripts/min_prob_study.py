@@ -111,9 +111,8 @@ def study(
 
     known_probs, unknown_probs = played(subset, known_idx), played(*unknown)
     windows = sum(len(p[0]) for p in (*known_probs.values(), *unknown_probs.values()))
-    print(
-        f"trained {len(train_idx)} clips in {trained - started:.0f} s, classified {windows} windows in {time.perf_counter() - trained:.0f} s"
-    )
+    print(f"trained {len(train_idx)} clips in {trained - started:.0f} s", end=", ")
+    print(f"classified {windows} windows in {time.perf_counter() - trained:.0f} s")
     measured = {}
     for smoothing in args.smoothing:
         known_p = {i: smoothed(p, smoothing) for i, p in known_probs.items()}
@@ -126,9 +125,8 @@ def study(
 def table(title: str, m: Measured, max_false_alarms: float) -> dict:
     """Print the share of windows marked uncertain per threshold; return it with the recommended P:
     the highest P whose false alarms stay within `max_false_alarms` (catches grow with P)."""
-    print(
-        f"\n{title}: {len(m.known_top1)} known-class windows ({m.known_right.mean():.1%} right), {len(m.unknown_top1)} unknown-class windows"
-    )
+    known = f"{len(m.known_top1)} known-class windows ({m.known_right.mean():.1%} right)"
+    print(f"\n{title}: {known}, {len(m.unknown_top1)} unknown-class windows")
     quantiles = (5, 25, 50, 75, 95)
     for name, top1 in (("known", m.known_top1), ("unknown", m.unknown_top1)):
         print(f"  {name} top-1 at " + ", ".join(f"p{q} {v:.3f}" for q, v in zip(quantiles, np.percentile(top1, quantiles))))
@@ -148,9 +146,8 @@ def table(title: str, m: Measured, max_false_alarms: float) -> dict:
     within = [r for r in rows if r["false_alarms"] <= max_false_alarms]
     best = within[-1] if within else None
     if best:
-        print(
-            f"-> highest P with false alarms <= {max_false_alarms:.0%}: {best['P']:.2f} (false alarms {best['false_alarms']:.1%}, caught {best['caught']:.1%})"
-        )
+        measured = f"false alarms {best['false_alarms']:.1%}, caught {best['caught']:.1%}"
+        print(f"-> highest P with false alarms <= {max_false_alarms:.0%}: {best['P']:.2f} ({measured})")
     else:
         print(f"-> no P in the table keeps false alarms <= {max_false_alarms:.0%}")
     return {"rows": rows, "recommended": best and best["P"], "windows": {k: v.tolist() for k, v in vars(m).items()}}

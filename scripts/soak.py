@@ -235,10 +235,8 @@ def main() -> int:
             written = time.monotonic()
             fps, frames = loop_video(Path(args.source), args.minutes + 1, folder / "looped.mp4")
             source = str(folder / "looped.mp4")
-            print(
-                f"looped {args.source} into {frames} frames ({args.minutes + 1:g} min at {fps:.1f} fps) in {time.monotonic() - written:.0f} s",
-                flush=True,
-            )
+            took = time.monotonic() - written
+            print(f"looped {args.source} into {frames} frames ({args.minutes + 1:g} min at {fps:.1f} fps) in {took:.0f} s", flush=True)
         if args.serve:
             port = free_port()
             command = [

@@ -358,7 +358,8 @@ def build_falls(data: Path, out: Path, loso: bool) -> None:
     payload["meta"]["builtin"] = {
         "description": "falls and what people do at home: fall, lying, sitting, standing, walking (alert on fall)",
         "alert": "fall",
-        "data": f"GMDCSA24: {videos} clips of 4 subjects at home ({sum(counts.values())} live-like windows: {counts}), python scripts/train_builtin.py falls",
+        "data": f"GMDCSA24: {videos} clips of 4 subjects at home ({sum(counts.values())} live-like windows: {counts}), "
+        "python scripts/train_builtin.py falls",
         "license": LICENSE,
         "citation": CITATION,
         "measured": None
@@ -366,7 +367,8 @@ def build_falls(data: Path, out: Path, loso: bool) -> None:
         else (
             f"leave one subject out (4 trainings): {measured['fall_recall']:.0%} of {measured['falls']} falls caught, "
             f"{measured['false_alarm_rate']:.0%} of {measured['daily_activities']} daily activities with a fall event, "
-            f"event {measured['delay_median_s']:.1f} s after the labelled fall start (median), alerting at {AlertRule('fall', **ALERT['fall'])} with the descent cue"
+            f"event {measured['delay_median_s']:.1f} s after the labelled fall start (median), "
+            f"alerting at {AlertRule('fall', **ALERT['fall'])} with the descent cue"
         ),
     }
     atomic_torch_save(payload, out)

@@ -56,7 +56,8 @@ def train(
             "--init",
             parser=resolve_checkpoint,
             metavar="PATH|NAME",
-            help="Fine-tune from this checkpoint (or built-in model): its preprocessing and weights; a new class list gets a fresh output layer.",
+            help="Fine-tune from this checkpoint (or built-in model): its preprocessing and weights; "
+            "a new class list gets a fresh output layer.",
         ),
     ] = None,
     no_cache: NoCacheOpt = False,
@@ -157,9 +158,8 @@ def evaluate(
     if json_output:
         print_json(metrics)
         return
-    console.out.print(
-        f"{name}: top-1 [bold]{metrics['top1']:.2%}[/]  top-5 {metrics['top5']:.2%}  mean class {metrics['mean_class_acc']:.2%}  ({metrics['n']} clips)"
-    )
+    top = f"top-1 [bold]{metrics['top1']:.2%}[/]  top-5 {metrics['top5']:.2%}"
+    console.out.print(f"{name}: {top}  mean class {metrics['mean_class_acc']:.2%}  ({metrics['n']} clips)")
     console.out.print(f"confusion matrix: {metrics['confusion_matrix_png']}\nper-class CSV:    {metrics['per_class_csv']}")
 
 

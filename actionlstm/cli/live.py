@@ -20,7 +20,8 @@ def run(
     source: Annotated[
         list[str],
         typer.Argument(
-            help="Webcam index (0), video file, or stream URL; several run side by side, each with its own outputs (o.mp4 -> o.0.mp4, o.1.mp4...)."
+            help="Webcam index (0), video file, or stream URL; several run side by side, "
+            "each with its own outputs (o.mp4 -> o.0.mp4, o.1.mp4...)."
         ),
     ],
     settings: RecognizerSettings,
@@ -103,11 +104,10 @@ def record(
     try:
         # Recording is real time, so a file is played at its own rate as a camera would deliver it.
         with open_source(source, realtime=True) as frames:
+            shape = f"{frames.size[0]}x{frames.size[1]} at {frames.fps:.1f} fps"
             every = f"{clips} clip{'s' if clips != 1 else ''} of {seconds:g} s"
-            console.err.print(
-                f"source {escape(redact(source))}: {frames.size[0]}x{frames.size[1]} at {frames.fps:.1f} fps; {every} into {escape(str(folder))}"
-                + (" (q in the window stops)" if display.enabled else "")
-            )
+            stops = " (q in the window stops)" if display.enabled else ""
+            console.err.print(f"source {escape(redact(source))}: {shape}; {every} into {escape(str(folder))}{stops}")
             recording = record_clips(frames, label, out, clips, seconds, countdown, display, stages)
     finally:
         display.close()

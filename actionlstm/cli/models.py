@@ -38,7 +38,8 @@ def models(json_output: JsonOpt = False) -> None:
         if cue := model["descent"]:
             say(
                 f"  {escape(cue['label'])} is also read from geometry: the torso tips {cue['tilt']:g}+ degrees from upright while "
-                f"the hips drop {cue['drop']:g}+ torso lengths, within {cue['within']:g} s; never while it stays within {cue['lean']:g} degrees of upright"
+                f"the hips drop {cue['drop']:g}+ torso lengths, within {cue['within']:g} s; "
+                f"never while it stays within {cue['lean']:g} degrees of upright"
             )
         say(
             f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}"

@@ -15,7 +15,8 @@ def serve(
     source: Annotated[
         list[str],
         typer.Argument(
-            help="Webcam index (0), stream URL or video file; NAME=SRC names a source (its MQTT topics, its events' 'source'), else its index does."
+            help="Webcam index (0), stream URL or video file; "
+            "NAME=SRC names a source (its MQTT topics, its events' 'source'), else its index does."
         ),
     ],
     settings: RecognizerSettings,
@@ -70,8 +71,9 @@ def serve(
     from pipeline.serve.server import serve as run_service
 
     service = ServeSettings(
-        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules), events=[Path(e) for e in events or []],
-        webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix, snapshot_dir=snapshot_dir, max_snapshots=max_snapshots,
-        max_clients=max_clients, stream_fps=stream_fps, timeline_minutes=timeline_minutes, min_segment=min_segment,
+        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules),
+        events=[Path(e) for e in events or []], webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix,
+        snapshot_dir=snapshot_dir, max_snapshots=max_snapshots, max_clients=max_clients, stream_fps=stream_fps,
+        timeline_minutes=timeline_minutes, min_segment=min_segment,
     )  # fmt: skip
     run_service(source, settings, service)

@@ -87,7 +87,10 @@ class Guard:
     def _refuse(request: Request) -> Response:
         headers = {"WWW-Authenticate": "Bearer"}
         if request.url.path == "/":
-            page = "<!doctype html><title>ActionLSTM</title><p>Open the URL the service printed when it started (it ends in <code>?token=...</code>).</p>"
+            page = (
+                "<!doctype html><title>ActionLSTM</title>"
+                "<p>Open the URL the service printed when it started (it ends in <code>?token=...</code>).</p>"
+            )
             return HTMLResponse(page, 401, headers)
         return JSONResponse({"error": "a valid token is needed (Authorization: Bearer TOKEN)"}, 401, headers)
 

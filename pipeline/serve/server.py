@@ -166,9 +166,8 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         recognizer = ActionRecognizer(recognizer_settings)
         rules = check_rules(settings.rules, recognizer.class_names, recognizer.classifier.alert_defaults)
         pose = recognizer.pipeline.pose
-        log(
-            f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}"
-        )
+        action = f"action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}"
+        log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; {action}")
         if recognizer.classifier.synthetic:
             log("warning: this action model learnt generated movements (`actionlstm sample`), not real actions")
         sinks = open_sinks(settings)

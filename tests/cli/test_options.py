@@ -17,8 +17,9 @@ from tests.helpers import assert_user_error, run_cli
 
 # The live stages' options as `run` and `serve` had them before they were declared once: name, default.
 RECOGNIZER_OPTIONS = {
-    "--checkpoint": None, "--pose-model": None, "--pose-backend": "auto", "--classifier-backend": "auto", "--device": "auto", "--stride": 1,
-    "--smoothing": 0.6, "--min-prob": 0.7, "--min-seconds": None, "--imgsz": 640, "--conf": 0.1, "--tracker": "bytetrack", "--lost-seconds": 2.0,
+    "--checkpoint": None, "--pose-model": None, "--pose-backend": "auto", "--classifier-backend": "auto", "--device": "auto",
+    "--stride": 1, "--smoothing": 0.6, "--min-prob": 0.7, "--min-seconds": None, "--imgsz": 640, "--conf": 0.1,
+    "--tracker": "bytetrack", "--lost-seconds": 2.0,
 }  # fmt: skip
 POSE_OPTIONS = {
     name: RECOGNIZER_OPTIONS[name]

@@ -62,7 +62,7 @@ def test_two_people_at_1920x1080_get_full_panels_beside_them():
     assert 1920 - boxes[1][2] > 1.1 * width
     panels = _layout(1920, 1080, boxes)
     assert [p.track_id for p in panels] == [1, 2] and all(p.labels == TOP5 for p in panels)
-    for panel, (x1, y1, x2, y2) in zip(panels, boxes):
+    for panel, (_, y1, _, _) in zip(panels, boxes):
         x, y, w, h = panel.rect
         assert y == y1, panel  # level with the box top
         for bx1, by1, bx2, by2 in boxes:  # beside the people, covering (almost) none of them

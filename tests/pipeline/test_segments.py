@@ -4,6 +4,8 @@ Most records are at 5 fps (a frame every 0.2 s), so one frame lasts 0.2 s and a 
 frame's time + 0.2.
 """
 
+import json
+
 import pytest
 
 from actionlstm.errors import UserError
@@ -18,23 +20,23 @@ def segments(tmp_path, text: str, **options) -> list[dict]:
 
 def approx(*expected: tuple) -> list[dict]:
     return [
-        {"id": i, "label": l, "start": pytest.approx(s), "end": pytest.approx(e), "mean_prob": pytest.approx(p, abs=1e-4)}
-        for i, l, s, e, p in expected
+        {"id": i, "label": label, "start": pytest.approx(s), "end": pytest.approx(e), "mean_prob": pytest.approx(p, abs=1e-4)}
+        for i, label, s, e, p in expected
     ]
 
 
 # wave for 1.0 s, one 0.2 s frame of clap, wave for 0.8 s
 FLICKER = """\
-{"frame": 0, "time": 0.0, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
-{"frame": 1, "time": 0.2, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
-{"frame": 2, "time": 0.4, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
-{"frame": 3, "time": 0.6, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
-{"frame": 4, "time": 0.8, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
-{"frame": 5, "time": 1.0, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "clap", "prob": 0.6}, {"label": "wave", "prob": 0.3}]}]}
-{"frame": 6, "time": 1.2, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
-{"frame": 7, "time": 1.4, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
-{"frame": 8, "time": 1.6, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
-{"frame": 9, "time": 1.8, "persons": [{"id": 1, "box": [10, 20, 50, 120], "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
+{"frame": 0, "time": 0.0, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
+{"frame": 1, "time": 0.2, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
+{"frame": 2, "time": 0.4, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
+{"frame": 3, "time": 0.6, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
+{"frame": 4, "time": 0.8, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.9}, {"label": "clap", "prob": 0.05}]}]}
+{"frame": 5, "time": 1.0, "persons": [{"id": 1, "top5": [{"label": "clap", "prob": 0.6}, {"label": "wave", "prob": 0.3}]}]}
+{"frame": 6, "time": 1.2, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
+{"frame": 7, "time": 1.4, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
+{"frame": 8, "time": 1.6, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
+{"frame": 9, "time": 1.8, "persons": [{"id": 1, "top5": [{"label": "wave", "prob": 0.8}, {"label": "clap", "prob": 0.1}]}]}
 """
 
 
@@ -101,14 +103,19 @@ def test_a_stalled_stream_does_not_stretch_the_frame_before_the_stall(tmp_path):
 
 
 def test_several_persons_interleaved(tmp_path):
-    text = """\
-{"frame": 0, "time": 0.0, "persons": [{"id": 7, "top5": [{"label": "clap", "prob": 0.9}]}, {"id": 3, "top5": [{"label": "wave", "prob": 0.5}]}]}
-{"frame": 1, "time": 0.2, "persons": [{"id": 3, "top5": [{"label": "wave", "prob": 0.7}]}, {"id": 7, "top5": [{"label": "clap", "prob": 0.9}]}]}
-{"frame": 2, "time": 0.4, "persons": [{"id": 7, "top5": [{"label": "clap", "prob": 0.9}]}, {"id": 3, "top5": [{"label": "wave", "prob": 0.9}]}]}
-{"frame": 3, "time": 0.6, "persons": [{"id": 3, "top5": [{"label": "squat", "prob": 0.8}]}, {"id": 7, "top5": [{"label": "wave", "prob": 0.6}]}, {"id": 9, "top5": [{"label": "jump", "prob": 0.95}]}]}
-{"frame": 4, "time": 0.8, "persons": [{"id": 9, "top5": [{"label": "jump", "prob": 0.95}]}, {"id": 3, "top5": [{"label": "squat", "prob": 0.8}]}, {"id": 7, "top5": [{"label": "wave", "prob": 0.6}]}]}
-{"frame": 5, "time": 1.0, "persons": [{"id": 7, "top5": [{"label": "wave", "prob": 0.6}]}, {"id": 3, "top5": [{"label": "squat", "prob": 0.8}]}, {"id": 9, "top5": [{"label": "jump", "prob": 0.95}]}]}
-"""
+    frames = [  # (id, top-1 label, probability) per person, in the order the JSONL lists them
+        [(7, "clap", 0.9), (3, "wave", 0.5)],
+        [(3, "wave", 0.7), (7, "clap", 0.9)],
+        [(7, "clap", 0.9), (3, "wave", 0.9)],
+        [(3, "squat", 0.8), (7, "wave", 0.6), (9, "jump", 0.95)],
+        [(9, "jump", 0.95), (3, "squat", 0.8), (7, "wave", 0.6)],
+        [(7, "wave", 0.6), (3, "squat", 0.8), (9, "jump", 0.95)],
+    ]
+    records = [
+        {"frame": k, "time": round(0.2 * k, 1), "persons": [{"id": i, "top5": [{"label": label, "prob": p}]} for i, label, p in persons]}
+        for k, persons in enumerate(frames)
+    ]
+    text = "".join(json.dumps(record) + "\n" for record in records)
     # ordered by id, then start; every run is 0.6 s, all kept; the last frame lasts 0.2 s (to 1.2)
     assert segments(tmp_path, text) == approx(
         (3, "wave", 0.0, 0.6, 0.7),  # (0.5 + 0.7 + 0.9) / 3

@@ -391,9 +391,11 @@ def test_video_stream_snapshots_and_metrics(world):
     later = json.loads(service.get(f"/api/events?since={newest[0]['id']}")[2])
     assert all(e["id"] > newest[0]["id"] for e in later)
     families = {f.name: f for f in text_string_to_metric_families(service.get("/metrics")[2].decode())}
-    value = lambda family, suffix, **labels: sum(
-        s.value for s in families[family].samples if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+
+    def value(family: str, suffix: str, **labels: str) -> float:
+        samples = families[family].samples
+        return sum(s.value for s in samples if s.name == family + suffix and all(s.labels.get(k) == v for k, v in labels.items()))
+
     assert value("actionlstm_frames", "_total", source="0") > 0
     assert value("actionlstm_latency_seconds", "_count", source="0") > 0 and value("actionlstm_pose_seconds", "_count", source="0") > 0
     assert value("actionlstm_events", "_total") >= first["id"]
@@ -576,7 +578,10 @@ def test_the_broker_goes_away_and_comes_back(world):
     assert service.source("0")["frames"] > frames  # the service never stopped
     seen = len(subscriber.messages)
     broker.start()
-    mqtt = lambda: next(s for s in service.status()["sinks"] if s["kind"] == "mqtt")
+
+    def mqtt() -> dict:
+        return next(s for s in service.status()["sinks"] if s["kind"] == "mqtt")
+
     wait_for(lambda: mqtt()["connects"] >= 2, 60, "the service to reconnect")
     wait_for(lambda: [p for _, t, p, _ in subscriber.messages[seen:] if t.endswith("/events")], 60, "events after the broker came back")
     fired = service.status()["events"]["fired"]
