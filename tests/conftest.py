@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from actionlstm.synthetic import write_sample_pickle
-from tests.helpers import one_thread, read_video, run_cli, shared_video, start_receiver, write_video
+from tests.helpers import TRAINED_EPOCHS, one_thread, read_video, run_cli, shared_video, start_receiver, write_video
 
 # A test run started in the background (`pytest &`, `nohup pytest`) ignores Ctrl-C, and so would every
 # command the tests start, since an ignored signal stays ignored across exec: the tests that press
@@ -54,25 +54,12 @@ def sample_pickle(tmp_path_factory) -> Path:
 def trained_checkpoint(sample_pickle, tmp_path_factory, _session_cache) -> Path:
     """The model many tests run: trained once per session through the real `actionlstm train`."""
     out = tmp_path_factory.mktemp("ckpt") / "model.pth"
-    # One member: the model that many tests run, not the recipe (five members train several times as long).
+    # One member: the model that many tests run, not the recipe (five members train several times as long);
+    # TRAINED_EPOCHS score every test clip right, as 12 did.
+    args = ["--epochs", TRAINED_EPOCHS, "--batch-size", 32, "--members", 1, "--out", out, "--device", "cpu", "--no-cache"]
     with pytest.MonkeyPatch.context() as patch:  # session fixtures run before the per-test private cache is set
         patch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))
-        result = run_cli(
-            "train",
-            "--data",
-            sample_pickle,
-            "--epochs",
-            "12",
-            "--batch-size",
-            "32",
-            "--members",
-            "1",
-            "--out",
-            out,
-            "--device",
-            "cpu",
-            "--no-cache",
-        )
+        result = run_cli("train", "--data", sample_pickle, *args)
     assert result.returncode == 0, result.stderr
     return out
 

@@ -22,6 +22,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 VIDEOS = SHARED_DATA / "videos"
 ACTIONS = SHARED_DATA / "actions"
 
+TRAINED_EPOCHS = 8  # of `trained_checkpoint`, the model many tests run
+
 # The command as a user starts it, in a process of its own ...
 CLI = [sys.executable, "-m", "actionlstm"]
 # ... and as torchrun launches it in 2 processes on this machine (`torchrun --standalone --nproc-per-node 2 -m actionlstm`).

@@ -22,7 +22,7 @@ from actionlstm.synthetic import make_sample_annotations, write_sample_pickle
 from tests.helpers import CLI, assert_user_error, one_thread, run_cli
 
 TINY = dict(clips_per_class=6, frames=(20, 40))
-FAST = ("--epochs", "1", "--batch-size", "8", "--members", "1", "--device", "cpu")  # bad input, not the recipe: one member is enough
+FAST = ("--epochs", "1", "--batch-size", "32", "--members", "1", "--device", "cpu")  # bad input, not the recipe: one member is enough
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -220,7 +220,7 @@ def test_nan_keypoints_train_and_predict(tmp_path):
     all_nan_clip = make_sample_annotations(num_classes=3, seed=0, **TINY)[0]["annotations"][0]["frame_dir"]
     ckpt = tmp_path / "ck" / "nan.pth"
     proc = run_cli(
-        "train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "8", "--members", "1", "--device", "cpu", cwd=tmp_path
+        "train", "--data", data, "--out", ckpt, "--epochs", "2", "--batch-size", "32", "--members", "1", "--device", "cpu", cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -20,7 +20,7 @@ from actionlstm.preprocess import PreprocessConfig
 from actionlstm.resume import resume_path
 from actionlstm.synthetic import write_sample_pickle
 from actionlstm.train import TrainConfig, training_files
-from tests.helpers import CLI, ROOT, run_cli
+from tests.helpers import CLI, ROOT, TRAINED_EPOCHS, run_cli
 
 
 def test_model_learns_and_evaluate_agrees_with_the_model(sample_pickle, trained_checkpoint, tmp_path):
@@ -99,12 +99,12 @@ def test_checkpoint_is_self_contained_and_safe_to_load(trained_checkpoint):
     assert PreprocessConfig(**payload["preprocess"]).num_features == cfg.num_features
     assert payload["class_names"] == [f"class_{c}" for c in range(4)]
     meta = payload["meta"]
-    assert [h["epoch"] for h in meta["history"]] == list(range(1, 13))  # trained with --epochs 12
+    assert [h["epoch"] for h in meta["history"]] == list(range(1, TRAINED_EPOCHS + 1))  # trained with --epochs TRAINED_EPOCHS
     if meta["val_clips"]:  # the best validation epoch (the first of equals) is kept
         scores = [h["val_top1"] for h in meta["history"]]
         assert meta["best_epoch"] == 1 + int(np.argmax(scores))
     else:  # no validation part: the last epoch is kept
-        assert meta["best_epoch"] == 12
+        assert meta["best_epoch"] == TRAINED_EPOCHS
     assert meta["data"] == {"file": "sample.pkl", "classes": 4, "clips": 96, "synthetic": True}  # train1 of the fixture
     assert not resume_path(trained_checkpoint).exists()
 
@@ -113,18 +113,19 @@ def test_training_leaves_last_weights_epoch_log_settings_and_curves_beside_the_c
     files = training_files(trained_checkpoint)
     best = torch.load(trained_checkpoint, weights_only=True)
     last = load_checkpoint(files["last"])
-    assert last.meta["weights"] == "last (epoch 12)" and best["meta"]["weights"] == f"best (epoch {best['meta']['best_epoch']})"
+    assert last.meta["weights"] == f"last (epoch {TRAINED_EPOCHS})"
+    assert best["meta"]["weights"] == f"best (epoch {best['meta']['best_epoch']})"
     same = all(torch.equal(t, best["state_dict"][k]) for k, t in last.model.state_dict().items())
-    assert same == (best["meta"]["best_epoch"] == 12)  # the last epoch's weights, which are the best only when it was kept
+    assert same == (best["meta"]["best_epoch"] == TRAINED_EPOCHS)  # the last epoch's weights, which are the best only when it was kept
     with open(files["epochs_csv"], newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == list(range(1, 13))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, TRAINED_EPOCHS + 1))
     history = best["meta"]["history"]
     assert [float(r["loss"]) for r in rows] == [h["loss"] for h in history]
     lrs = [float(r["lr"]) for r in rows]
     assert max(lrs) <= 3e-3 and lrs[-1] < lrs[0]  # the one-cycle schedule anneals
     settings = json.loads(files["settings_json"].read_text())
-    assert settings["train"]["epochs"] == 12 and settings["train"]["batch_size"] == 32
+    assert settings["train"]["epochs"] == TRAINED_EPOCHS and settings["train"]["batch_size"] == 32
     # clips of 30-160 frames: fewer windows than the small-set minimum hold an epoch's budget of frames (in whole batches)
     dataset = load_dataset(sample_pickle, use_cache=False)
     fit = dataset.split_indices("train1")  # too few for a validation part: all of them

@@ -2,8 +2,6 @@
 height are known at every instant, the probabilities it hands on, and a real clip through `run`
 with models edited to be wrong, so that only the cue can make them right."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +10,7 @@ from actionlstm.builtin import builtin_path
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.train import inherited_meta
 from pipeline.descent import DescentCue, apply_cue, descent_cue, read_fall, torso
-from tests.helpers import SHARED_DATA, run_cli
+from tests.helpers import SHARED_DATA
 
 FPS = 30.0
 TORSO = 100.0  # pixels from the hips' middle to the shoulders' middle
@@ -159,24 +157,34 @@ def falls_model_biased(out, fall_bias: float, cue: bool):
     return out
 
 
-def fall_events(video, checkpoint, tmp_path) -> list[float]:
-    events = tmp_path / f"{checkpoint.stem}.jsonl"
-    proc = run_cli("run", video, "--checkpoint", checkpoint, "--alert", "fall", "--events", events, "--no-show", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line)["time"] for line in events.read_text().splitlines()]
+def fall_events(video, checkpoint, pose) -> list[float]:
+    """The times of the events `run VIDEO --checkpoint CKPT --alert fall --events FILE` writes, from the
+    stages `run` builds, with the session's pose stage (`run`'s default) rather than a fresh copy of it."""
+    from pipeline.actions import ActionRuntime
+    from pipeline.alerts import Alerts
+    from pipeline.predictor import ActionPipeline
+    from pipeline.rules import check_rules, parse_rule
+    from pipeline.sources import open_source
+    from pipeline.tracking import Tracker
+
+    clf = load_checkpoint(checkpoint)
+    alerts = Alerts(check_rules([parse_rule("fall")], clf.class_names, clf.alert_defaults))  # the model's own operating point
+    pipeline = ActionPipeline(pose, Tracker(), ActionRuntime(clf, torch.device("cpu")))
+    with open_source(str(video)) as source:
+        return [round(event.time, 4) for result in pipeline.stream(source) for event in alerts.update(result)]
 
 
 @pytest.mark.video
 @pytest.mark.parametrize(("clip", "fall_bias"), [("fall/S3_Fall_01.mp4", -50.0), ("adl/S3_ADL_07.mp4", 50.0)])
-def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, tmp_path, single_thread):
+def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, tmp_path, single_thread, pose_stage):
     """Real pose on a real fall (the labelled fall starts at 0 s) and on squats (upright all along):
     a model that never says fall catches the fall only with the cue; one that always says fall
     alarms on the squats only without it."""
     video = SHARED_DATA / "falls" / clip
     if not video.exists():
         pytest.skip(f"{video} is not there")
-    without = fall_events(video, falls_model_biased(tmp_path / "plain.pth", fall_bias, cue=False), tmp_path)
-    with_cue = fall_events(video, falls_model_biased(tmp_path / "cue.pth", fall_bias, cue=True), tmp_path)
+    without = fall_events(video, falls_model_biased(tmp_path / "plain.pth", fall_bias, cue=False), pose_stage())
+    with_cue = fall_events(video, falls_model_biased(tmp_path / "cue.pth", fall_bias, cue=True), pose_stage())
     if fall_bias < 0:
         assert without == [] and len(with_cue) == 1 and 0.0 <= with_cue[0] <= 3.0
     else:

@@ -71,34 +71,34 @@ def _file_size_limit(limit: int):
 
 
 @pytest.mark.video
-@pytest.mark.parametrize("outputs", [("--save", "out.mp4"), ("--jsonl", "out.jsonl"), ("--save", "out.avi", "--jsonl", "out.jsonl")])
-def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoint, short_video, tmp_path, outputs):
+def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoint, short_video, tmp_path):
     """Files may not grow past 20 kB in the run: what cannot be written whole is not published, and
-    an earlier result under the same name survives."""
-    args = [option if option.startswith("--") else tmp_path / option for option in outputs]
-    for path in args[1::2]:
-        path.write_bytes(KNOWN)
-    proc = spawn_cli(
-        "run",
-        short_video,
-        "--checkpoint",
-        trained_checkpoint,
-        *args,
-        "--no-show",
-        "--device",
-        "cpu",
-        "--pose-backend",
-        "torch",
-        preexec_fn=_file_size_limit(20_000),
-    )  # torch: no pose export to write first
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and lines[-1].startswith("error:") and ("cannot write" in lines[-1] or "failed" in lines[-1]), (
-        lines[-1]
-    )
-    for path in args[1::2]:
-        assert path.read_bytes() == KNOWN
-    assert _partials(tmp_path) == []
+    an earlier result under the same name survives. Three runs, each in a process of its own (the
+    limit is the process's), side by side: a video, a JSONL, both."""
+    cases = {"video": ("--save", "out.mp4"), "jsonl": ("--jsonl", "out.jsonl"), "both": ("--save", "out.avi", "--jsonl", "out.jsonl")}
+    runs = {}
+    for name, outputs in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        args = [option if option.startswith("--") else folder / option for option in outputs]
+        for path in args[1::2]:
+            path.write_bytes(KNOWN)
+        command = [*CLI, "run", short_video, "--checkpoint", trained_checkpoint, *args, "--no-show", "--device", "cpu"]
+        command += ["--pose-backend", "torch"]  # no pose export to write first
+        process = subprocess.Popen(
+            [str(part) for part in command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_file_size_limit(20_000),
+        )  # fmt: skip
+        runs[name] = (folder, args, process)
+    for name, (folder, args, process) in runs.items():
+        _, stderr = process.communicate(timeout=300)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert process.returncode == 1, (name, stderr)
+        assert "Traceback" not in stderr and lines[-1].startswith("error:"), (name, stderr)
+        assert "cannot write" in lines[-1] or "failed" in lines[-1], (name, lines[-1])
+        for path in args[1::2]:
+            assert path.read_bytes() == KNOWN, name
+        assert _partials(folder) == [], name
 
 
 def test_one_output_failing_to_close_removes_the_others(tmp_path):
