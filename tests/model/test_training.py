@@ -147,7 +147,9 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     out = tmp_path / "run.pth"
     # Clips of about 60 frames: an epoch draws the windows that hold 512 x 120 frames (1040 of them,
     # 65 steps of 16), so the second epoch leaves time to interrupt once the first has ended.
-    args = ["train", "--data", data, "--epochs", "2", "--batch-size", "16", "--out", out, "--device", "cpu", "--members", "2"]
+    # One member (not the recipe's five): that a resumed run reaches an uninterrupted one's weights with
+    # several members is checked in test_numerics.py; here that --members reaches the checkpoint.
+    args = ["train", "--data", data, "--epochs", "2", "--batch-size", "16", "--out", out, "--device", "cpu", "--members", "1"]
     process = subprocess.Popen([*CLI, *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state = resume_path(out)
     deadline = time.monotonic() + 300  # generous: other work may share the machine
@@ -170,5 +172,5 @@ def test_interrupted_training_resumes(tmp_path, single_thread):
     assert result.returncode == 0, result.stderr
     history = torch.load(out, weights_only=True)["meta"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    assert load_checkpoint(out).model.cfg.members == 2  # as --members said
+    assert load_checkpoint(out).model.cfg.members == 1  # as --members said, not the recipe's five
     assert not state.exists()

@@ -10,7 +10,7 @@ from actionlstm.builtin import builtin_path
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.train import inherited_meta
 from pipeline.descent import DescentCue, apply_cue, descent_cue, read_fall, torso
-from tests.helpers import SHARED_DATA
+from tests.helpers import SHARED_DATA, ReplayedPose, detections_of
 
 FPS = 30.0
 TORSO = 100.0  # pixels from the hips' middle to the shoulders' middle
@@ -159,7 +159,7 @@ def falls_model_biased(out, fall_bias: float, cue: bool):
 
 def fall_events(video, checkpoint, pose) -> list[float]:
     """The times of the events `run VIDEO --checkpoint CKPT --alert fall --events FILE` writes, from the
-    stages `run` builds, with the session's pose stage (`run`'s default) rather than a fresh copy of it."""
+    stages `run` builds, with `pose` for its pose stage."""
     from pipeline.actions import ActionRuntime
     from pipeline.alerts import Alerts
     from pipeline.predictor import ActionPipeline
@@ -183,8 +183,9 @@ def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, 
     video = SHARED_DATA / "falls" / clip
     if not video.exists():
         pytest.skip(f"{video} is not there")
-    without = fall_events(video, falls_model_biased(tmp_path / "plain.pth", fall_bias, cue=False), pose_stage())
-    with_cue = fall_events(video, falls_model_biased(tmp_path / "cue.pth", fall_bias, cue=True), pose_stage())
+    detections = detections_of(video, pose_stage())  # the clip's real pose, made once for both models
+    without = fall_events(video, falls_model_biased(tmp_path / "plain.pth", fall_bias, cue=False), ReplayedPose(detections))
+    with_cue = fall_events(video, falls_model_biased(tmp_path / "cue.pth", fall_bias, cue=True), ReplayedPose(detections))
     if fall_bias < 0:
         assert without == [] and len(with_cue) == 1 and 0.0 <= with_cue[0] <= 3.0
     else:

@@ -18,7 +18,7 @@ from actionlstm.pickle_io import load_pickle
 from pipeline.extract.video import extract_video
 from pipeline.pose import PoseEstimator
 from pipeline.tracking import Tracker
-from tests.helpers import ACTIONS, CLI, ROOT, TORCHRUN, assert_user_error, read_video, run_cli, write_video
+from tests.helpers import ACTIONS, CLI, ROOT, TORCHRUN, ReplayedPose, assert_user_error, detections_of, read_video, run_cli, write_video
 
 pytestmark = pytest.mark.video
 
@@ -154,14 +154,14 @@ def test_a_person_who_leaves_and_comes_back_stays_one_person(tmp_path, pose_stag
         writer.write(np.full_like(image, 128) if t in gone else image)
     writer.release()
 
-    pose = pose_stage()
+    detections = detections_of(video, pose_stage())  # made once, for the tracker alone and for extraction
     tracker = Tracker(lost_seconds=1.0, fps=29.97)
     ids = set()
-    for image in read_video(video)[0]:
-        ids.update(tracker(pose(image), image).track_ids.tolist())
+    for image, found in zip(read_video(video)[0], detections):
+        ids.update(tracker(found, image).track_ids.tolist())
     assert len(ids) >= 2  # the tracker really did lose the actor
 
-    ann = extract_video(video, pose, tracker, max_persons=2)
+    ann = extract_video(video, ReplayedPose(detections), tracker, max_persons=2)
     assert ann["keypoint"].shape[:2] == (1, len(frames))
     present = ann["keypoint_score"][0].astype(np.float32).sum(-1) > 0
     assert not present[list(gone)].any()  # frames without the person are zeros, not shifted poses
