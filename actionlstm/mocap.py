@@ -22,7 +22,7 @@ MOCAP_FPS = 120.0
 # `:units length 0.45` is the Acclaim convention (CMU's too): a file unit is 1/0.45 inch, so metres =
 # value * 0.0254 / 0.45. With it the five actors' shoulders stand 1.33-1.49 m above the balls of their
 # feet, statures of 1.63-1.82 m by the anthropometric shoulder height of 0.818 x stature, and their leg
-# bones (femur + tibia) measure 0.79-0.92 m; the head bone ends about 10 cm below the crown.
+# bones (femur + tibia) measure 0.79-0.92 m; the head bone ends a few cm below the crown.
 INCH = 0.0254
 UP = np.array([0.0, 1.0, 0.0])  # Y is up in these files; the rest pose faces +Z, the actor's left at +X
 
@@ -140,8 +140,9 @@ def forward_kinematics(skeleton: Skeleton, motion: dict[str, np.ndarray]) -> Mot
 ARMS = ("lclavicle", "rclavicle", "lhumerus", "rhumerus", "lwrist", "rwrist")
 LEGS = ("lhipjoint", "rhipjoint", "lfemur", "rfemur", "ltibia", "rtibia")
 # Nose, eyes, ears in the head's frame (metres left, up, forward) from the head bone's root at the skull's
-# base, 20 cm below the crown; adult faces vary little, so the same offsets serve every actor.
-FACE = np.array([[0.0, 0.03, 0.10], [0.032, 0.07, 0.08], [-0.032, 0.07, 0.08], [0.075, 0.06, -0.01], [-0.075, 0.06, -0.01]])
+# base. Standing, the eyes come 0.19-0.22 m above the shoulder line (the anthropometric 0.118 x stature:
+# 0.20-0.22 m for these actors), the nose 4 cm and the ears 1-3 cm below them; one face serves all.
+FACE = np.array([[0.0, 0.03, 0.10], [0.032, 0.07, 0.08], [-0.032, 0.07, 0.08], [0.075, 0.045, -0.01], [-0.075, 0.045, -0.01]])
 
 
 def coco_joints(motion: Motion) -> np.ndarray:
@@ -375,7 +376,7 @@ def render_take(
     `noise=None` gives the perfect projection (score 1 where seen). A face point turned away from the
     camera (nose and eyes over 120 degrees, ears over 150) is hidden (dropped), as YOLO-pose loses the
     face of a person seen from behind; with these angles, renders seen from the front lose eyes and ears
-    about as often as YOLO-pose did on real footage (0.6% and 5%; measured 0.1% and 4%). No joint is
+    about as often as YOLO-pose did on real footage (0.7% and 5%; measured 0.1% and 4%). No joint is
     hidden by the body (a limit of this model)."""
     motion = load_motion(take) if motion is None else motion
     coco = coco_joints(motion)
@@ -409,16 +410,17 @@ def render_dataset(
     takes: list[Take],
     cameras: list[Camera] | Callable[[Take], list[Camera]],
     split: Callable[[Take, Camera], str | None],
-    classes: list[str] | None = None,
+    labels: dict[str, int] | None = None,
     noise: NoiseModel | None = NoiseModel(),
     seed: int = 0,
 ) -> dict:
     """`{"split": ..., "annotations": ...}` of each take through each camera (a list, or a function of
     the take) that `split(take, camera)` names a split for (None leaves it out), ready for
-    `actionlstm.pickle_io.dump_pickle_like_mmcv`. Labels index `classes` (default: the sorted motions).
+    `actionlstm.pickle_io.dump_pickle_like_mmcv`. `labels` maps each motion to its label (default: its
+    index among the sorted motions; another data set's classes, e.g. lieDownFloor as `lying`).
     A render's noise is seeded by `seed` and its own name, so it does not depend on the other renders.
     A render in which no joint is seen is left out, as `extract` leaves out videos with nobody in them."""
-    classes = sorted({t.motion for t in takes}) if classes is None else list(classes)
+    labels = {motion: i for i, motion in enumerate(sorted({t.motion for t in takes}))} if labels is None else labels
     annotations, splits = [], {}
     for take in takes:
         motion = load_motion(take)
@@ -427,7 +429,7 @@ def render_dataset(
                 continue
             frame_dir = f"{take.key}@c{index:02d}_{camera.name}"
             rng = np.random.default_rng([seed, zlib.crc32(frame_dir.encode())])
-            annotation = render_take(take, camera, classes.index(take.motion), noise, rng, motion, frame_dir)
+            annotation = render_take(take, camera, labels[take.motion], noise, rng, motion, frame_dir)
             if annotation["keypoint_score"].any():
                 annotations.append(annotation)
                 splits.setdefault(name, []).append(frame_dir)

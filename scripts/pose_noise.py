@@ -128,8 +128,8 @@ def tau(rho: float, dt: float) -> float:
 def still(kp: np.ndarray, person: np.ndarray, fps: float) -> np.ndarray:
     """[T, 17] joints that moved under 1% of the person's size between the means of the ~0.1 s before
     and after each frame: second differences there show the detector's noise more than the motion (on
-    renders of motion capture with white noise of known size, this recovers the size within 10% and a
-    lag-1 correlation of 0.02; at 3% motion shows as a correlation of 0.19)."""
+    renders of motion capture with white noise of known size, this recovers the size within 7% and a
+    lag-1 correlation of 0.03; at 3% motion shows as a correlation of 0.19)."""
     half = max(1, round(0.1 * fps))
     out = np.zeros(kp.shape[:2], bool)
     for t in range(half, len(kp) - half):

@@ -177,6 +177,8 @@ def test_renders_are_reproducible_from_the_seed(takes):
         np.testing.assert_array_equal(a["keypoint"], b["keypoint"])
         np.testing.assert_array_equal(a["keypoint_score"], b["keypoint_score"])
         assert not np.array_equal(a["keypoint"], c["keypoint"])
+    relabelled = render_dataset(chosen, cameras[:1], lambda t, c: "train1", labels={"depositFloorR": 7}, seed=1)["annotations"][0]
+    assert relabelled["label"] == 7 and np.array_equal(relabelled["keypoint"], first[0]["keypoint"])
 
 
 def test_random_cameras_stay_in_their_ranges():
