@@ -290,7 +290,8 @@ class NoiseModel:
         score = np.stack([np.interp(above[:, j], SCORE_LEVELS, (0.051, *self.scores[j], 0.999)) for j in range(NUM_JOINTS)], 1)
         score = np.where((u < drop) | hidden, 0.05 * rng.random(u.shape), score)
         keep = seen & ~_missed_frames(rng, frames, self.missed, self.missed_run * camera.fps)[:, None]
-        return np.where(keep[..., None], pixels + sigma[..., None] * noise, 0.0), np.where(keep, score, 0.0)
+        noisy = np.clip(pixels + sigma[..., None] * noise, 0, [camera.width, camera.image_height])  # as ultralytics clips them
+        return np.where(keep[..., None], noisy, 0.0), np.where(keep, score, 0.0)
 
 
 def _box_size(pixels: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -373,7 +374,7 @@ def render_take(
 ) -> dict:
     """One take through one camera as one pickle annotation, in the format `actionlstm extract` writes.
 
-    `noise=None` gives the perfect projection (score 1 where seen). A face point turned away from the
+    `noise=None` gives the perfect projection (score 1 where seen); `rng` seeds the noise (default: 0). A face point turned away from the
     camera (nose and eyes over 120 degrees, ears over 150) is hidden (dropped), as YOLO-pose loses the
     face of a person seen from behind; with these angles, renders seen from the front lose eyes and ears
     about as often as YOLO-pose did on real footage (0.7% and 5%; measured 0.1% and 4%). No joint is

@@ -214,6 +214,15 @@ def test_the_noise_model_reproduces_its_configured_rates():
     np.testing.assert_array_equal(score, again)
 
 
+def test_jitter_stays_inside_the_picture_as_ultralytics_clips_it():
+    pixels = np.repeat((TEMPLATE * 300 / 1.75 + [320, 240])[None], 500, 0).astype(np.float64)
+    pixels[..., 0] -= pixels[0, :, 0].min() - 0.5  # the leftmost joint half a pixel from the edge
+    seen = np.ones((500, 17), bool)
+    noisy, score = NoiseModel().apply(pixels, seen, ~seen, np.zeros(500), Camera(), np.random.default_rng(0))
+    caught = score.any(1)
+    assert (noisy >= 0).all() and (noisy <= [640, 480]).all() and (noisy[caught, :, 0] == 0).any()
+
+
 def test_the_default_noise_is_the_measured_one_and_grows_for_small_or_lying_people():
     model = NoiseModel()
     pixels, noisy, score = noisy_still_person(model, 3000, seed=1)
