@@ -363,6 +363,12 @@ def load_motion(take: Take) -> Motion:
     return forward_kinematics(skeleton, parse_amc(take.amc, skeleton))
 
 
+def clip_name(take: Take, camera: Camera, index: int = 0) -> str:
+    """`HDM_<actor>_<motion>_g<take>_c<camera index>_<camera name>`, UCF101's `v_<class>_gXX_cYY` pattern:
+    training's validation hold-out keeps a `_gNN_` group together, so all views of a take stay on one side."""
+    return f"HDM_{take.actor}_{take.motion}_g{take.take}_c{index:02d}_{camera.name}"
+
+
 def render_take(
     take: Take,
     camera: Camera,
@@ -396,7 +402,7 @@ def render_take(
         keypoint, score = noise.apply(pixels, seen, hidden, tilt, camera, np.random.default_rng(0) if rng is None else rng)
     shape = (camera.image_height, camera.width)
     return {
-        "frame_dir": frame_dir or f"{take.key}@{camera.name}",
+        "frame_dir": frame_dir or clip_name(take, camera),
         "label": int(label),
         "img_shape": shape,
         "original_shape": shape,
@@ -428,7 +434,7 @@ def render_dataset(
         for index, camera in enumerate(cameras(take) if callable(cameras) else cameras):
             if (name := split(take, camera)) is None:
                 continue
-            frame_dir = f"{take.key}@c{index:02d}_{camera.name}"
+            frame_dir = clip_name(take, camera, index)
             rng = np.random.default_rng([seed, zlib.crc32(frame_dir.encode())])
             annotation = render_take(take, camera, labels[take.motion], noise, rng, motion, frame_dir)
             if annotation["keypoint_score"].any():

@@ -6,6 +6,8 @@ noise against the rates it is configured with, and the output against the projec
 writer and reader.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,7 @@ from actionlstm.mocap import (
 )
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.synthetic import TEMPLATE
+from actionlstm.videoset import UCF101_GROUP, group_of
 from tests.conftest import SHARED_DATA
 
 HDM05 = SHARED_DATA / "mocap" / "hdm05"
@@ -152,7 +155,7 @@ def test_an_annotation_round_trips_through_the_projects_writer_and_reader(takes,
     assert sorted(loaded["split"]) == ["test1", "train1"] and len(loaded["annotations"]) == 4
     for ann, camera in zip(loaded["annotations"], cameras * 2):
         frames = ann["total_frames"]
-        assert ann["frame_dir"].startswith("HDM_") and "@c0" in ann["frame_dir"]
+        assert re.fullmatch(r"HDM_(bd|mm)_(lieDownFloor|squat1Reps)_g\d{3}_c0[01]_y\d{3}h.*fps", ann["frame_dir"])
         assert ann["img_shape"] == ann["original_shape"] == (camera.image_height, camera.width)
         assert ann["keypoint"].dtype == np.float16 and ann["keypoint"].shape == (1, frames, 17, 2)
         assert ann["keypoint_score"].dtype == np.float16 and ann["keypoint_score"].shape == (1, frames, 17)
@@ -162,6 +165,7 @@ def test_an_annotation_round_trips_through_the_projects_writer_and_reader(takes,
     assert [dataset.num_frames(i) for i in range(4)] == [a["total_frames"] for a in loaded["annotations"]]
     assert dataset.labels.tolist() == [0, 0, 1, 1]  # lieDownFloor, squat1Reps (sorted)
     assert len(dataset.split_indices("test1")) == 2
+    assert {group_of(name, UCF101_GROUP) for name in dataset.frame_dirs} == {"001", "037"}  # a take's views: one group
     cached = load_dataset(path, use_cache=False)
     np.testing.assert_array_equal(cached.keypoint, dataset.keypoint)
     duration = (len(load_motion(chosen[0]).positions) - 1) / 120
