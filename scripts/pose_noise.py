@@ -1,4 +1,4 @@
-"""Measure the noise of YOLO-pose on real footage, for the defaults of `actionlstm.mocap.NoiseModel`.
+"""Measure the noise of YOLO-pose on real footage, for the defaults of `actionlstm.detector_noise.NoiseModel`.
 
     actionlstm extract ../shared/data/falls --out /work/ext/falls.pkl --test '^$'
     python scripts/pose_noise.py /work/ext/falls.pkl /work/ext/actions.pkl --json pose_noise.json
@@ -268,27 +268,30 @@ def report(figures: dict) -> None:
     print(f"{f['tracks']} person tracks, {f['span_frames']} frames from first to last detection, {f['detected_frames']} detected")
     print(f"joint-frames counted for dropouts: {f['counted_joint_frames']}")
     print(f"missed frames: {f['missed_share']:.4f} of the spans, runs of {f['missed_run_s']:.3f} s on average")
-    print(
-        f"dropouts: {f['dropout_upright']:.4f} upright, {f['dropout_lying']:.4f} lying (all joints); runs of {f['dropout_run_s']:.3f} s on average"
-    )
+    dropouts = f"{f['dropout_upright']:.4f} upright, {f['dropout_lying']:.4f} lying (all joints)"
+    print(f"dropouts: {dropouts}; runs of {f['dropout_run_s']:.3f} s on average")
     print(f"scores: time constant (median over joints) by frame rate {f['score_tau_s_by_fps']} s")
     print(
         f"jitter: second differences' lag-1 correlation {f['jitter_d2_lag1_corr']:.3f} (white noise: -0.667), "
-        f"AR(1) rho {f['jitter_lag1_rho']:.3f}, tau {f['jitter_tau_s']:.3f} s; lying / upright {f['lying_jitter_ratio']:.2f} (all frames, not only still ones: {f['lying_jitter_ratio_any']:.2f})"
+        f"AR(1) rho {f['jitter_lag1_rho']:.3f}, tau {f['jitter_tau_s']:.3f} s; lying / upright {f['lying_jitter_ratio']:.2f} "
+        f"(all frames, not only still ones: {f['lying_jitter_ratio_any']:.2f})"
     )
     print(f"jitter samples (coordinates): {f['jitter_samples']}")
-    head = "dropout all / upright / lying    jitter (fraction of size) upright still / any, lying still / any    seen score q10 q25 q50 q75 q90"
+    head = "dropout all / upright / lying    jitter (fraction of size) upright still / any, lying still / any    "
+    head += "seen score q10 q25 q50 q75 q90"
     print(
         "body joints' jitter (upright, still) by the person's size in the network's 640 input: "
         + ", ".join(f"{k} px {v[0]:.4f} ({v[1]} samples)" for k, v in f["body_jitter_by_network_size"].items())
-        + f"; fit: ~ size ** -{f['jitter_size_exponent']:.2f}, joints' figures at the median size {f['jitter_reference_size']:.0f} px"
+        + f"; fit: ~ size ** -{f['jitter_size_exponent']:.2f}, "
+        + f"joints' figures at the median size {f['jitter_reference_size']:.0f} px"
     )
     print(f"{'joint':15s} {head}")
     for name, e in f["joints"].items():
         q = " ".join(f"{v:.3f}" for v in e["seen_score_q10_25_50_75_90"])
         print(
             f"{name:15s} {e['dropout_all']:.4f} {e['dropout_upright']:.4f} {e['dropout_lying']:.4f}    "
-            f"{e['jitter_upright_still']:.4f} {e['jitter_upright_any']:.4f}  {e['jitter_lying_still']:.4f} {e['jitter_lying_any']:.4f}    {q}"
+            f"{e['jitter_upright_still']:.4f} {e['jitter_upright_any']:.4f}  "
+            f"{e['jitter_lying_still']:.4f} {e['jitter_lying_any']:.4f}    {q}"
         )
 
 

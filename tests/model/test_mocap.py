@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from actionlstm.dataset import load_dataset, parse_annotations
+from actionlstm.detector_noise import NoiseModel
 from actionlstm.mocap import (
     Camera,
-    NoiseModel,
     camera_pose,
     coco_joints,
     facing,
@@ -29,7 +29,7 @@ from actionlstm.mocap import (
 from actionlstm.pickle_io import dump_pickle_like_mmcv, load_pickle
 from actionlstm.synthetic import TEMPLATE
 from actionlstm.videoset import UCF101_GROUP, group_of
-from tests.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 HDM05 = SHARED_DATA / "mocap" / "hdm05"
 ACTORS = ("bd", "bk", "dg", "mm", "tr")
