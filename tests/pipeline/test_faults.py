@@ -86,9 +86,9 @@ def test_failed_write_publishes_nothing_and_leaves_no_partials(trained_checkpoin
             path.write_bytes(KNOWN)
         command = [*CLI, "run", short_video, "--checkpoint", trained_checkpoint, *args, "--no-show", "--device", "cpu"]
         command += ["--pose-backend", "torch"]  # no pose export to write first
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # one torch thread each: three processes share the cores
             [str(part) for part in command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_file_size_limit(20_000),
+            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=_file_size_limit(20_000),
         )  # fmt: skip
         runs[name] = (folder, args, process)
     for name, (folder, args, process) in runs.items():
