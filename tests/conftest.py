@@ -55,7 +55,7 @@ def trained_checkpoint(sample_pickle, tmp_path_factory, _session_cache) -> Path:
     """The model many tests run: trained once per session through the real `actionlstm train`."""
     out = tmp_path_factory.mktemp("ckpt") / "model.pth"
     # One member: the model that many tests run, not the recipe (five members train several times as long);
-    # TRAINED_EPOCHS (5) score every test clip right, as the 12 of before did.
+    # TRAINED_EPOCHS (8) score every test clip right, as the 12 of before did.
     args = ["--epochs", TRAINED_EPOCHS, "--batch-size", 32, "--members", 1, "--out", out, "--device", "cpu", "--no-cache"]
     with pytest.MonkeyPatch.context() as patch:  # session fixtures run before the per-test private cache is set
         patch.setenv("ACTIONLSTM_CACHE_DIR", str(_session_cache))

@@ -22,7 +22,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 VIDEOS = SHARED_DATA / "videos"
 ACTIONS = SHARED_DATA / "actions"
 
-TRAINED_EPOCHS = 5  # of `trained_checkpoint`, the model many tests run
+TRAINED_EPOCHS = 8  # of `trained_checkpoint`, the model many tests run
 
 # The command as a user starts it, in a process of its own ...
 CLI = [sys.executable, "-m", "actionlstm"]
