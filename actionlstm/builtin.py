@@ -44,8 +44,8 @@ def builtin_name(path: Path) -> str | None:
 
 def builtin_models() -> list[dict]:
     """Per built-in model: its name, classes, the record its training left (data, license, figures)
-    its own alert operating points (what `--alert LABEL` means with it) and its descent cue, if any
-    (`pipeline.descent`: a label also read from the skeleton's geometry)."""
+    its own alert operating points (what `--alert LABEL` means with it) and its fall cue, if any
+    (`pipeline.falls`: a label read from the skeleton's geometry)."""
     from actionlstm.checkpoint import load_checkpoint
 
     models = []
@@ -57,7 +57,7 @@ def builtin_models() -> list[dict]:
                 "classes": clf.class_names,
                 **clf.meta.get("builtin", {}),
                 "alert_defaults": clf.alert_defaults,
-                "descent": clf.meta.get("descent"),
+                "fall": clf.meta.get("fall"),
             }
         )
     return models

@@ -107,12 +107,13 @@ def initial_model(class_names: list[str], pre: PreprocessConfig, init: Classifie
 def inherited_meta(meta: dict, class_names: list[str]) -> dict:
     """What a fine-tuned model keeps of its starting model's record, for the labels it still has: the
     alert operating points (`--alert fall` keeps meaning what it meant; measure your own) and the
-    descent cue (`pipeline.descent`: geometry, which no training changes)."""
+    fall cue (`pipeline.falls`: geometry, which no training changes; the earlier `descent` cue too)."""
     kept = {}
     if points := {label: point for label, point in meta.get("alert_defaults", {}).items() if label in class_names}:
         kept["alert_defaults"] = points
-    if (meta.get("descent") or {}).get("label") in class_names:
-        kept["descent"] = meta["descent"]
+    for cue in ("fall", "descent"):
+        if (meta.get(cue) or {}).get("label") in class_names:
+            kept[cue] = meta[cue]
     return kept
 
 

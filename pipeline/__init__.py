@@ -7,9 +7,10 @@ It imports `actionlstm` (the model side) and never the CLI; `serve/` sits on top
     tracking.py     ByteTrack / BoT-SORT: people with stable ids (`Poses`)
     buffers.py      per-person ring buffers, in the pickle's representation
     actions.py      the action runtime: ready buffers through the model, smoothed Top-k
-    descent.py      a fall read from the skeleton's geometry
+    falls.py        a fall read from the skeleton's geometry, and what follows it
     predictor.py    the streaming predictor (`ActionPipeline`): frames in, a `FrameResult` per frame out
     recognizer.py   the Python API (`ActionRecognizer`) built on it
+    replay.py       skeletons (a pickle's clip) through the live runtime, without video
     rules.py        alert rules (`--alert`, `--rules`)
     alerts.py       alert events, once per person per episode (`clock.py`: their wall-clock times)
     overlay.py      skeletons, ids and Top-5 panels drawn on a frame

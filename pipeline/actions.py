@@ -11,7 +11,7 @@ from actionlstm.checkpoint import Classifier
 from actionlstm.errors import UserError
 from actionlstm.inference import predict_windows
 from pipeline.buffers import PersonBuffer, TrackBuffers, window_of
-from pipeline.descent import apply_cue, descent_cue, read_fall
+from pipeline.falls import FallReading, apply_cue, fall_cue, read_fall
 from pipeline.settings import MIN_PROB
 
 
@@ -25,9 +25,11 @@ class LabelProb:
 
 @dataclass
 class LabelState:
-    """One source's smoothed probabilities per person, and its frame count (for the stride)."""
+    """One source's smoothed probabilities per person, the time each person who fell reached the
+    floor (kept until they are seen up again), and its frame count (for the stride)."""
 
     probs: dict[int, np.ndarray] = field(default_factory=dict)
+    down: dict[int, float] = field(default_factory=dict)
     calls: int = 0
 
 
@@ -68,7 +70,7 @@ class ActionRuntime:
         self.min_seconds = (clf.preprocess.min_frames - 1) / clf.preprocess.fps if min_seconds is None else min_seconds
         self.min_prob = min_prob
         self.top_k = top_k
-        self.descent = descent_cue(clf.meta, clf.class_names)  # a fall read from geometry, where the checkpoint carries it
+        self.fall = fall_cue(clf.meta, clf.class_names)  # a fall read from geometry, where the checkpoint carries it
         self._worker: ThreadPoolExecutor | None = None
         self._running: Future | None = None
         self.reset()
@@ -103,9 +105,11 @@ class ActionRuntime:
         for buffers, visible, state in sources:
             for track_id in [t for t in state.probs if t not in buffers]:
                 del state.probs[track_id]
+                state.down.pop(track_id, None)
             if state.calls % self.stride == 0:
                 candidates = (buffers[t] for t in visible if t in buffers)
                 ready += [(state, b) for b in candidates if self.is_ready(b)]
+                self._watch_unseen(buffers, visible, state)
             state.calls += 1
         if ready and self._running is None:
             persons = [(state, b.track_id, b.frames()) for state, b in ready]  # copies: the buffers move on
@@ -120,28 +124,44 @@ class ActionRuntime:
         """Whether a person's buffer spans `min_seconds`, so that they are classified on stride frames."""
         return buffer.span() >= self.min_seconds - 1e-6
 
-    def classify(self, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[bool]]:
+    def classify(self, frames: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[FallReading | None]]:
         """Class probabilities [N, C] of each person's buffered frames (`PersonBuffer.frames`), in one
-        forward pass, and whether each showed a descent: a person whose frames show a descent, or a
-        torso that stayed upright, has the cue's label read from that (`pipeline.descent`)."""
+        forward pass, and what the checkpoint's fall cue read in them (None without a cue): the
+        cue's label is then read from geometry alone (`pipeline.falls`)."""
         windows = [window_of(person, self.clf.preprocess) for person in frames]
         probs = predict_windows(self.clf.model, self.clf.preprocess, windows, self.device)
-        descents = [False] * len(frames)
-        if self.descent is not None:
-            cue, label = self.descent
+        readings: list[FallReading | None] = [None] * len(frames)
+        if self.fall is not None:
+            cue, label = self.fall
             for row, person in enumerate(frames):
-                verdict = read_fall(*person, cue)
-                probs[row] = apply_cue(probs[row], label, verdict)
-                descents[row] = verdict is True
-        return probs, descents
+                readings[row] = read_fall(*person, cue)
+                probs[row] = apply_cue(probs[row], label, readings[row])
+        return probs, readings
 
-    def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray, bool]]:
-        probs, descents = self.classify([frames for _, _, frames in persons])
-        return [(state, track_id, p, descent) for (state, track_id, _), p, descent in zip(persons, probs, descents)]
+    def _classify(self, persons: list[tuple[LabelState, int, tuple]]) -> list[tuple[LabelState, int, np.ndarray, FallReading | None]]:
+        probs, readings = self.classify([frames for _, _, frames in persons])
+        return [(state, track_id, p, reading) for (state, track_id, _), p, reading in zip(persons, probs, readings)]
 
-    def _smooth(self, results: list[tuple[LabelState, int, np.ndarray, bool]]) -> None:
-        for state, track_id, p, descent in results:
-            state.probs[track_id] = smooth(state.probs.get(track_id), p, self.smoothing, descent)
+    def _smooth(self, results: list[tuple[LabelState, int, np.ndarray, FallReading | None]]) -> None:
+        for state, track_id, p, reading in results:
+            fell = reading is not None and reading.fell is not None
+            state.probs[track_id] = smooth(state.probs.get(track_id), p, self.smoothing, fell)
+            if reading is not None:
+                note_down(state, track_id, reading)
+
+    def _watch_unseen(self, buffers: TrackBuffers, visible: set[int], state: LabelState) -> None:
+        """The fall cue read for the labelled persons not detected in this frame, whose buffers are
+        still kept: the pose model often loses someone lying on the floor, and being out of sight
+        after going down is part of what a fall looks like (`pipeline.falls`). Geometry alone,
+        without the model: cheap enough for every frame."""
+        if self.fall is None:
+            return
+        cue, label = self.fall
+        for track_id in [t for t in state.probs if t not in visible and t in buffers]:
+            reading = read_fall(*buffers[track_id].frames(), cue)
+            if reading.fell is not None:
+                state.probs[track_id] = apply_cue(state.probs[track_id], label, reading)
+            note_down(state, track_id, reading)
 
     def is_uncertain(self, top: list[LabelProb]) -> bool:
         """A top-1 below `min_prob`: most likely none of the actions the model knows."""
@@ -152,13 +172,21 @@ class ActionRuntime:
         return [LabelProb(self.clf.class_names[int(c)], float(probs[c])) for c in order]
 
 
-def smooth(previous: np.ndarray | None, probs: np.ndarray, smoothing: float, descent: bool = False) -> np.ndarray:
+def note_down(state: LabelState, track_id: int, reading: FallReading) -> None:
+    """Keep when a person who fell reached the floor, until they are seen up again."""
+    if reading.fell is not None:
+        state.down.setdefault(track_id, reading.fell)
+    elif reading.up:
+        state.down.pop(track_id, None)
+
+
+def smooth(previous: np.ndarray | None, probs: np.ndarray, smoothing: float, fell: bool = False) -> np.ndarray:
     """A person's running average of probabilities after one more pass (`smoothing` is the weight of
-    the past); a descent read from geometry replaces it.
+    the past); a fall read from geometry replaces it.
 
     The average moves a share per pass, so it rises slower in seconds at a lower frame rate:
     GMDCSA24's clips at half their frame rate (scripts/camera_study.py) lost 4 of the 12 falls
     caught, as where the pose model lost the person two passes after the cue fired and the average
     never reached an alert's 0.7 (S3_Fall_16 at 7.5 fps). The cue is a verdict, not a noisy reading
     to average: it counts at once, at any frame rate (2 of the 4 caught again)."""
-    return probs if previous is None or descent else smoothing * previous + (1 - smoothing) * probs
+    return probs if previous is None or fell else smoothing * previous + (1 - smoothing) * probs

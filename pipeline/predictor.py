@@ -30,7 +30,7 @@ from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
 from pipeline.pose import Detections, PoseEstimator
 from pipeline.sources import Frame, FrameSource, Signal
-from pipeline.tracking import Tracker
+from pipeline.tracking import Poses, Tracker
 
 # Live sources may deliver faster than they report; buffers are sized for at least this rate.
 LIVE_FPS_CEILING = 60.0
@@ -48,12 +48,15 @@ class PersonResult:
     uncertain: bool = False  # top-1 probability below the recognizer's `min_prob`: none of the known actions, likely
     keypoints: np.ndarray | None = None  # [17, 2] pixels (COCO order)
     scores: np.ndarray | None = None  # [17] keypoint confidences
+    down: float | None = None  # seconds since they reached the floor in a fall, until seen up again (`pipeline.falls`)
 
     def to_json(self, keypoints: bool = False) -> dict:
         top5 = None if self.top5 is None else [{"label": item.label, "prob": round(item.prob, 4)} for item in self.top5]
         record = {"id": self.id, "box": [round(v, 1) for v in self.box], "top5": top5}
         if self.uncertain:
             record["uncertain"] = True
+        if self.down is not None:
+            record["down"] = round(self.down, 2)
         if keypoints and self.keypoints is not None:
             record["keypoints"] = np.round(self.keypoints.astype(np.float64), 1).tolist()
             record["scores"] = np.round(self.scores.astype(np.float64), 3).tolist()
@@ -66,7 +69,7 @@ class FrameResult:
 
     frame: int  # index in the source (capture count for live sources)
     time: float  # seconds since the source started: position in a file, capture time for live sources
-    image: np.ndarray  # BGR, annotated in place when the pipeline draws
+    image: np.ndarray | None  # BGR, annotated in place when the pipeline draws; None in a skeleton replay (`pipeline.replay`)
     persons: list[PersonResult]
     fps: float  # processing rate, smoothed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this frame
@@ -80,6 +83,25 @@ class FrameResult:
 
     def to_json(self, keypoints: bool = False) -> dict:
         return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
+
+
+def people(
+    poses: Poses, labels: dict[int, list[LabelProb]], uncertain: set[int], state: LabelState, buffers: TrackBuffers, time: float
+) -> tuple[list[PersonResult], list[PersonResult]]:
+    """One frame's persons: those detected in it, and those labelled but not detected whose buffers
+    are still kept (`FrameResult.unseen`), at the box they were last seen in."""
+    down = {tid: time - since for tid, since in state.down.items()}
+    track_ids = poses.track_ids.tolist()
+    persons = [
+        PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i], down.get(tid))
+        for i, tid in enumerate(track_ids)
+    ]
+    unseen = [  # labels are kept only while the person's buffer is: each has one
+        PersonResult(tid, buffers[tid].last_box, top, tid in uncertain, down=down.get(tid))
+        for tid, top in labels.items()
+        if tid not in track_ids and buffers[tid].last_box is not None
+    ]
+    return persons, unseen
 
 
 class ActionPipeline:
@@ -142,16 +164,7 @@ class ActionPipeline:
                 uncertain = {tid for tid, top in labels.items() if self.actions.is_uncertain(top)}
                 if self.overlay is not None:
                     self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
-                persons = [
-                    PersonResult(tid, poses.boxes[i].tolist(), labels.get(tid), tid in uncertain, poses.keypoints[i], poses.scores[i])
-                    for i, tid in enumerate(poses.track_ids.tolist())
-                ]
-                shown = set(poses.track_ids.tolist())
-                unseen = [  # labels are kept only while the person's buffer is: each has one
-                    PersonResult(tid, lane.buffers[tid].last_box, top, tid in uncertain)
-                    for tid, top in labels.items()
-                    if tid not in shown and lane.buffers[tid].last_box is not None
-                ]
+                persons, unseen = people(poses, labels, uncertain, lane.labels, lane.buffers, frame.timestamp)
                 results.append(
                     FrameResult(
                         frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen

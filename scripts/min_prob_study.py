@@ -6,7 +6,7 @@ threshold P are false alarms, windows of the classes it never saw that fall belo
 
 Windows are made and labelled by the live runtime's own code: the clip's frames pushed at their own
 rate into a `PersonBuffer`, classified every `--stride` frames once `ActionRuntime.is_ready` says
-so, by `ActionRuntime.classify` (with the checkpoint's descent cue, where it carries one), and
+so, by `ActionRuntime.classify` (with the checkpoint's fall cue, where it carries one), and
 smoothed by the runtime's `smooth`; measured without smoothing and with the live moving average
 (`--smoothing`), on the same trained model.
 
@@ -59,9 +59,9 @@ class Measured:
         return Measured(*(np.concatenate([a, b]) for a, b in zip(vars(self).values(), vars(other).values())))
 
 
-def live_passes(dataset: SkeletonDataset, index: int, runtime: ActionRuntime, stride: int) -> tuple[np.ndarray, list[bool]]:
+def live_passes(dataset: SkeletonDataset, index: int, runtime: ActionRuntime, stride: int) -> tuple[np.ndarray, list]:
     """What the live runtime makes of this clip as it plays: per pass (every `stride`-th frame once
-    the buffer is ready) the probabilities [passes, classes] and whether the pass read a descent."""
+    the buffer is ready) the probabilities [passes, classes] and what the fall cue read (`FallReading`s)."""
     pre = runtime.clf.preprocess
     keypoint, score = dataset.clip(index)
     rate = dataset.clip_rate(index, pre.fps)
@@ -75,12 +75,12 @@ def live_passes(dataset: SkeletonDataset, index: int, runtime: ActionRuntime, st
     return runtime.classify(frames) if frames else (np.zeros((0, len(runtime.clf.class_names)), np.float32), [])
 
 
-def smoothed(passes: tuple[np.ndarray, list[bool]], smoothing: float) -> np.ndarray:
+def smoothed(passes: tuple[np.ndarray, list], smoothing: float) -> np.ndarray:
     """The runtime's running average over one person's successive passes (`smoothing` = weight of the past)."""
-    probs, descents = passes
+    probs, readings = passes
     out, previous = [], None
-    for p, descent in zip(probs, descents):
-        previous = smooth(previous, p, smoothing, descent)
+    for p, reading in zip(probs, readings):
+        previous = smooth(previous, p, smoothing, reading is not None and reading.fell is not None)
         out.append(previous)
     return np.array(out)
 

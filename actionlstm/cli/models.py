@@ -35,11 +35,11 @@ def models(json_output: JsonOpt = False) -> None:
         for label in model["alert_defaults"]:
             rule = AlertRule(label).completed(model["alert_defaults"])  # as `--alert LABEL` is completed in run and serve
             say(f"  --alert {escape(label)} means: {escape(str(rule))} (its own operating point)")
-        if cue := model["descent"]:
+        if cue := model["fall"]:
             say(
-                f"  {escape(cue['label'])} is also read from geometry: the torso tips {cue['tilt']:g}+ degrees from upright while "
-                f"the hips drop {cue['drop']:g}+ torso lengths, within {cue['within']:g} s; "
-                f"never while it stays within {cue['lean']:g} degrees of upright"
+                f"  {escape(cue['label'])} is read from geometry: someone up (on their feet or a seat) is on the floor within "
+                f"{cue['within']:g} s, with no pause sitting or kneeling on the way, and still lies there (or is out of sight) "
+                f"{cue['confirm']:g} s later; lying down on a bed or getting down on purpose is not a fall"
             )
         say(
             f"  use: actionlstm run 0 --checkpoint {escape(model['name'])}"

@@ -95,9 +95,9 @@ def test_models_lists_what_each_built_in_is(tmp_path):
     assert "falls caught" in falls["measured"]
     point = falls["alert_defaults"]["fall"]  # the shipped model's own operating point, what `--alert fall` means
     assert point == train_builtin.ALERT["fall"]
-    assert falls["descent"] == train_builtin.DESCENT.to_dict() and "descent cue" in falls["measured"]  # measured with it
+    assert falls["fall"] == train_builtin.FALL.to_dict() and "fall cue" in falls["measured"]  # measured with it
     text = run_cli("models").stdout
-    assert "fall is also read from geometry: the torso tips 25+ degrees" in text
+    assert "fall is read from geometry: someone up (on their feet or a seat) is on the floor within 1.5 s" in text
     assert "falls" in text and "MIT" in text and "--checkpoint falls" in text
     assert f"--alert fall means: {AlertRule('fall', **point)}" in text
     (tmp_path / "falls").write_bytes(b"not a model")  # ./falls is that file, refused as it is
