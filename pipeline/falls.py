@@ -10,7 +10,7 @@ no training; what separates a fall from those is where it ends and what follows:
 
 - where: the hips end on the floor, the floor being where the ankles were while the person stood
   or sat (a bed or a sofa is half a metre higher: lying down there is no fall);
-- on the way: no steady upright posture with the hips low (a sit, a kneel: getting down on purpose);
+- on the way: no pause upright with the hips low (a sit, a kneel: getting down on purpose);
 - after: for `confirm` seconds the hips stay on the floor and the torso does not sit up (someone who
   sat down on the floor on purpose sits up; someone who squatted stands up), or the person is out of
   sight (the pose model often loses someone lying on the floor).
@@ -44,7 +44,6 @@ class FallCue:
     within: float = 1.5  # seconds from the last frame up to the first frame on the floor
     floor: float = 0.7  # hips this close to the floor, in torso lengths of the frame up: on it
     pause: float = 0.3  # seconds upright with the hips low on the way (a sit, a kneel): getting down on purpose
-    band: float = 0.25  # torso lengths the hips may move in such a pause
     confirm: float = 1.0  # seconds watched after reaching the floor
     leave: float = 0.8  # ... in which the hips stay this close to the floor ...
     stay: float = 0.8  # ... in this share of the frames seen,
@@ -116,15 +115,11 @@ def floor_line(
     return floor
 
 
-def steady(t: np.ndarray, hip: np.ndarray, length: np.ndarray, low: np.ndarray, cue: FallCue) -> np.ndarray:
-    """Frames that end `pause` seconds of `low` frames with the hips within `band` torso lengths."""
-    ends = np.zeros(len(t), bool)
-    first = None
-    for k in np.flatnonzero(low):
-        if first is None or not low[first:k].all() or abs(hip[k] - hip[first]) > cue.band * length[k]:
-            first = k
-        ends[k] = t[k] - t[first] >= cue.pause
-    return ends
+def paused(t: np.ndarray, low: np.ndarray, cue: FallCue) -> np.ndarray:
+    """Frames that end `pause` seconds of consecutive `low` frames."""
+    index = np.arange(len(t))
+    first = np.maximum.accumulate(np.where(low, 0, index + 1)).clip(max=len(t) - 1)  # where each run of low frames began
+    return low & (t - t[first] >= cue.pause)
 
 
 def read_fall(keypoint: np.ndarray, score: np.ndarray, timestamp: np.ndarray, cue: FallCue) -> FallReading:
@@ -143,7 +138,7 @@ def read_fall(keypoint: np.ndarray, score: np.ndarray, timestamp: np.ndarray, cu
     up = upright & ((floor - hip) / length >= cue.high)
     gap = (floor[:, None] - hip[None, :]) / length[:, None]  # [u, k]: hips of k over the floor of u, in u's torso lengths
     short = length[None, :] <= cue.short * length[:, None]
-    low = steady(t, hip, length, upright & ~up, cue)[None, :] & ~short & (gap < cue.high)
+    low = paused(t, upright & ~up, cue)[None, :] & ~short & (gap < cue.high)
     lows = np.cumsum(low, axis=1)  # [u, k]: pauses ended by frame k
     lows_before = np.concatenate([np.zeros((n, 1), int), lows[:, :-1]], axis=1)
     # What follows each frame d: frames (t_d, t_d + confirm].
