@@ -264,7 +264,9 @@ def fall_events(video, checkpoint, pose) -> list[float]:
 def floor_time(clip: str) -> float:
     """When the clip first shows the person on the floor (read by hand: scripts/falls_floor.csv)."""
     with open(ROOT / "scripts" / "falls_floor.csv") as rows:
-        return next(float(row["floor_seconds"]) for row in csv.DictReader(line for line in rows if not line.startswith("#")) if row["clip"] == clip)
+        return next(
+            float(row["floor_seconds"]) for row in csv.DictReader(line for line in rows if not line.startswith("#")) if row["clip"] == clip
+        )
 
 
 @pytest.mark.video
