@@ -32,12 +32,20 @@ Point = tuple[float, float]
 
 
 def inside(point: Point, polygon: Iterable[Point]) -> bool:
-    """Whether `point` lies inside `polygon` (any simple polygon, convex or not), by the even-odd rule:
-    a ray from the point to the right crosses the polygon's edges an odd number of times."""
+    """Whether `point` lies inside `polygon` (any simple polygon, convex or not) or on its edge, by the
+    even-odd rule: a ray from the point to the right crosses the edges an odd number of times. The
+    edge counts as inside, so a zone drawn to the frame's border holds a box that touches it."""
     x, y = point
     corners = list(polygon)
     crossed = False
     for (x1, y1), (x2, y2) in zip(corners, corners[1:] + corners[:1]):
+        cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+        if (
+            abs(cross) <= 1e-9 * max(abs(x2 - x1) + abs(y2 - y1), 1.0)
+            and min(x1, x2) <= x <= max(x1, x2)
+            and min(y1, y2) <= y <= max(y1, y2)
+        ):
+            return True
         if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
             crossed = not crossed
     return crossed
