@@ -4,6 +4,8 @@ bad zones through the real `actionlstm run`. On real video (one pose run of a GM
 its squats, shared with tests/pipeline/test_falls.py): a zone where the person falls keeps the fall
 quiet and one on the bed does not, and the down rule fires after its seconds on the floor, on the fall only."""
 
+import json
+
 import pytest
 import torch
 
@@ -218,6 +220,36 @@ def test_bad_zones_and_down_rules_end_run_with_one_line(args, fragment, single_t
 def test_the_down_rule_needs_a_model_with_a_fall_cue(trained_checkpoint, short_video, single_thread):
     proc = run_cli("run", short_video, "--checkpoint", trained_checkpoint, "--alert", "down:5", "--no-show", "--device", "cpu")
     assert_user_error(proc, "down:5s", "--checkpoint falls")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--alert", "fall", "--zone", "hall/bed=fall:0,0 1,0 1,1"], "no source 'hall'"),
+        (["--zone", "room/bed=fall:0,0 1,0 1,1"], "give the rules"),
+        (["--alert", "fall", "--zone", "room/bed=fall:0,0 1,0"], "3 points or more"),
+    ],
+)
+def test_bad_zones_end_serve_with_one_line_before_anything_loads(args, fragment, single_thread):
+    video = SHARED_DATA / "falls" / "fall" / "S3_Fall_01.mp4"
+    if not video.exists():
+        pytest.skip(f"{video} is not there")
+    proc = run_cli("serve", f"room={video}", "--checkpoint", "falls", "--no-auth", "--port", "0", "--device", "cpu", *args)
+    assert_user_error(proc, fragment)
+
+
+@pytest.mark.video
+def test_run_keeps_a_zone_quiet_in_the_source_it_names(trained_checkpoint, short_video, tmp_path, single_thread):
+    """`run SRC SRC --zone 1/...`: the same real video side by side, a zone over the whole frame of
+    source 1 (a run names its sources by index): any label held 1 s fires in source 0 only."""
+    proc = run_cli(
+        "run", short_video, short_video, "--checkpoint", trained_checkpoint, "--no-show", "--device", "cpu", "--min-prob", "0",
+        "--alert", "*>=0:1s", "--zone", "1/all=*:0,0 1,0 1,1 0,1", "--events", tmp_path / "ev.jsonl",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    fired = [json.loads(line) for line in (tmp_path / "ev.0.jsonl").read_text().splitlines()]
+    assert fired and {e["source"] for e in fired} == {"0"}
+    assert (tmp_path / "ev.1.jsonl").read_text() == ""
 
 
 # --- real video ---------------------------------------------------------------------------------------------
