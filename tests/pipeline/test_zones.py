@@ -13,7 +13,7 @@ from actionlstm.errors import UserError
 from pipeline.actions import LabelProb
 from pipeline.alerts import Alerts
 from pipeline.predictor import FrameResult, PersonResult
-from pipeline.rules import AlertRule, check_rules, load_rules, parse_rule
+from pipeline.rules import AlertRule, check_rules, down_outlasts, load_rules, parse_rule
 from pipeline.zones import Zone, check_zones, inside, load_zones, parse_zone
 from tests.helpers import SHARED_DATA, assert_user_error, run_cli
 
@@ -98,6 +98,12 @@ def test_down_rule_syntax_default_and_a_model_without_a_down_state():
         parse_rule("down>=0.5:30")
     with pytest.raises(UserError, match="has not"):
         check_rules([parse_rule("down:30")], ["fall", "sit"], down=False)
+
+
+def test_a_down_rule_longer_than_a_lost_person_is_kept_is_warned_of():
+    rules = check_rules([parse_rule("fall"), parse_rule("down:30")], ["fall"], down=True)
+    assert "--lost-seconds 30 or more" in down_outlasts(rules, 2.0)
+    assert down_outlasts(rules, 30.0) is None and down_outlasts(rules[:1], 2.0) is None
 
 
 def test_a_zone_for_a_label_or_source_that_is_not_there_is_refused():
