@@ -6,6 +6,7 @@ quiet and one on the bed does not, and the down rule fires after its seconds on 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,6 +199,32 @@ def test_a_zone_naming_down_keeps_the_down_rule_quiet_there():
     frames = [(k / 10, [person(1, "fall", IN_BED, down=k / 10)], []) for k in range(20)]
     assert [e.label for _, e in fire(Alerts(rules, [parse_zone("bed=fall:0.5,0.5 1,0.5 1,1 0.5,1")]), frames)] == ["down"]
     assert fire(Alerts(rules, [parse_zone(BED)]), frames) == []
+
+
+def test_the_down_rule_fires_for_someone_lost_from_sight_on_the_floor_while_their_id_is_kept():
+    """Through the runtime (`pipeline.replay`): a fall, then the pose model loses the person on the
+    floor for 10 s. The down state, and so `down:6`, lasts as long as the tracker keeps the id."""
+    from actionlstm.builtin import builtin_path
+    from actionlstm.checkpoint import load_checkpoint
+    from pipeline.actions import ActionRuntime
+    from pipeline.replay import replay
+    from tests.pipeline.test_falls import FALL, FPS, person
+
+    seen = int(3 * FPS)  # up for 1 s, down by 1.5 s, on the floor and seen until 3 s ...
+    angles, hips = (np.concatenate([track[:seen], np.full(int(10 * FPS), track[seen - 1])]) for track in FALL)
+    keypoint, score, _ = person(angles, hips)
+    score[seen:] = 0.0  # ... then out of sight
+    clf = load_checkpoint(builtin_path("falls"))
+    runtime = ActionRuntime(clf, torch.device("cpu"))
+    rules = check_rules([parse_rule("down:6")], clf.class_names, down=True)
+    fired = {}
+    for lost_seconds in (12.0, 2.0):
+        alerts = Alerts(rules)
+        frames = replay(runtime, keypoint[None], score[None], FPS, (480, 640), lost_seconds)
+        fired[lost_seconds] = [e for r in frames for e in alerts.update(r, "0", 0.0)]
+    assert [(e.label, e.duration) for e in fired[12.0]] == [("down", pytest.approx(6.0, abs=0.04))]
+    assert 1.2 <= fired[12.0][0].time - 6.0 <= 1.6  # they reached the floor at about 1.4 s
+    assert fired[2.0] == []  # let go 2 s after they were lost, and their down state with them
 
 
 # --- bad zones through the command --------------------------------------------------------------------
