@@ -218,6 +218,8 @@ def run_sources(
             )
         for rule in alerts.rules if alerts is not None else []:
             console.err.print(f"alert rule {escape(str(rule))}")
+        for zone in alerts.zones if alerts is not None else []:
+            console.err.print(f"zone {escape(str(zone))}", soft_wrap=True)
         if alerts is not None and (warning := down_outlasts(alerts.rules, recognizer.settings.lost_seconds)):
             console.err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         summaries = run_sessions(
