@@ -8,6 +8,12 @@ last label, so a rule they held goes on holding and may fire (at the box they we
 a fall often ends where the pose model loses the person, on the floor or behind furniture. Once
 the tracker lets them go, they are gone. A source that starts over (a reopened camera, a replayed
 file: `FrameResult.session`) starts every episode afresh.
+
+The down rule (`down:SECONDS`, `pipeline.rules`) watches a person's down state instead of a label: it
+fires once when they have been on the floor for SECONDS after a fall, seen or not, and again only
+after they were up. Its event's `start` is when they reached the floor and its `duration` the seconds
+down. A zone (`pipeline.zones`) keeps the labels it names quiet while the person is inside: a frame
+there holds no rule, like an uncertain one.
 """
 
 import math
@@ -15,8 +21,9 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from pipeline.clock import iso_time
-from pipeline.predictor import FrameResult
-from pipeline.rules import AlertRule
+from pipeline.predictor import FrameResult, PersonResult
+from pipeline.rules import DOWN, AlertRule
+from pipeline.zones import Zone
 
 EPSILON = 1e-6  # frame times are rounded; durations compare with this slack
 
@@ -28,13 +35,13 @@ class Event:
     id: int  # increasing over the run (service) and its sources
     source: str  # the source's name (its index unless named NAME=SRC)
     person: int  # the tracker's id
-    label: str
-    prob: float  # smoothed top-1 probability on the frame that fired
+    label: str  # the top-1 label that fired, or `down` (the down rule)
+    prob: float  # smoothed top-1 probability on the frame that fired (1 for the down rule: a state)
     rule: str  # the rule it satisfied, as LABEL>=PROB:SECONDSs
-    start: str  # ISO 8601: when the person began to satisfy the rule
+    start: str  # ISO 8601: when the person began to satisfy the rule (the down rule: reached the floor)
     time: float  # seconds since the source started, on the frame that fired (as `time` in the JSONL)
     at: str  # ISO 8601 of that frame
-    duration: float  # seconds the rule had held when it fired
+    duration: float  # seconds the rule had held when it fired (the down rule: seconds on the floor)
     box: list[float]  # x1, y1, x2, y2 pixels
     snapshot: str | None = None  # the snapshot's URL path (`serve`); None without a server
 
@@ -68,12 +75,14 @@ class Alerts:
     """Frame results in (`update`), events out. One `Alerts` serves every source of a run; each
     event takes the next id.
 
+    `zones`: where given labels fire nothing, in the source they name (by its `name`) or in all.
     `forget_seconds`: a person not seen for this long is forgotten (trackers never reuse an id, so
     this only bounds memory over a day-long run).
     """
 
-    def __init__(self, rules: list[AlertRule], forget_seconds: float = 30.0, first_id: int = 1):
+    def __init__(self, rules: list[AlertRule], zones: list[Zone] | None = None, forget_seconds: float = 30.0, first_id: int = 1):
         self.rules = [rule.completed() for rule in rules]  # rules the model did not complete take the defaults
+        self.zones = list(zones or [])
         self.forget_seconds = forget_seconds
         self.next_id = first_id
         self._sources: dict[int, _Source] = {}
@@ -93,6 +102,11 @@ class Alerts:
         origin = source.origin if origin is None else origin
         now = result.time
         events = []
+        zones = [zone for zone in self.zones if zone.source in (None, name)]
+
+        def quiet(label: str, person: PersonResult) -> bool:
+            return any(zone.covers(label, person.box, result.size) for zone in zones)
+
         for person in [*result.persons, *result.unseen]:
             state = source.persons.get(person.id)
             if state is None:
@@ -100,35 +114,44 @@ class Alerts:
             state.last_seen = now
             top = person.top5[0] if person.top5 and not person.uncertain else None
             for rule, watch in zip(self.rules, state.watches):
+                if rule.label == DOWN:
+                    if person.down is None:
+                        watch.fired = None  # up again: the next fall is a new episode
+                    elif watch.fired is None and person.down >= rule.seconds - EPSILON and not quiet(DOWN, person):
+                        events.append(self._event(rule, DOWN, now - person.down, 1.0, result, person, name, origin))
+                        watch.fired = DOWN
+                    continue
                 if top is None or not math.isfinite(top.prob):
                     watch.label = None
                     continue
                 if watch.fired is not None and top.label != watch.fired:
                     watch.fired = None  # another label: the next episode may fire
-                if watch.fired is not None or not rule.matches(top.label, top.prob):
+                if watch.fired is not None or not rule.matches(top.label, top.prob) or quiet(top.label, person):
                     watch.label = None
                     continue
                 if watch.label != top.label:
                     watch.label, watch.since = top.label, now
                 if now - watch.since >= rule.seconds - EPSILON:
-                    events.append(self._event(rule, watch, result, person, name, origin))
+                    events.append(self._event(rule, top.label, watch.since, top.prob, result, person, name, origin))
                     watch.fired, watch.label = top.label, None
         for person_id in [p for p, s in source.persons.items() if now - s.last_seen > self.forget_seconds]:
             del source.persons[person_id]
         return events
 
-    def _event(self, rule: AlertRule, watch: _Watch, result: FrameResult, person, name: str, origin: float) -> Event:
+    def _event(
+        self, rule: AlertRule, label: str, since: float, prob: float, result: FrameResult, person: PersonResult, name: str, origin: float
+    ) -> Event:
         event = Event(
             id=self.next_id,
             source=name,
             person=person.id,
-            label=watch.label,
-            prob=round(person.top5[0].prob, 4),
+            label=label,
+            prob=round(prob, 4),
             rule=str(rule),
-            start=iso_time(origin + watch.since),
+            start=iso_time(origin + since),
             time=round(result.time, 4),
             at=iso_time(origin + result.time),
-            duration=round(result.time - watch.since, 4),
+            duration=round(result.time - since, 4),
             box=[round(v, 1) for v in person.box],
         )
         self.next_id += 1

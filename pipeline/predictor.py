@@ -80,6 +80,7 @@ class FrameResult:
     # seen in. Alerts go on watching them, so someone who falls and then lies unseen (on the floor,
     # behind furniture) still raises the fall; the overlay and the JSONL show only people seen.
     unseen: list[PersonResult] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # width, height of the source's frames, in pixels (a zone's fractions are of these)
 
     def to_json(self, keypoints: bool = False) -> dict:
         return {"frame": self.frame, "time": round(self.time, 4), "persons": [p.to_json(keypoints) for p in self.persons]}
@@ -165,9 +166,18 @@ class ActionPipeline:
                 if self.overlay is not None:
                     self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
                 persons, unseen = people(poses, labels, uncertain, lane.labels, lane.buffers, frame.timestamp)
+                size = (frame.image.shape[1], frame.image.shape[0])
                 results.append(
                     FrameResult(
-                        frame.index, frame.timestamp, frame.image, persons, fps, source=lane.index, session=lane.session, unseen=unseen
+                        frame.index,
+                        frame.timestamp,
+                        frame.image,
+                        persons,
+                        fps,
+                        source=lane.index,
+                        session=lane.session,
+                        unseen=unseen,
+                        size=size,
                     )
                 )
             t6 = time.perf_counter()

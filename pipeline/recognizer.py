@@ -34,9 +34,10 @@ from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.alerts import Alerts, Event
 from pipeline.overlay import Overlay
 from pipeline.predictor import ActionPipeline, FrameResult
-from pipeline.rules import AlertRule, check_rules, parse_rule
+from pipeline.rules import DOWN, AlertRule, check_rules, parse_rule
 from pipeline.settings import RecognizerSettings
 from pipeline.sources import FrameSource, open_source
+from pipeline.zones import Zone, check_zones, parse_zone
 
 Source = str | int | Path | FrameSource
 SAMPLE_MODEL_NOTE = "SAMPLE MODEL: synthetic labels"
@@ -106,18 +107,28 @@ class ActionRecognizer:
         with self.open_many(sources, realtime) as opened:
             yield from self.pipeline.stream_many(opened)
 
-    def alerts(self, rules: Iterable["str | AlertRule"]) -> Alerts:
+    def alerts(self, rules: Iterable["str | AlertRule"], zones: Iterable["str | Zone"] = ()) -> Alerts:
         """An alert engine for this model's labels: rules as `--alert` takes them ('fall>=0.8:1s',
-        '*') or `AlertRule`s, each checked against the class names; what a rule leaves out is the
-        model's own (`Classifier.alert_defaults`), else 0.7 for 1 s. `alerts.update(result)` gives
-        the events a `stream` result fires."""
+        '*', 'down:30') or `AlertRule`s, each checked against the class names; what a rule leaves out
+        is the model's own (`Classifier.alert_defaults`), else 0.7 for 1 s. `zones` as `--zone`
+        takes them ('bed=fall:0.1,0.5 0.6,0.5 0.6,0.9') or `Zone`s keep labels quiet where they lie.
+        `alerts.update(result)` gives the events a `stream` result fires."""
         parsed = [rule if isinstance(rule, AlertRule) else parse_rule(rule) for rule in ([rules] if isinstance(rules, str) else rules)]
-        return Alerts(check_rules(parsed, self.class_names, self.classifier.alert_defaults))
+        places = [zone if isinstance(zone, Zone) else parse_zone(zone) for zone in ([zones] if isinstance(zones, str) else zones)]
+        down = self.pipeline.actions.fall is not None  # a fall cue keeps the down state
+        check_zones(places, [*self.class_names, *([DOWN] if down else [])])
+        return Alerts(check_rules(parsed, self.class_names, self.classifier.alert_defaults, down), places)
 
-    def events(self, source: Source | Iterable[Source], rules: Iterable["str | AlertRule"], realtime: bool = False) -> Iterator[Event]:
+    def events(
+        self,
+        source: Source | Iterable[Source],
+        rules: Iterable["str | AlertRule"],
+        realtime: bool = False,
+        zones: Iterable["str | Zone"] = (),
+    ) -> Iterator[Event]:
         """Only the events: `for event in rec.events(0, ["fall>=0.8:1s"])` runs the camera and
         yields each event as it fires (`event.to_json()` is what `--events` writes)."""
-        alerts = self.alerts(rules)
+        alerts = self.alerts(rules, zones)
         for spec in source if isinstance(source, (list, tuple)) else [source]:
             alerts.reset()  # each source of a list starts afresh, ids and all
             for result in self.stream(spec, realtime):

@@ -52,4 +52,4 @@ def replay(
         labels = actions.update(buffers, set(poses.track_ids.tolist()))
         uncertain = {tid for tid, top in labels.items() if actions.is_uncertain(top)}
         persons, unseen = people(poses, labels, uncertain, actions.state, buffers, time)
-        yield FrameResult(frame, time, None, persons, fps, unseen=unseen)
+        yield FrameResult(frame, time, None, persons, fps, unseen=unseen, size=(img_shape[1], img_shape[0]))

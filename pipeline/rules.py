@@ -4,6 +4,7 @@
 --alert 'wave:2'           wave at the default probability (0.7), for 2 s
 --alert fall               the model's own operating point for fall, if it records one, else 0.7 for 1 s
 --alert '*>=0:1s'          any label at all, held for 1 s
+--alert 'down:30'          someone who fell has been on the floor for 30 s (the down state, see `AlertRule`)
 --rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
 """
 
@@ -24,6 +25,9 @@ except ModuleNotFoundError:  # Python 3.10
 DEFAULT_PROB = 0.7
 DEFAULT_SECONDS = 1.0
 ANY = "*"
+# The down state (`pipeline.actions.LabelState.down`): on the floor after a confirmed fall, not up again.
+DOWN = "down"
+DOWN_SECONDS = 30.0
 _RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:])+)(?:>=(?P<prob>[^:]*))?(?::(?P<seconds>[^:]*?)s?)?$")
 
 
@@ -35,7 +39,12 @@ class AlertRule:
     A `prob` or `seconds` left out (None) is the model's own for that label when it records one
     (`Classifier.alert_defaults`: a built-in model stores the operating point measured for it, since
     how sure and for how long depends on the model and the action: a fall is over in a second),
-    else DEFAULT_PROB and DEFAULT_SECONDS; `completed` fills them in."""
+    else DEFAULT_PROB and DEFAULT_SECONDS; `completed` fills them in.
+
+    `down:SECONDS` watches the down state instead of a label: it fires once when a person has been
+    on the floor for SECONDS after a confirmed fall (DOWN_SECONDS left out), as care services measure
+    time on the floor. It is the same grammar read the same way, a state held for a duration; a state
+    has no probability, so `down>=P` is refused."""
 
     label: str
     prob: float | None = None
@@ -48,20 +57,24 @@ class AlertRule:
             raise UserError(f"alert rule {self.label}: the probability must be between 0 and 1, not {self.prob:g}")
         if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds >= 0.0):
             raise UserError(f"alert rule {self.label}: the duration must be 0 or more seconds, not {self.seconds:g}")
+        if self.label == DOWN and self.prob is not None and self.prob != 1.0:
+            raise UserError(f"alert rule down>={self.prob:g}: the down state has no probability; give down[:SECONDS], e.g. 'down:30'")
 
     def completed(self, own: dict[str, dict[str, float]] | None = None) -> "AlertRule":
         """This rule with what it leaves out taken from `own` (label -> {"prob", "seconds"}), else the defaults."""
         mine = (own or {}).get(self.label, {})
+        if self.label == DOWN:  # a state, held or not: its probability is 1
+            return AlertRule(DOWN, 1.0, self.seconds if self.seconds is not None else float(mine.get("seconds", DOWN_SECONDS)))
         prob = self.prob if self.prob is not None else float(mine.get("prob", DEFAULT_PROB))
         seconds = self.seconds if self.seconds is not None else float(mine.get("seconds", DEFAULT_SECONDS))
         return AlertRule(self.label, prob, seconds)
 
     def matches(self, label: str, prob: float) -> bool:
-        """Of a completed rule: whether a top-1 `label` at `prob` holds it."""
-        return (self.label == ANY or label == self.label) and prob >= self.prob
+        """Of a completed label rule: whether a top-1 `label` at `prob` holds it (the down rule watches no label)."""
+        return self.label != DOWN and (self.label == ANY or label == self.label) and prob >= self.prob
 
     def __str__(self) -> str:
-        prob = "" if self.prob is None else f">={self.prob:g}"
+        prob = "" if self.prob is None or self.label == DOWN else f">={self.prob:g}"
         seconds = "" if self.seconds is None else f":{self.seconds:g}s"
         return f"{self.label}{prob}{seconds}"
 
@@ -104,16 +117,8 @@ def _rule_from_entry(entry: object, where: str) -> AlertRule:
     return AlertRule(entry["label"], **values)
 
 
-def load_rules(path: Path) -> list[AlertRule]:
-    """Rules from a YAML (.yaml, .yml) or TOML (.toml) file: a list `alerts` whose entries are rule
-    strings or tables of `label`, `prob`, `seconds`:
-
-        alerts:                         [[alerts]]
-          - label: fall                 label = "fall"
-            prob: 0.8                   prob = 0.8
-            seconds: 1                  seconds = 1
-          - "wave:2"
-    """
+def read_rules_file(path: Path) -> object:
+    """The parsed YAML (.yaml, .yml) or TOML (.toml) of a rules file."""
     path = Path(path)
     if path.suffix.lower() not in (".yaml", ".yml", ".toml"):
         raise UserError(f"{path}: rules are read from a .yaml, .yml or .toml file")
@@ -124,20 +129,40 @@ def load_rules(path: Path) -> list[AlertRule]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
+        return tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}") from None
+
+
+def load_rules(path: Path) -> list[AlertRule]:
+    """Rules from a YAML (.yaml, .yml) or TOML (.toml) file: a list `alerts` whose entries are rule
+    strings or tables of `label`, `prob`, `seconds` (the file may hold zones too, `pipeline.zones`):
+
+        alerts:                         [[alerts]]
+          - label: fall                 label = "fall"
+            prob: 0.8                   prob = 0.8
+            seconds: 1                  seconds = 1
+          - "down:30"
+    """
+    data = read_rules_file(path)
     entries = data.get("alerts") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise UserError(f"{path}: expected a non-empty list 'alerts' of rules")
     return [_rule_from_entry(entry, f"{path}, rule {k + 1}") for k, entry in enumerate(entries)]
 
 
-def check_rules(rules: list[AlertRule], class_names: list[str], own: dict[str, dict[str, float]] | None = None) -> list[AlertRule]:
+def check_rules(
+    rules: list[AlertRule], class_names: list[str], own: dict[str, dict[str, float]] | None = None, down: bool = False
+) -> list[AlertRule]:
     """The rules completed with the model's own operating points `own` (see `AlertRule`). A rule for
-    a label the model cannot give would never fire: say so at start, not never."""
+    a label the model cannot give, or for the down state of a model without one (`down`: it reads
+    falls from geometry, `pipeline.falls`), would never fire: say so at start, not never."""
     for rule in rules:
-        if rule.label != ANY and rule.label not in class_names:
+        if rule.label == DOWN and not down:
+            raise UserError(
+                f"alert rule {rule}: the down state follows a fall read by a fall cue, which this model has not (try --checkpoint falls)"
+            )
+        if rule.label not in (ANY, DOWN) and rule.label not in class_names:
             shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
             raise UserError(f"alert rule {rule}: the model has no class '{rule.label}' (its classes: {shown})")
     return [rule.completed(own) for rule in rules]
@@ -146,3 +171,16 @@ def check_rules(rules: list[AlertRule], class_names: list[str], own: dict[str, d
 def read_rules(texts: list[str] | None, path: Path | None) -> list[AlertRule]:
     """The rules of `--alert` (`texts`) and of `--rules FILE` (`path`), parsed (and so refused) before any model loads."""
     return [parse_rule(text) for text in texts or []] + (load_rules(path) if path is not None else [])
+
+
+def down_outlasts(rules: list[AlertRule], lost_seconds: float) -> str | None:
+    """A warning when a down rule waits longer than the tracker keeps a person out of sight: the pose
+    model often loses someone lying on the floor, and once their id is let go (`--lost-seconds`) their
+    down state goes with it, so the rule would never fire for them."""
+    longest = max((rule.seconds for rule in rules if rule.label == DOWN and rule.seconds is not None), default=0.0)
+    if longest <= lost_seconds:
+        return None
+    return (
+        f"down:{longest:g}s waits longer than a person out of sight is kept (--lost-seconds {lost_seconds:g}): "
+        f"where the camera loses people lying on the floor, give --lost-seconds {longest:g} or more"
+    )

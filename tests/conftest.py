@@ -12,7 +12,17 @@ import pytest
 import torch
 
 from actionlstm.synthetic import write_sample_pickle
-from tests.helpers import TRAINED_EPOCHS, one_thread, read_video, run_cli, shared_video, start_receiver, write_video
+from tests.helpers import (
+    SHARED_DATA,
+    TRAINED_EPOCHS,
+    detections_of,
+    one_thread,
+    read_video,
+    run_cli,
+    shared_video,
+    start_receiver,
+    write_video,
+)
 
 # A test run started in the background (`pytest &`, `nohup pytest`) ignores Ctrl-C, and so would every
 # command the tests start, since an ignored signal stays ignored across exec: the tests that press
@@ -79,6 +89,24 @@ def pose_stage():
         return made[backend, imgsz]
 
     return stage
+
+
+@pytest.fixture(scope="session")
+def gmdcsa_detections(pose_stage):
+    """`gmdcsa_detections("fall/S3_Fall_01.mp4")`: the default pose stage's detections of every frame
+    of a GMDCSA24 clip (`detections_of`), made once per session and clip, for every test that plays
+    it through the stages after pose (`ReplayedPose`); skipped where the clip is not there."""
+    made = {}
+
+    def detections(clip: str) -> list:
+        video = SHARED_DATA / "falls" / clip
+        if not video.exists():
+            pytest.skip(f"{video} is not there")
+        if clip not in made:
+            made[clip] = detections_of(video, pose_stage())
+        return made[clip]
+
+    return detections
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from actionlstm import console
-from actionlstm.cli.options import AlertOpt, DeviceOpt, MinSegmentOpt, PoseModelOpt, RulesOpt, ShowOpt, command, with_settings
+from actionlstm.cli.options import AlertOpt, DeviceOpt, MinSegmentOpt, PoseModelOpt, RulesOpt, ShowOpt, ZoneOpt, command, with_settings
 from actionlstm.errors import UserError
 from actionlstm.paths import check_writable_folder
 from pipeline.settings import PoseSettings, RecognizerSettings
@@ -45,6 +45,7 @@ def run(
     ] = False,
     alert: AlertOpt = None,
     rules: RulesOpt = None,
+    zone: ZoneOpt = None,
     events: Annotated[
         Path | None, typer.Option("--events", help="Write one JSON line per alert event here (.jsonl; needs --alert or --rules).")
     ] = None,
@@ -59,15 +60,19 @@ def run(
     from pipeline.rules import read_rules
     from pipeline.run import run_sources
     from pipeline.sources import check_source
+    from pipeline.zones import check_zones, read_zones
 
-    found_rules = read_rules(alert, rules)
+    found_rules, zones = read_rules(alert, rules), read_zones(zone, rules)
     if events is not None and not found_rules:
         raise UserError("--events writes alert events: give the rules with --alert or --rules")
+    if zones and not found_rules:
+        raise UserError("zones keep alerts quiet: give the rules with --alert or --rules")
+    check_zones(zones, sources=[str(k) for k in range(len(source))])  # a run's sources are named by their index
     outputs = source_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline, events=events)
     for spec in source:
         check_source(spec)
     recognizer = ActionRecognizer(settings)
-    alerts = recognizer.alerts(found_rules) if found_rules else None
+    alerts = recognizer.alerts(found_rules, zones) if found_rules else None
     summaries = run_sources(source, recognizer, outputs, show, realtime, jsonl_keypoints, min_segment, alerts)
     if exit_code := max(summary.exit_code for summary in summaries):  # interrupted, not finished: the shell's codes say so
         raise typer.Exit(exit_code)

@@ -99,10 +99,21 @@ AlertOpt = Annotated[
     typer.Option(
         "--alert",
         help="Alert rule LABEL[>=PROB][:SECONDS] (left out: the model's own for the label, else 0.7 and 1 s; * is any label), "
-        "e.g. 'fall>=0.8:1s'; repeatable.",
+        "e.g. 'fall>=0.8:1s'; 'down:SECONDS' fires when someone who fell has been on the floor that long (default 30); repeatable.",
     ),
 ]
-RulesOpt = Annotated[Path | None, typer.Option("--rules", help="Alert rules from a YAML or TOML file (a list 'alerts' of rules).")]
+RulesOpt = Annotated[
+    Path | None, typer.Option("--rules", help="Alert rules from a YAML or TOML file (a list 'alerts' of rules, and 'zones' if any).")
+]
+ZoneOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--zone",
+        help="Where labels fire no alert: [SOURCE/]NAME=LABEL[,LABEL]:X,Y X,Y X,Y... (pixels, or fractions 0-1 of the frame; "
+        "a person is in it by their box's bottom centre; down is the down rule, * every label), "
+        "e.g. 'bed=fall,down:0.1,0.5 0.6,0.5 0.6,0.9 0.1,0.9'; repeatable.",
+    ),
+]
 
 # One option per field of the settings dataclasses (pipeline/settings.py), in the order --help lists
 # them; the defaults are the dataclasses' own.

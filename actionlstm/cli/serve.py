@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from actionlstm.cli.options import AlertOpt, MinSegmentOpt, RulesOpt, command, with_settings
+from actionlstm.cli.options import AlertOpt, MinSegmentOpt, RulesOpt, ZoneOpt, command, with_settings
 from pipeline.settings import RecognizerSettings
 
 
@@ -40,6 +40,7 @@ def serve(
     ] = False,
     alert: AlertOpt = None,
     rules: RulesOpt = None,
+    zone: ZoneOpt = None,
     events: Annotated[
         list[str] | None, typer.Option("--events", help="Append one JSON line per event to this file (flushed per event); repeatable.")
     ] = None,
@@ -69,9 +70,10 @@ def serve(
     from pipeline.rules import read_rules
     from pipeline.serve.server import ServeSettings
     from pipeline.serve.server import serve as run_service
+    from pipeline.zones import read_zones
 
     service = ServeSettings(
-        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules),
+        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules), zones=read_zones(zone, rules),
         events=[Path(e) for e in events or []], webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix,
         snapshot_dir=snapshot_dir, max_snapshots=max_snapshots, max_clients=max_clients, stream_fps=stream_fps,
         timeline_minutes=timeline_minutes, min_segment=min_segment,

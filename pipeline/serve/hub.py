@@ -74,6 +74,18 @@ class Timeline:
             }
 
 
+def down_persons(result: FrameResult, origin: float) -> list[dict]:
+    """Who is down now (on the floor after a fall, not up again; `PersonResult.down`), seen or not:
+    someone lying out of the pose model's sight is the case that matters most. `since` is when they
+    reached the floor (ISO 8601), `seconds` how long ago that was."""
+    return [
+        {"id": p.id, "seconds": round(p.down, 1), "since": iso_time(origin + result.time - p.down), "seen": seen}
+        for seen, persons in ((True, result.persons), (False, result.unseen))
+        for p in persons
+        if p.down is not None
+    ]
+
+
 class SourceFeed:
     """One source as the page and the API see it."""
 
@@ -84,6 +96,7 @@ class SourceFeed:
         self.frames = 0
         self.fps = 0.0
         self.persons: list[dict] = []
+        self.down: list[dict] = []  # `down_persons`
         self.last_frame: float | None = None  # wall clock
         self.version = 0  # frames published; streams send a frame when it changes
         self.changed: asyncio.Event | None = None  # set on the event loop when a frame comes
@@ -94,11 +107,12 @@ class SourceFeed:
         # Wall-clock time of source time 0 (frame times count from the source's start).
         self.origin = time.time() - (time.monotonic() - source.started)
 
-    def publish(self, result: FrameResult, persons: list[dict]) -> None:
+    def publish(self, result: FrameResult, persons: list[dict], down: list[dict]) -> None:
         with self._lock:
             self._image = result.image
             self.version += 1
             self.persons = persons
+            self.down = down
             self.frames += 1
             self.fps = result.fps
             self.last_frame = self.origin + result.time
@@ -116,7 +130,7 @@ class SourceFeed:
 
     def status(self) -> dict:
         with self._lock:
-            frames, fps, persons, last = self.frames, self.fps, self.persons, self.last_frame
+            frames, fps, persons, down, last = self.frames, self.fps, self.persons, self.down, self.last_frame
         return {
             "index": self.index,
             "name": self.source.name,
@@ -126,6 +140,7 @@ class SourceFeed:
             "fps": round(fps, 2) if math.isfinite(fps) else 0.0,
             "last_frame": None if last is None else iso_time(last),
             "persons": persons,
+            "down": down,
         }
 
 
@@ -165,7 +180,8 @@ class Hub:
         feed = self.feeds[result.source]
         name = feed.source.name
         persons = [{**p.to_json(), "uncertain": p.uncertain} for p in result.persons]
-        feed.publish(result, persons)
+        down = down_persons(result, feed.origin)
+        feed.publish(result, persons, down)
         feed.timeline.add(result, persons)
         m = self.metrics
         m.frames.labels(name).inc()
@@ -178,7 +194,7 @@ class Hub:
             for event in self.alerts.update(result, name, feed.origin):
                 self._fire(event, result)
         for broker in self.brokers:
-            broker.publish_state(name, feed.source.state, iso_time(feed.origin + result.time), result.persons)
+            broker.publish_state(name, feed.source.state, iso_time(feed.origin + result.time), result.persons, down)
         self._wake(feed)
 
     def _fire(self, event: Event, result: FrameResult) -> None:

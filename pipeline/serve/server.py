@@ -22,15 +22,15 @@ from rich.markup import escape
 from actionlstm import console
 from actionlstm.errors import UserError, interrupt_name
 from actionlstm.paths import check_output_file
-from pipeline.alerts import Alerts
 from pipeline.recognizer import ActionRecognizer
-from pipeline.rules import AlertRule, check_rules
+from pipeline.rules import AlertRule, down_outlasts
 from pipeline.serve.hub import Hub, SourceFeed, Timeline
 from pipeline.serve.snapshots import SnapshotStore
 from pipeline.serve.supervised import SupervisedSource
 from pipeline.serve.transports import EventSink, JsonlEvents, Mqtt, Webhook, check_http_url, parse_mqtt_url
 from pipeline.settings import RecognizerSettings
 from pipeline.sources import VideoFileSource, check_source, is_url
+from pipeline.zones import Zone, check_zones
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SOURCE_NAME = re.compile(r"^(?P<name>[A-Za-z0-9_-]{1,32})=(?P<spec>.+)$")
@@ -45,6 +45,7 @@ class ServeSettings:
     no_auth: bool = False
     loop: bool = False  # replay file sources forever
     rules: list[AlertRule] = field(default_factory=list)
+    zones: list[Zone] = field(default_factory=list)  # per source (`Zone.source`, by name) or for all
     events: list[Path] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
     mqtt: list[str] = field(default_factory=list)
@@ -153,6 +154,9 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
     from pipeline.serve.app import create_app
 
     named = name_sources(specs)
+    if settings.zones and not settings.rules:
+        raise UserError("zones keep alerts quiet: give the rules with --alert or --rules")
+    check_zones(settings.zones, sources=[name for name, _ in named])
     token, generated = resolve_token(settings.token, settings.no_auth, settings.host)
     check_sources(named)
     check_sinks(settings)
@@ -164,7 +168,7 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
     server = thread = None
     try:
         recognizer = ActionRecognizer(recognizer_settings)
-        rules = check_rules(settings.rules, recognizer.class_names, recognizer.classifier.alert_defaults)
+        alerts = recognizer.alerts(settings.rules, settings.zones) if settings.rules else None  # rules and zones checked
         pose = recognizer.pipeline.pose
         action = f"action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}"
         log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; {action}")
@@ -176,7 +180,7 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         sources = [SupervisedSource(spec, name, settings.loop, idle_wait, log) for name, spec in named]
         feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
         model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
-        hub = Hub(feeds, Alerts(rules) if rules else None, sinks, snapshots, model)
+        hub = Hub(feeds, alerts, sinks, snapshots, model)
         app = create_app(hub, token, settings.max_clients, settings.stream_fps)
         config = uvicorn.Config(
             app,
@@ -198,8 +202,12 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         gc.freeze()
         for source in sources:
             log(f"source {source.name}: {source.shown}" + (" (replayed forever)" if source.is_file and settings.loop else ""))
-        for rule in rules:
+        for rule in alerts.rules if alerts is not None else []:
             log(f"alert rule {rule}")
+        if alerts is not None and (warning := down_outlasts(alerts.rules, recognizer_settings.lost_seconds)):
+            log(f"warning: {warning}")
+        for zone in settings.zones:
+            log(f"zone {zone}")
         for sink in sinks:
             log(f"events to {sink.kind} {sink.target}")
         if token is None:

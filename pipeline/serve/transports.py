@@ -5,7 +5,7 @@
 - `Webhook`: a POST of the event's JSON to a URL, from a thread of its own with a bounded queue;
   retried with backoff, and what a slow or dead receiver makes it drop is counted.
 - `Mqtt`: paho-mqtt, QoS 1, reconnecting by itself; events on `<prefix>/<source>/events`, each
-  source's persons and labels retained on `<prefix>/<source>/state`, and `online` / `offline`
+  source's persons, labels and who is down retained on `<prefix>/<source>/state`, and `online` / `offline`
   retained on `<prefix>/status`, `offline` being also the broker's last will (as Frigate does).
 
 Every sink counts what it delivered and what it dropped; `status()` says so without secrets (a
@@ -269,11 +269,11 @@ class Mqtt(EventSink):
             else:
                 self._pending.add(info.mid)
 
-    def publish_state(self, source: str, source_state: str, time_iso: str, persons: list) -> None:
-        """A source's persons and top-1 labels (`PersonResult`s), retained: when they change (who is
-        in view, their label, whether uncertain), at most every `STATE_INTERVAL_SECONDS`. While the
-        broker is away only the newest is kept and sent on reconnection, so an outage never fills
-        the queue with stale states."""
+    def publish_state(self, source: str, source_state: str, time_iso: str, persons: list, down: list[dict]) -> None:
+        """A source's persons and top-1 labels (`PersonResult`s) and who is down (`hub.down_persons`),
+        retained: when they change (who is in view, their label, whether uncertain, who went down
+        or got up), at most every `STATE_INTERVAL_SECONDS`. While the broker is away only the newest
+        is kept and sent on reconnection, so an outage never fills the queue with stale states."""
         shown = [
             {
                 "id": p.id,
@@ -284,13 +284,13 @@ class Mqtt(EventSink):
             }
             for p in persons
         ]
-        key = (source_state, tuple((p["id"], p["label"], p["uncertain"]) for p in shown))
+        key = (source_state, tuple((p["id"], p["label"], p["uncertain"]) for p in shown), tuple((d["id"], d["since"]) for d in down))
         now = time.monotonic()
         last_key, last_sent = self._last_state.get(source, (None, -math.inf))
         if key == last_key or now - last_sent < STATE_INTERVAL_SECONDS:
             return
         self._last_state[source] = (key, now)
-        payload = json.dumps({"source": source, "state": source_state, "time": time_iso, "persons": shown}).encode()
+        payload = json.dumps({"source": source, "state": source_state, "time": time_iso, "persons": shown, "down": down}).encode()
         with self._lock:
             self._states[source] = payload
         if self.connected:

@@ -13,7 +13,7 @@ from actionlstm.builtin import builtin_path
 from actionlstm.checkpoint import load_checkpoint, save_checkpoint
 from actionlstm.train import inherited_meta
 from pipeline.falls import FallCue, FallReading, apply_cue, fall_cue, read_fall, torso
-from tests.helpers import ROOT, SHARED_DATA, ReplayedPose, detections_of
+from tests.helpers import ROOT, SHARED_DATA, ReplayedPose
 
 FPS = 30.0
 TORSO = 100.0  # pixels from the hips' middle to the shoulders' middle, upright
@@ -264,19 +264,19 @@ def fall_events(video, checkpoint, pose) -> list[float]:
 def floor_time(clip: str) -> float:
     """When the clip first shows the person on the floor (read by hand: scripts/falls_floor.csv)."""
     with open(ROOT / "scripts" / "falls_floor.csv") as rows:
-        return next(float(row["floor_seconds"]) for row in csv.DictReader(line for line in rows if not line.startswith("#")) if row["clip"] == clip)
+        return next(
+            float(row["floor_seconds"]) for row in csv.DictReader(line for line in rows if not line.startswith("#")) if row["clip"] == clip
+        )
 
 
 @pytest.mark.video
 @pytest.mark.parametrize(("clip", "fall_bias"), [("fall/S3_Fall_01.mp4", -50.0), ("adl/S3_ADL_07.mp4", 50.0)])
-def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, tmp_path, single_thread, pose_stage):
+def test_the_cue_rights_a_model_that_never_or_always_says_fall(clip, fall_bias, tmp_path, single_thread, gmdcsa_detections):
     """Real pose on a real fall and on squats: a model that never says fall catches the fall only
     with the cue, within 2 s of the person reaching the floor; one that always says fall alarms on
     the squats only without it."""
     video = SHARED_DATA / "falls" / clip
-    if not video.exists():
-        pytest.skip(f"{video} is not there")
-    detections = detections_of(video, pose_stage())  # the clip's real pose, made once for both models
+    detections = gmdcsa_detections(clip)  # the clip's real pose, made once for both models (and tests/pipeline/test_zones.py)
     without = fall_events(video, falls_model_biased(tmp_path / "plain.pth", fall_bias, cue=False), ReplayedPose(detections))
     with_cue = fall_events(video, falls_model_biased(tmp_path / "cue.pth", fall_bias, cue=True), ReplayedPose(detections))
     if fall_bias < 0:

@@ -55,7 +55,9 @@ function card(source) {
 
 function personItem(person) {
   const item = el("li", person.uncertain ? "person uncertain" : "person");
-  item.append(el("div", "who", `#${person.id}`));
+  const who = el("div", "who", `#${person.id}`);
+  if (person.down !== undefined) who.append(el("span", "badge bad", `down ${Math.round(person.down)} s`));  // on the floor after a fall
+  item.append(who);
   const top = el("div", "top");
   if (!person.top5) {
     top.append(el("span", "label muted", "watching…"), el("span", "prob", ""));
