@@ -42,7 +42,7 @@ LOW_CONFIDENCE = 0.85
 FEW_PEOPLE = 0.5  # share of frames with a person under which the footage, or the pose model, may miss people
 # A track whose joints score under this on average, for a second or more, is a phantom: something the
 # pose model takes for a person with little confidence (a coat on a door, a curtain), or someone it
-# barely sees. On GMDCSA24 people score 0.95-0.98, a phantom at a door's edge 0.1-0.4.
+# barely sees. On GMDCSA24's daily activities people score 0.94-0.99, the phantoms at the frame's edge 0.16-0.43.
 PHANTOM = 0.5
 PHANTOM_SECONDS = 1.0
 TORSO_SEEN = 0.8  # share of a person's frames with shoulders and hips seen, under which the torso is often hidden
@@ -248,24 +248,26 @@ def clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
-def places(alarms: list[dict]) -> list[list[dict]]:
-    """Alarms (or phantoms) grouped by where they were: one whose box overlaps a group's joins it."""
-    groups: list[tuple[list[float], list[dict]]] = []
-    for alarm in alarms:
-        x1, y1, x2, y2 = alarm["box"]
-        for union, members in groups:
-            if x1 < union[2] and union[0] < x2 and y1 < union[3] and union[1] < y2:
+def places(items: list[dict], sizes: dict[str, tuple[int, int]]) -> list[list[dict]]:
+    """Alarms (or phantoms) grouped by where they were: one whose box overlaps a group's, in a video of
+    the same frame size (`sizes`: video -> (w, h); another size is another camera), joins it."""
+    groups: list[tuple[tuple[int, int], list[float], list[dict]]] = []
+    for item in items:
+        x1, y1, x2, y2 = item["box"]
+        size = tuple(sizes[item["video"]])
+        for frame, union, members in groups:
+            if frame == size and x1 < union[2] and union[0] < x2 and y1 < union[3] and union[1] < y2:
                 union[:] = [min(union[0], x1), min(union[1], y1), max(union[2], x2), max(union[3], y2)]
-                members.append(alarm)
+                members.append(item)
                 break
         else:
-            groups.append(([x1, y1, x2, y2], [alarm]))
-    return [members for _, members in groups]
+            groups.append((size, [x1, y1, x2, y2], [item]))
+    return [members for _, _, members in groups]
 
 
 def _around(members: list[dict]) -> tuple[float, float, float, float]:
-    """The box around every member's box."""
-    boxes = np.array([m["box"] for m in members])
+    """The box around every member's box, within the frame's top left (a tracked box may stray past the edge)."""
+    boxes = np.maximum(np.array([m["box"] for m in members]), 0.0)
     return boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()
 
 
@@ -276,7 +278,8 @@ def advise(figures: dict) -> list[str]:
     minutes = f"{total['seconds'] / 60:.1f} min"
     if not total["person_share"]:
         return [f"no person was found in {minutes} of footage: check that the camera sees the room, and give footage with people in it"]
-    for members in places(figures["alarms"]):
+    sizes = {video["video"]: video["size"] for video in figures["videos"]}
+    for members in places(figures["alarms"], sizes):
         x1, y1, x2, y2 = _around(members)
         when = ", ".join(f"{Path(a['video']).name} at {clock(a['time'])}" for a in members)
         labels = " / ".join(sorted({a["label"] for a in members}))
@@ -287,7 +290,7 @@ def advise(figures: dict) -> list[str]:
         )
     if not figures["alarms"]:
         advice.append(f"no false alarm in {minutes} of footage")
-    for members in places(figures["phantoms"]):
+    for members in places(figures["phantoms"], sizes):
         x1, y1, x2, y2 = _around(members)
         seconds = sum(p["seconds"] for p in members)
         confidence = sum(p["confidence"] * p["seconds"] for p in members) / seconds

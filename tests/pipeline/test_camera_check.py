@@ -71,7 +71,10 @@ def alarm(video: str, time: float, box: list[float]) -> dict:
 def test_alarms_whose_boxes_overlap_are_one_place():
     bed = [alarm("a.mp4", 12.5, [100, 200, 300, 260]), alarm("b.mp4", 70.0, [250, 210, 380, 270])]
     door = [alarm("a.mp4", 30.0, [500, 50, 560, 230])]
-    assert places([bed[0], door[0], bed[1]]) == [bed, door]
+    sizes = {"a.mp4": (640, 480), "b.mp4": (640, 480), "c.mp4": (1280, 720)}
+    assert places([bed[0], door[0], bed[1]], sizes) == [bed, door]
+    elsewhere = alarm("c.mp4", 3.0, [100, 200, 300, 260])  # the same box in another camera's frame
+    assert places([*bed, elsewhere], sizes) == [bed, [elsewhere]]
     assert clock(70.0) == "1:10.0" and clock(5.25) == "0:05.2"
 
 
@@ -93,13 +96,13 @@ def figures(**total) -> dict:
 
 
 def report(total: dict, size=(640, 480), alarms: list | None = None, fall_cue: bool = True, phantoms: list | None = None) -> dict:
-    video = {"video": "a.mp4", "size": list(size), "fps": 30.0, **total}
+    videos = [{"video": name, "size": list(size), "fps": 30.0, **total} for name in ("a.mp4", "b.mp4", "door.mp4")]
     return {
         "checkpoint": "falls",
         "rules": ["fall"],
         "imgsz": 640,
         "fall_cue": fall_cue,
-        "videos": [video],
+        "videos": videos,
         "total": total,
         "alarms": alarms or [],
         "phantoms": phantoms or [],
