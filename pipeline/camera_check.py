@@ -18,9 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.progress import Progress
 
 from actionlstm.builtin import builtin_name
-from actionlstm.errors import UserError
+from actionlstm.errors import UserError, interrupt_exit_code, interrupt_name
+from pipeline.alerts import Alerts
 from pipeline.falls import LEFT_ANKLE, LEFT_HIP, LEFT_SHOULDER, RIGHT_ANKLE, RIGHT_HIP, RIGHT_SHOULDER, fall_cue
 from pipeline.predictor import FrameResult
 from pipeline.recognizer import ActionRecognizer
@@ -175,6 +177,8 @@ class CameraCheck:
     videos: list[tuple[str, tuple[int, int], float, Sight]] = field(default_factory=list)  # name, (w, h), fps, sight
     total: Sight = field(default_factory=Sight)
     phantoms: list[Phantom] = field(default_factory=list)
+    ended_by: str | None = None  # "Ctrl-C" or "SIGTERM" when stopped before the end of the footage
+    exit_code: int = 0  # the shell's code for that stop
 
     def to_json(self) -> dict:
         figures = {
@@ -188,6 +192,7 @@ class CameraCheck:
             "total": self.total.to_json(),
             "alarms": [alarm.to_json() for alarm in self.total.alarms],
             "phantoms": [phantom.to_json() for phantom in self.phantoms],
+            "ended_by": self.ended_by,
         }
         return {**figures, "advice": advise(figures)}
 
@@ -223,24 +228,34 @@ def check_camera(
     reads_falls = fall_cue(clf.meta, clf.class_names) is not None
     check = CameraCheck(name, [str(rule) for rule in alerts.rules], imgsz, reads_falls)
     with frame_progress(progress) as bar:
-        for video in videos:
-            alerts.reset()
-            with recognizer.open(video) as source:
-                sight, tracks = Sight(), Tracks()
-                check.videos.append((str(video), source.size, source.fps, sight))
-                task = bar.add_task(Path(video).name, total=source.frame_count, status="")
-                scale = imgsz / max(source.size)  # ultralytics letterboxes the long side to imgsz, up or down
-                for result in recognizer.stream(source):
-                    for tally in (sight, check.total):
-                        tally.add(result, 1.0 / source.fps, scale)
-                    tracks.add(result)
-                    for event in alerts.update(result):
-                        alarm = Alarm(str(video), event.time, event.person, event.label, event.prob, event.box)
-                        sight.alarms.append(alarm)
-                        check.total.alarms.append(alarm)
-                    bar.update(task, advance=1, status=f"{len(sight.alarms)} false alarms")
-                check.phantoms += tracks.phantoms(str(video), source.fps)
+        try:
+            for video in videos:
+                alerts.reset()
+                _check_video(recognizer, str(video), alerts, check, bar)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the figures of the footage checked so far stand
+            check.ended_by, check.exit_code = interrupt_name(stop), interrupt_exit_code(stop)
     return check
+
+
+def _check_video(recognizer: ActionRecognizer, video: str, alerts: Alerts, check: CameraCheck, bar: Progress) -> None:
+    """One video through the recognizer, into its own figures and the total."""
+    with recognizer.open(video) as source:
+        sight, tracks = Sight(), Tracks()
+        check.videos.append((video, source.size, source.fps, sight))
+        task = bar.add_task(Path(video).name, total=source.frame_count, status="")
+        scale = check.imgsz / max(source.size)  # ultralytics letterboxes the long side to imgsz, up or down
+        try:
+            for result in recognizer.stream(source):
+                for tally in (sight, check.total):
+                    tally.add(result, 1.0 / source.fps, scale)
+                tracks.add(result)
+                for event in alerts.update(result):
+                    alarm = Alarm(video, event.time, event.person, event.label, event.prob, event.box)
+                    sight.alarms.append(alarm)
+                    check.total.alarms.append(alarm)
+                bar.update(task, advance=1, status=f"{len(sight.alarms)} false alarms")
+        finally:
+            check.phantoms += tracks.phantoms(video, source.fps)
 
 
 def clock(seconds: float) -> str:
@@ -274,10 +289,12 @@ def _around(members: list[dict]) -> tuple[float, float, float, float]:
 def advise(figures: dict) -> list[str]:
     """What to change, read from the figures of `CameraCheck.to_json` (without its advice)."""
     total = figures["total"]
-    advice = []
     minutes = f"{total['seconds'] / 60:.1f} min"
+    advice = [f"stopped by {figures['ended_by']}: the figures are of the {minutes} checked before"] if figures["ended_by"] else []
     if not total["person_share"]:
-        return [f"no person was found in {minutes} of footage: check that the camera sees the room, and give footage with people in it"]
+        return advice + [
+            f"no person was found in {minutes} of footage: check that the camera sees the room, and give footage with people in it"
+        ]
     sizes = {video["video"]: video["size"] for video in figures["videos"]}
     for members in places(figures["alarms"], sizes):
         x1, y1, x2, y2 = _around(members)

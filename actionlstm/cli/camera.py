@@ -36,11 +36,16 @@ def check_camera(
     check_videos(videos)
     found_rules = read_rules(alert, rules)
     recognizer = ActionRecognizer(settings, draw=False)
-    report = check(recognizer, videos, found_rules).to_json()
+    every = f"{len(videos)} video{'s' if len(videos) > 1 else ''}"
+    console.err.print(f"checking {every} with {escape(recognizer.checkpoint.name)} on {recognizer.device}", soft_wrap=True)
+    result = check(recognizer, videos, found_rules)
+    report = result.to_json()
     if json_output:
         print_json(report)
-        return
-    print_report(report)
+    else:
+        print_report(report)
+    if result.exit_code:  # stopped, not finished: the shell's codes say so
+        raise typer.Exit(result.exit_code)
 
 
 CAPTION = (
@@ -63,7 +68,7 @@ def print_report(report: dict) -> None:
 
     console.out.print(f"checkpoint {escape(report['checkpoint'])}, alert rules {escape(', '.join(report['rules']))}", soft_wrap=True)
     table = Table(title="What the camera sees", caption=CAPTION, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
-    table.add_column("video", min_width=min(24, max(len(Path(row["video"]).name) for row in report["videos"])))
+    table.add_column("video", min_width=min(24, max((len(Path(row["video"]).name) for row in report["videos"]), default=5)))
     for title in ("length", "person", "conf.", "height", "model", "torso", "feet", "alarms", "/hour"):
         table.add_column(title, justify="right", no_wrap=True)
     rows = [*report["videos"], {**report["total"], "video": "total"}] if len(report["videos"]) > 1 else report["videos"]

@@ -4,13 +4,17 @@ feed a camera's recordings, a fall among them by mistake), and its bad input."""
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import time
 
 import cv2
 import pytest
 
 from actionlstm.cli.camera import print_report
 from pipeline.camera_check import clock
-from tests.helpers import ROOT, SHARED_DATA, assert_user_error, one_thread, run_cli
+from tests.helpers import CLI, ROOT, SHARED_DATA, assert_user_error, one_thread, run_cli
 
 ADL = SHARED_DATA / "falls" / "adl" / "S3_ADL_19.mp4"  # 6.5 s at 15 fps, 640 x 480: walking, sitting, getting up
 FALL = SHARED_DATA / "falls" / "fall" / "S3_Fall_19.mp4"  # 5.7 s at 15 fps, 640 x 480: a fall
@@ -78,6 +82,30 @@ def test_the_report_reads_as_tables_and_advice(checked, capsys):
     out = capsys.readouterr().out
     for heading in ("What the camera sees", "total", "False alarms", "What to change", "S3_ADL_19.mp4"):
         assert heading in out, out
+
+
+def test_ctrl_c_ends_the_check_with_the_figures_of_the_footage_checked_before(_session_cache):
+    """Interrupted a few seconds into its frames (a process of its own: the signal is the test), the
+    check prints its figures so far and exits 130."""
+    if not ADL.exists():
+        pytest.skip("the GMDCSA24 clips are not there")
+    command = [*CLI, "check-camera", ADL, ADL, ADL, "--checkpoint", "falls", "--device", "cpu", "--json"]
+    env = {**os.environ, "ACTIONLSTM_CACHE_DIR": str(_session_cache), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [str(part) for part in command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    banner = process.stderr.readline()
+    while banner and not banner.startswith("checking"):  # printed once the models have loaded (maybe after an export's line)
+        banner = process.stderr.readline()
+    time.sleep(3.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert banner.startswith("checking 3 videos with falls.pth"), banner + stderr
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    report = json.loads(stdout)
+    assert report["ended_by"] == "Ctrl-C" and report["advice"][0].startswith("stopped by Ctrl-C: the figures are of the")
+    assert 0 < report["total"]["frames"] < 3 * frame_count(ADL)
+    assert report["total"]["frames"] == sum(video["frames"] for video in report["videos"])
 
 
 def test_footage_that_cannot_be_replayed_is_one_line(tmp_path):

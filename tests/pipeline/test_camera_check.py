@@ -106,6 +106,7 @@ def report(total: dict, size=(640, 480), alarms: list | None = None, fall_cue: b
         "total": total,
         "alarms": alarms or [],
         "phantoms": phantoms or [],
+        "ended_by": None,
     }
 
 
