@@ -18,7 +18,7 @@ from pipeline.settings import RecognizerSettings
 @with_settings(RecognizerSettings)
 def check_camera(
     videos: Annotated[
-        list[str], typer.Argument(metavar="VIDEO...", help="Recordings of the camera's everyday life, with no real event in them.")
+        list[str], typer.Argument(metavar="VIDEO", help="Recordings of the camera's everyday life, with no real event in them.")
     ],
     settings: RecognizerSettings,
     alert: AlertOpt = None,
