@@ -20,6 +20,7 @@ It imports `actionlstm` (the model side) and never the CLI; `serve/` sits on top
     outputs.py      a run's outputs (video, JSONL, segments, timeline), checked first and published whole
     summary.py      a run's statistics in fixed memory and its printed summary
     run.py          `actionlstm run`: sources side by side, each with its outputs, under one progress bar
+    camera_check.py `actionlstm check-camera`: a camera's everyday footage replayed: false alarms, how people are seen, advice
     record.py       `actionlstm record`: training clips of one action from a live source
     extract/        `actionlstm extract`: labelled videos to a skeleton pickle
     demo.py         `actionlstm demo`: sample data, a demo model, the pipeline on real people

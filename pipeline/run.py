@@ -101,6 +101,19 @@ class SourceRun:
             discard_outputs(self.outputs)
 
 
+def frame_progress(enabled: bool = True) -> Progress:
+    """The bar long work over frames shows on stderr: one task per source (frames done of its count)
+    with a `status` field the caller fills in."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=console.err, disable=not enabled)
+
+
 def run_session(
     pipeline: ActionRecognizer | ActionPipeline,
     source: FrameSource,
@@ -142,14 +155,7 @@ def run_sessions(
         for run in runs:
             discard_outputs(run.outputs)
         raise
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    bar = Progress(*columns, console=console.err, disable=not progress)
+    bar = frame_progress(progress)
     started = time.perf_counter()
     try:
         try:

@@ -3,6 +3,7 @@
     options.py  the typer app, command registration, shared options, one option per settings field
     data.py     train, evaluate, predict, sample, extract
     live.py     run, record, timeline
+    camera.py   check-camera
     serve.py    serve
     models.py   models, export
     demo.py     demo
@@ -15,7 +16,7 @@ import sys
 from rich.markup import escape
 
 from actionlstm import console
-from actionlstm.cli import data, demo, live, models, serve  # noqa: F401  (each registers its commands)
+from actionlstm.cli import camera, data, demo, live, models, serve  # noqa: F401  (each registers its commands)
 from actionlstm.cli.options import app
 from actionlstm.errors import UserError
 

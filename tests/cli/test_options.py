@@ -33,7 +33,10 @@ def options_of(command: str) -> dict[str, object]:
     return {opt: param.default for param in params for opt in param.opts if opt.startswith("--")}
 
 
-@pytest.mark.parametrize(("command", "expected"), [("run", RECOGNIZER_OPTIONS), ("serve", RECOGNIZER_OPTIONS), ("extract", POSE_OPTIONS)])
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("run", RECOGNIZER_OPTIONS), ("serve", RECOGNIZER_OPTIONS), ("check-camera", RECOGNIZER_OPTIONS), ("extract", POSE_OPTIONS)],
+)
 def test_the_settings_options_keep_their_names_and_defaults(command, expected):
     found = options_of(command)
     assert {name: found.get(name, "missing") for name in expected} == expected
