@@ -106,6 +106,7 @@ class ActionRuntime:
             for track_id in [t for t in state.probs if t not in buffers]:
                 del state.probs[track_id]
                 state.down.pop(track_id, None)
+            self._follow_down(buffers, visible, state)
             if state.calls % self.stride == 0:
                 candidates = (buffers[t] for t in visible if t in buffers)
                 ready += [(state, b) for b in candidates if self.is_ready(b)]
@@ -163,6 +164,19 @@ class ActionRuntime:
                 state.probs[track_id] = apply_cue(state.probs[track_id], label, reading)
             note_down(state, track_id, reading)
 
+    @staticmethod
+    def _follow_down(buffers: TrackBuffers, visible: set[int], state: LabelState) -> None:
+        """A person down and out of sight whom the tracker finds again under a new id, where they lay
+        (the new track's box overlaps the last one they were seen in), stays down under that id until
+        they are seen up: the tracker lets an id go after `--lost-seconds`, a fall does not end there."""
+        lost = [t for t in state.down if t not in visible and t in buffers and buffers[t].last_box is not None]
+        for new in [t for t in visible if t in buffers and t not in state.probs and t not in state.down]:
+            box = buffers[new].last_box
+            found = next((t for t in lost if box is not None and overlap(box, buffers[t].last_box) > 0.0), None)
+            if found is not None:
+                state.down[new] = state.down.pop(found)
+                lost.remove(found)
+
     def is_uncertain(self, top: list[LabelProb]) -> bool:
         """A top-1 below `min_prob`: most likely none of the actions the model knows."""
         return top[0].prob < self.min_prob
@@ -170,6 +184,11 @@ class ActionRuntime:
     def top(self, probs: np.ndarray) -> list[LabelProb]:
         order = np.argsort(-probs)[: self.top_k]
         return [LabelProb(self.clf.class_names[int(c)], float(probs[c])) for c in order]
+
+
+def overlap(a: list[float], b: list[float]) -> float:
+    """The area two (x1, y1, x2, y2) boxes share."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def note_down(state: LabelState, track_id: int, reading: FallReading) -> None:

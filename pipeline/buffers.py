@@ -7,11 +7,13 @@ classifier reads `window()`: the newest `window` frames resampled to the trainin
 """
 
 import math
+from collections.abc import Collection
 
 import numpy as np
 
 from actionlstm.preprocess import PreprocessConfig, resample
 from actionlstm.skeleton import NUM_JOINTS
+from pipeline.settings import DOWN_MEMORY
 
 
 class PersonBuffer:
@@ -99,8 +101,16 @@ class TrackBuffers:
         self.buffers: dict[int, PersonBuffer] = {}
 
     def update(
-        self, timestamp: float, track_ids: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, boxes: np.ndarray | None = None
+        self,
+        timestamp: float,
+        track_ids: np.ndarray,
+        keypoints: np.ndarray,
+        scores: np.ndarray,
+        boxes: np.ndarray | None = None,
+        keep: Collection[int] = (),
     ) -> None:
+        """One frame's tracked persons. A buffer unseen for `forget_seconds` is freed, except those in
+        `keep` (persons down after a fall), kept for DOWN_MEMORY."""
         seen = {}
         for i, track_id in enumerate(track_ids.tolist()):
             if track_id >= 0:
@@ -113,7 +123,7 @@ class TrackBuffers:
             if track_id in seen:
                 continue
             buffer = self.buffers[track_id]
-            if timestamp - buffer.last_seen > self.forget_seconds:
+            if timestamp - buffer.last_seen > (max(self.forget_seconds, DOWN_MEMORY) if track_id in keep else self.forget_seconds):
                 del self.buffers[track_id]
             else:
                 buffer.push(timestamp, None, None)

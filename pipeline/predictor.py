@@ -149,7 +149,7 @@ class ActionPipeline:
                 t2 = time.perf_counter()
                 poses = lane.tracker(detections, frame.image)
                 t3 = time.perf_counter()
-                lane.buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores, poses.boxes)
+                lane.buffers.update(frame.timestamp, poses.track_ids, poses.keypoints, poses.scores, poses.boxes, keep=lane.labels.down)
                 track_seconds, buffer_seconds = track_seconds + t3 - t2, buffer_seconds + time.perf_counter() - t3
                 tracked.append((lane, frame, poses))
             t4 = time.perf_counter()

@@ -48,7 +48,7 @@ def replay(
     for frame in range(keypoint.shape[1]):
         time = frame / fps
         poses = poses_of(keypoint[:, frame], score[:, frame])
-        buffers.update(time, poses.track_ids, poses.keypoints, poses.scores, poses.boxes)
+        buffers.update(time, poses.track_ids, poses.keypoints, poses.scores, poses.boxes, keep=actions.state.down)
         labels = actions.update(buffers, set(poses.track_ids.tolist()))
         uncertain = {tid for tid, top in labels.items() if actions.is_uncertain(top)}
         persons, unseen = people(poses, labels, uncertain, actions.state, buffers, time)

@@ -171,16 +171,3 @@ def check_rules(
 def read_rules(texts: list[str] | None, path: Path | None) -> list[AlertRule]:
     """The rules of `--alert` (`texts`) and of `--rules FILE` (`path`), parsed (and so refused) before any model loads."""
     return [parse_rule(text) for text in texts or []] + (load_rules(path) if path is not None else [])
-
-
-def down_outlasts(rules: list[AlertRule], lost_seconds: float) -> str | None:
-    """A warning when a down rule waits longer than the tracker keeps a person out of sight: the pose
-    model often loses someone lying on the floor, and once their id is let go (`--lost-seconds`) their
-    down state goes with it, so the rule would never fire for them."""
-    longest = max((rule.seconds for rule in rules if rule.label == DOWN and rule.seconds is not None), default=0.0)
-    if longest <= lost_seconds:
-        return None
-    return (
-        f"down:{longest:g}s waits longer than a person out of sight is kept (--lost-seconds {lost_seconds:g}): "
-        f"where the camera loses people lying on the floor, give --lost-seconds {longest:g} or more"
-    )

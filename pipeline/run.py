@@ -19,7 +19,6 @@ from pipeline.display import WINDOW_TITLE, Display
 from pipeline.outputs import STDOUT, JsonlOutput, Output, VideoOutput, discard_outputs, finish_outputs, write_segments, write_timeline
 from pipeline.predictor import ActionPipeline, FrameResult
 from pipeline.recognizer import ActionRecognizer
-from pipeline.rules import down_outlasts
 from pipeline.segments import SegmentBuilder
 from pipeline.sources import FrameSource, redact
 from pipeline.summary import RunSummary, print_summary
@@ -226,8 +225,6 @@ def run_sources(
             console.err.print(f"alert rule {escape(str(rule))}")
         for zone in alerts.zones if alerts is not None else []:
             console.err.print(f"zone {escape(str(zone))}", soft_wrap=True)
-        if alerts is not None and (warning := down_outlasts(alerts.rules, recognizer.settings.lost_seconds)):
-            console.err.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         summaries = run_sessions(
             recognizer,
             sources,

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 # How long a person who is not detected keeps their id (tracker) and their frames (buffers).
 LOST_SECONDS = 2.0
+# How long someone who fell stays down while out of sight: the pose model often loses a person lying
+# on the floor, and time on the floor is what a down rule (`down:SECONDS`) measures. Until they are
+# seen up again, or found again where they lay under a new id (`ActionRuntime`), or this runs out.
+DOWN_MEMORY = 600.0
 # Below this smoothed top-1 probability a person is shown as "uncertain": the highest threshold that
 # kept false alarms on classes a model knows at or under 10% in every study of
 # scripts/min_prob_study.py (2.0%, 1.5%, 7.5% of windows), while catching 39% of the windows of

@@ -23,7 +23,7 @@ from actionlstm import console
 from actionlstm.errors import UserError, interrupt_name
 from actionlstm.paths import check_output_file
 from pipeline.recognizer import ActionRecognizer
-from pipeline.rules import AlertRule, down_outlasts
+from pipeline.rules import AlertRule
 from pipeline.serve.hub import Hub, SourceFeed, Timeline
 from pipeline.serve.snapshots import SnapshotStore
 from pipeline.serve.supervised import SupervisedSource
@@ -204,8 +204,6 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
             log(f"source {source.name}: {source.shown}" + (" (replayed forever)" if source.is_file and settings.loop else ""))
         for rule in alerts.rules if alerts is not None else []:
             log(f"alert rule {rule}")
-        if alerts is not None and (warning := down_outlasts(alerts.rules, recognizer_settings.lost_seconds)):
-            log(f"warning: {warning}")
         for zone in settings.zones:
             log(f"zone {zone}")
         for sink in sinks:

@@ -14,7 +14,7 @@ from actionlstm.errors import UserError
 from pipeline.actions import LabelProb
 from pipeline.alerts import Alerts
 from pipeline.predictor import FrameResult, PersonResult
-from pipeline.rules import AlertRule, check_rules, down_outlasts, load_rules, parse_rule
+from pipeline.rules import AlertRule, check_rules, load_rules, parse_rule
 from pipeline.zones import Zone, check_zones, inside, load_zones, parse_zone
 from tests.helpers import SHARED_DATA, assert_user_error, run_cli
 
@@ -99,12 +99,6 @@ def test_down_rule_syntax_default_and_a_model_without_a_down_state():
         parse_rule("down>=0.5:30")
     with pytest.raises(UserError, match="has not"):
         check_rules([parse_rule("down:30")], ["fall", "sit"], down=False)
-
-
-def test_a_down_rule_longer_than_a_lost_person_is_kept_is_warned_of():
-    rules = check_rules([parse_rule("fall"), parse_rule("down:30")], ["fall"], down=True)
-    assert "--lost-seconds 30 or more" in down_outlasts(rules, 2.0)
-    assert down_outlasts(rules, 30.0) is None and down_outlasts(rules[:1], 2.0) is None
 
 
 def test_a_zone_for_a_label_or_source_that_is_not_there_is_refused():
@@ -201,9 +195,10 @@ def test_a_zone_naming_down_keeps_the_down_rule_quiet_there():
     assert fire(Alerts(rules, [parse_zone(BED)]), frames) == []
 
 
-def test_the_down_rule_fires_for_someone_lost_from_sight_on_the_floor_while_their_id_is_kept():
+def test_the_down_rule_fires_for_someone_lost_from_sight_on_the_floor():
     """Through the runtime (`pipeline.replay`): a fall, then the pose model loses the person on the
-    floor for 10 s. The down state, and so `down:6`, lasts as long as the tracker keeps the id."""
+    floor for 10 s. They stay down (DOWN_MEMORY), however soon the tracker lets their id go, and
+    `down:6` fires."""
     from actionlstm.builtin import builtin_path
     from actionlstm.checkpoint import load_checkpoint
     from pipeline.actions import ActionRuntime
@@ -222,9 +217,36 @@ def test_the_down_rule_fires_for_someone_lost_from_sight_on_the_floor_while_thei
         alerts = Alerts(rules)
         frames = replay(runtime, keypoint[None], score[None], FPS, (480, 640), lost_seconds)
         fired[lost_seconds] = [e for r in frames for e in alerts.update(r, "0", 0.0)]
-    assert [(e.label, e.duration) for e in fired[12.0]] == [("down", pytest.approx(6.0, abs=0.04))]
-    assert 1.2 <= fired[12.0][0].time - 6.0 <= 1.6  # they reached the floor at about 1.4 s
-    assert fired[2.0] == []  # let go 2 s after they were lost, and their down state with them
+    for events in fired.values():
+        assert [(e.label, e.duration) for e in events] == [("down", pytest.approx(6.0, abs=0.04))]
+        assert 1.2 <= events[0].time - 6.0 <= 1.6  # they reached the floor at about 1.4 s
+
+
+def test_someone_found_again_where_they_lay_stays_down_until_seen_up():
+    """A fall, lost from sight for 3 s (the tracker lets the id go), then found again lying where they
+    lay under a new id (person 2 of the clip), who then gets up: the new id carries the down state
+    from the first one's fall until it is seen up."""
+    from actionlstm.builtin import builtin_path
+    from actionlstm.checkpoint import load_checkpoint
+    from pipeline.actions import ActionRuntime
+    from pipeline.replay import replay
+    from tests.pipeline.test_falls import FALL, FPS, path, person
+
+    down, lost, found, up = int(3 * FPS), int(3 * FPS), int(2 * FPS), int(3 * FPS)
+    lying = [track[down - 1] for track in FALL]
+    first = person(*(np.concatenate([track[:down], np.full(lost + found + up, end)]) for track, end in zip(FALL, lying)))
+    second = person(
+        np.concatenate([np.zeros(down + lost), np.full(found, lying[0]), path((0.5, lying[0], 0), (2.5, 0, 0))]),
+        np.concatenate([np.zeros(down + lost), np.full(found, lying[1]), path((0.5, lying[1], 300), (2.5, 300, 300))]),
+    )
+    keypoint, score = np.stack([first[0], second[0]]), np.stack([first[1], second[1]])
+    score[0, down:] = 0.0  # the first id: seen until 3 s
+    score[1, : down + lost] = 0.0  # the second: from 6 s
+    runtime = ActionRuntime(load_checkpoint(builtin_path("falls")), torch.device("cpu"))
+    states = {round(r.time, 2): {p.id: p.down for p in [*r.persons, *r.unseen]} for r in replay(runtime, keypoint, score, FPS, (480, 640))}
+    assert states[5.9][1] == pytest.approx(5.9 - 1.33, abs=0.05)  # lost since 3 s, still down
+    assert states[6.5].get(1) is None and states[6.5][2] == pytest.approx(6.5 - 1.33, abs=0.05)  # found again: the same fall
+    assert states[10.9][2] is None  # seen up
 
 
 # --- bad zones through the command --------------------------------------------------------------------
