@@ -27,6 +27,7 @@ clip's outcome to WORK/bench.json.
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,7 +59,7 @@ HELD_OUT_ACTORS = ("mm", "tr")  # HDM05's actors left out of every choice in doc
 SHELF = [mocap.Camera(yaw=yaw, height=1.0, distance=3.5, width=320, image_height=240, fps=30.0, hfov=57.0) for yaw in (0.0, 90.0, 200.0)]
 RANDOM_CAMERAS = 5
 MAX_PERSONS = {"GMDCSA24": 2, "other": 4}  # extract's default for the one-person clips; room for a group elsewhere
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a log file gets the whole table
 
 
 def skeletons(videos: list[Path], out: Path, max_persons: int) -> list[dict]:
@@ -143,7 +144,7 @@ def mocap_part(runtime: ActionRuntime, rules: list, seed: int = 0) -> dict[str, 
 
 
 def summary(rows: dict[str, list[dict]]) -> Table:
-    table = Table("clips", "falls caught", "median delay after the floor", "no-fall clips alarmed", "false alarms / hour", "hours")
+    table = Table("clips", "falls caught", "alert after the floor (median, max)", "no-fall clips alarmed", "false alarms / hour", "hours")
     for name, clips in rows.items():
         falls = [c for c in clips if c["fall"]]
         quiet = [c for c in clips if not c["fall"]]
@@ -153,7 +154,7 @@ def summary(rows: dict[str, list[dict]]) -> Table:
         table.add_row(
             name,
             f"{sum(c['caught'] for c in falls)} of {len(falls)}" if falls else "-",
-            f"{statistics.median(delays):.1f} s (max {max(delays):.1f})" if delays else "-",
+            f"{statistics.median(delays):.1f} s, {max(delays):.1f} s" if delays else "-",
             f"{sum(bool(c['events']) for c in quiet)} of {len(quiet)}" if quiet else "-",
             f"{events / hours:.1f}" if hours else "-",
             f"{hours:.2f}",

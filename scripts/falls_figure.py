@@ -21,7 +21,7 @@ from pipeline.falls import FallCue, fall_cue, floor_line, torso
 from pipeline.replay import replay
 
 OUT = bench.ROOT / "docs" / "falls_cue.png"
-VIDEOS = {"a fall backwards (GMDCSA24 S1_Fall_13)": "fall/S1_Fall_13.mp4", "sitting down on a bed (S4_ADL_19)": "adl/S4_ADL_19.mp4"}
+VIDEOS = {"a fall backwards (GMDCSA24 S1_Fall_13)": "fall/S1_Fall_13.mp4", "bending, then sitting on a bed (S4_ADL_19)": "adl/S4_ADL_19.mp4"}
 LYING_DOWN = ("mm", "lieDownFloor")  # HDM05 actor and motion
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     clips = dict(zip(VIDEOS, bench.skeletons(videos, work / "figure.pkl", bench.MAX_PERSONS["GMDCSA24"])))
     take = next(t for t in mocap.list_takes(bench.DATA / "mocap" / "hdm05") if (t.actor, t.motion) == LYING_DOWN)
     rendered = mocap.render_dataset([take], [bench.SHELF[1]], lambda take, camera: "test")["annotations"][0]
-    clips["lying down on the floor on purpose (HDM05, a camera 1 m high, 320x240)"] = rendered
+    clips["lying down on the floor (HDM05 mm, camera 1 m high)"] = rendered
     figure, axes = plt.subplots(2, len(clips), figsize=(5 * len(clips), 6), sharex="col", squeeze=False)
     for column, (title, clip) in enumerate(clips.items()):
         t, over, angle = geometry(clip, cue)

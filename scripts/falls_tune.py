@@ -1,12 +1,14 @@
 """How the fall cue's thresholds (pipeline/falls.py) were chosen: a grid of settings, cross-validated
 across people, so that no threshold is judged on the people it was picked on.
 
-    python scripts/falls_tune.py                    # the grid below; skeletons kept in runs/falls_bench
+    python scripts/falls_tune.py                          # the grid below; skeletons kept in runs/falls_bench
+    python scripts/falls_tune.py --grid pause=0.2,0.3     # one threshold's values, the rest as shipped
 
 Each setting reads every clip by geometry alone (the cue on the frames a live buffer holds, every
 frame; a fall is read at or after the labelled start, less 0.25 s): GMDCSA24's 14 falls and 9 daily
-activities through seven cameras (scripts/camera_study.py), and HDM05's 11 motions of 5 actors through
-7 virtual cameras a take (none a fall). Five folds pair a GMDCSA24 subject with an HDM05 actor (the
+activities as four cameras show them (the original and the benchmark's three; `--camera` for more of
+scripts/camera_study.py's), and HDM05's 11 motions of 5 actors through 7 virtual cameras a take (none
+a fall). Five folds pair a GMDCSA24 subject with an HDM05 actor (the
 fifth actor alone); each fold picks the setting that scores best on the other four, by falls caught
 less the mean of the daily-activity and motion-capture alarm rates, and is scored with it. Prints each
 setting's figures on all data, then the cross-validated ones.
@@ -65,11 +67,15 @@ def score(outcomes: dict[str, bool], groups: dict[str, str]) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=bench.ROOT / "runs" / "falls_bench")
+    parser.add_argument("--camera", action="append", choices=list(camera_study.CAMERAS), help="repeatable; default: the benchmark's")
+    parser.add_argument("--grid", action="append", metavar="NAME=V1,V2", help="FallCue settings to try instead of GRID (repeatable)")
     args = parser.parse_args()
+    pairs = [item.split("=") for item in args.grid or []]
+    grid = {name: tuple(float(v) for v in values.split(",")) for name, values in pairs} or GRID
     window = load_checkpoint(resolve_checkpoint("falls")).preprocess
     annotations = builtin.read_annotations(bench.DATA / "falls" / "annotations")
     clips, groups, folds_of = {}, {}, {}
-    for camera in camera_study.CAMERAS:
+    for camera in args.camera or ["original", *bench.CAMERAS]:
         for clip in bench.gmdcsa_skeletons(args.work, camera):
             name = Path(clip["frame_dir"]).name
             key = f"{camera}/{name}"
@@ -81,7 +87,7 @@ def main() -> None:
         key = clip["frame_dir"]
         clips[key], groups[key], folds_of[key] = clip, "mocap", key.split("_")[1]
     starts = {k: builtin.fall_start(annotations.get(k.split("/")[-1], [])) if groups[k] == "fall" else None for k in clips}
-    settings = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())]
+    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     results = {}
     with Pool(2) as pool:
         for setting in settings:
