@@ -21,7 +21,10 @@ from pipeline.falls import FallCue, fall_cue, floor_line, torso
 from pipeline.replay import replay
 
 OUT = bench.ROOT / "docs" / "falls_cue.png"
-VIDEOS = {"a fall backwards (GMDCSA24 S1_Fall_13)": "fall/S1_Fall_13.mp4", "bending, then sitting on a bed (S4_ADL_19)": "adl/S4_ADL_19.mp4"}
+VIDEOS = {
+    "a fall backwards (GMDCSA24 S1_Fall_13)": "fall/S1_Fall_13.mp4",
+    "bending, then sitting on a bed (S4_ADL_19)": "adl/S4_ADL_19.mp4",
+}
 LYING_DOWN = ("mm", "lieDownFloor")  # HDM05 actor and motion
 
 
