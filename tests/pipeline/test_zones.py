@@ -383,7 +383,7 @@ def test_the_down_rule_fires_after_its_seconds_on_the_floor_of_a_real_fall(fall_
     assert 0.5 <= reached <= 1.5  # the cue's floor time, near the hand-read 1.0 s
     shown = [(r.time, p.down) for r in frames for p in r.persons + r.unseen if p.id == fall.person and p.down is not None]
     assert shown and all(abs(down - (t - reached)) < 1e-3 for t, down in shown)  # the state counts the seconds since then
-    assert shown[0][0] <= fall.time + 1e-6  # shown from the fall's confirmation on
+    assert shown[0][0] <= fall.time + 1e-3  # shown from the fall's confirmation on (event times are rounded to 0.1 ms)
 
 
 @pytest.mark.video
