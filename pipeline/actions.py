@@ -26,10 +26,12 @@ class LabelProb:
 @dataclass
 class LabelState:
     """One source's smoothed probabilities per person, the time each person who fell reached the
-    floor (kept until they are seen up again), and its frame count (for the stride)."""
+    floor (kept until they are seen up again), the ids whose down state went to a new track
+    (`handed`), and its frame count (for the stride)."""
 
     probs: dict[int, np.ndarray] = field(default_factory=dict)
     down: dict[int, float] = field(default_factory=dict)
+    handed: set[int] = field(default_factory=set)
     calls: int = 0
 
 
@@ -106,6 +108,7 @@ class ActionRuntime:
             for track_id in [t for t in state.probs if t not in buffers]:
                 del state.probs[track_id]
                 state.down.pop(track_id, None)
+                state.handed.discard(track_id)
             self._follow_down(buffers, visible, state)
             if state.calls % self.stride == 0:
                 candidates = (buffers[t] for t in visible if t in buffers)
@@ -173,8 +176,9 @@ class ActionRuntime:
         for new in [t for t in visible if t in buffers and t not in state.probs and t not in state.down]:
             box = buffers[new].last_box
             found = next((t for t in lost if box is not None and overlap(box, buffers[t].last_box) > 0.0), None)
-            if found is not None:
+            if found is not None:  # the same person: the old id keeps its last labels (its fall alert) but is down no more
                 state.down[new] = state.down.pop(found)
+                state.handed.add(found)
                 lost.remove(found)
 
     def is_uncertain(self, top: list[LabelProb]) -> bool:
@@ -192,7 +196,10 @@ def overlap(a: list[float], b: list[float]) -> float:
 
 
 def note_down(state: LabelState, track_id: int, reading: FallReading) -> None:
-    """Keep when a person who fell reached the floor, until they are seen up again."""
+    """Keep when a person who fell reached the floor, until they are seen up again (an id whose down
+    state went to a new track is not read again: its frames still show the fall)."""
+    if track_id in state.handed:
+        return
     if reading.fell is not None:
         state.down.setdefault(track_id, reading.fell)
     elif reading.up:

@@ -223,16 +223,16 @@ def test_the_down_rule_fires_for_someone_lost_from_sight_on_the_floor():
 
 
 def test_someone_found_again_where_they_lay_stays_down_until_seen_up():
-    """A fall, lost from sight for 3 s (the tracker lets the id go), then found again lying where they
-    lay under a new id (person 2 of the clip), who then gets up: the new id carries the down state
-    from the first one's fall until it is seen up."""
+    """A fall, lost from sight for 1 s, then found again lying where they lay under a new id (person 2
+    of the clip), who then gets up: the new id carries the down state from the first one's fall until
+    it is seen up, and the first id, whose frames still show the fall, is down no more."""
     from actionlstm.builtin import builtin_path
     from actionlstm.checkpoint import load_checkpoint
     from pipeline.actions import ActionRuntime
     from pipeline.replay import replay
     from tests.pipeline.test_falls import FALL, FPS, path, person
 
-    down, lost, found, up = int(3 * FPS), int(3 * FPS), int(2 * FPS), int(3 * FPS)
+    down, lost, found, up = int(3 * FPS), int(1 * FPS), int(2 * FPS), int(3 * FPS)
     lying = [track[down - 1] for track in FALL]
     first = person(*(np.concatenate([track[:down], np.full(lost + found + up, end)]) for track, end in zip(FALL, lying)))
     second = person(
@@ -241,12 +241,13 @@ def test_someone_found_again_where_they_lay_stays_down_until_seen_up():
     )
     keypoint, score = np.stack([first[0], second[0]]), np.stack([first[1], second[1]])
     score[0, down:] = 0.0  # the first id: seen until 3 s
-    score[1, : down + lost] = 0.0  # the second: from 6 s
+    score[1, : down + lost] = 0.0  # the second: from 4 s
     runtime = ActionRuntime(load_checkpoint(builtin_path("falls")), torch.device("cpu"))
     states = {round(r.time, 2): {p.id: p.down for p in [*r.persons, *r.unseen]} for r in replay(runtime, keypoint, score, FPS, (480, 640))}
-    assert states[5.9][1] == pytest.approx(5.9 - 1.33, abs=0.05)  # lost since 3 s, still down
-    assert states[6.5].get(1) is None and states[6.5][2] == pytest.approx(6.5 - 1.33, abs=0.05)  # found again: the same fall
-    assert states[10.9][2] is None  # seen up
+    assert states[3.9][1] == pytest.approx(3.9 - 1.33, abs=0.05)  # lost since 3 s, still down
+    for t in (4.1, 4.5, 5.5):  # found again: the same fall, one person down
+        assert states[t].get(1) is None and states[t][2] == pytest.approx(t - 1.33, abs=0.05)
+    assert states[8.9][2] is None  # seen up
 
 
 # --- bad zones through the command --------------------------------------------------------------------
