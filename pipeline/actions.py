@@ -174,8 +174,9 @@ class ActionRuntime:
         they are seen up: the tracker lets an id go after `--lost-seconds`, a fall does not end there."""
         lost = [t for t in state.down if t not in visible and t in buffers and buffers[t].last_box is not None]
         for new in [t for t in visible if t in buffers and t not in state.probs and t not in state.down]:
-            box = buffers[new].last_box
-            found = next((t for t in lost if box is not None and overlap(box, buffers[t].last_box) > 0.0), None)
+            if (box := buffers[new].last_box) is None:
+                continue
+            found = next((t for t in lost if overlap(box, buffers[t].last_box) > 0.0), None)
             if found is not None:  # the same person: the old id keeps its last labels (its fall alert) but is down no more
                 state.down[new] = state.down.pop(found)
                 state.handed.add(found)

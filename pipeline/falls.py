@@ -81,8 +81,8 @@ def fall_cue(meta: dict[str, Any], class_names: list[str]) -> tuple[FallCue, int
 def torso(keypoint: np.ndarray, score: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per frame of [T, 17, 2] keypoints and [T, 17] scores: the torso's angle from the image's
     vertical in degrees (0 upright, 90 lying, more head down), the hips' height (pixel y, growing
-    downwards), the torso's length in pixels, and whether a shoulder and a hip are seen (the rest is
-    meaningless where not). Each end is the mean of its seen joints of the pair."""
+    downwards), the torso's length in pixels (at least 1e-6, so that it divides), and whether a
+    shoulder and a hip are seen (the rest is meaningless where not). Each end is the mean of its seen joints of the pair."""
 
     def middle(pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         seen = (score[:, pair] > min_score) & np.isfinite(keypoint[:, pair]).all(axis=-1)
@@ -95,7 +95,7 @@ def torso(keypoint: np.ndarray, score: np.ndarray, min_score: float) -> tuple[np
     up = shoulders - hips
     angle = np.degrees(np.arctan2(np.abs(up[:, 0]), -up[:, 1]))
     length = np.hypot(up[:, 0], up[:, 1])
-    return angle, hips[:, 1], length, shoulders_seen & hips_seen & (length >= MIN_TORSO_PIXELS)
+    return angle, hips[:, 1], np.maximum(length, 1e-6), shoulders_seen & hips_seen & (length >= MIN_TORSO_PIXELS)
 
 
 def floor_line(
@@ -115,6 +115,18 @@ def floor_line(
     return floor
 
 
+def up_frames(
+    keypoint: np.ndarray, score: np.ndarray, t: np.ndarray, torso_read: tuple[np.ndarray, ...], cue: FallCue
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame, from `torso`'s reading: upright (the torso within `upright` degrees of vertical), the
+    floor's pixel y (`floor_line`), and up: upright with the hips `high` torso lengths or more over
+    that floor, on the feet or a seat."""
+    angle, hip, length, ok = torso_read
+    upright = ok & (angle <= cue.upright)
+    floor = floor_line(keypoint, score, t, hip, length, upright, cue)
+    return upright, floor, upright & ((floor - hip) / length >= cue.high)
+
+
 def paused(t: np.ndarray, low: np.ndarray, cue: FallCue) -> np.ndarray:
     """Frames that end `pause` seconds of consecutive `low` frames."""
     index = np.arange(len(t))
@@ -128,14 +140,11 @@ def read_fall(keypoint: np.ndarray, score: np.ndarray, timestamp: np.ndarray, cu
     Pairs (u, d) are read at once: u a frame up, d a frame on the floor `within` seconds later with no
     pause on the way; the fall is confirmed `confirm` seconds after d by what follows (see the module)."""
     t = np.asarray(timestamp, np.float64)
-    angle, hip, length, ok = torso(keypoint, score, cue.min_score)
+    angle, hip, length, ok = reading = torso(keypoint, score, cue.min_score)
     n = len(t)
     if not ok.any():
         return FallReading(None, False)
-    length = np.maximum(length, 1e-6)
-    upright = ok & (angle <= cue.upright)
-    floor = floor_line(keypoint, score, t, hip, length, upright, cue)
-    up = upright & ((floor - hip) / length >= cue.high)
+    upright, floor, up = up_frames(keypoint, score, t, reading, cue)
     gap = (floor[:, None] - hip[None, :]) / length[:, None]  # [u, k]: hips of k over the floor of u, in u's torso lengths
     short = length[None, :] <= cue.short * length[:, None]
     low = paused(t, upright & ~up, cue)[None, :] & ~short & (gap < cue.high)

@@ -17,7 +17,7 @@ from actionlstm import mocap
 from actionlstm.builtin import resolve_checkpoint
 from actionlstm.checkpoint import load_checkpoint
 from pipeline.actions import ActionRuntime
-from pipeline.falls import FallCue, fall_cue, floor_line, torso
+from pipeline.falls import FallCue, fall_cue, torso, up_frames
 from pipeline.replay import replay
 
 OUT = bench.ROOT / "docs" / "falls_cue.png"
@@ -32,11 +32,8 @@ def geometry(clip: dict, cue: FallCue) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Times, hips over the floor (torso lengths of the last frame up) and torso angle of person 0."""
     keypoint, score = clip["keypoint"][0].astype(np.float32), clip["keypoint_score"][0].astype(np.float32)
     t = np.arange(len(keypoint)) / float(clip["fps"])
-    angle, hip, length, ok = torso(keypoint, score, cue.min_score)
-    length = np.maximum(length, 1e-6)
-    upright = ok & (angle <= cue.upright)
-    floor = floor_line(keypoint, score, t, hip, length, upright, cue)
-    up = upright & ((floor - hip) / length >= cue.high)
+    angle, hip, length, ok = reading = torso(keypoint, score, cue.min_score)
+    _, floor, up = up_frames(keypoint, score, t, reading, cue)
     last = np.maximum.accumulate(np.where(up, np.arange(len(t)), 0))
     over = np.where(ok, (floor[last] - hip) / length[last], np.nan)
     return t, over, np.where(ok, angle, np.nan)
