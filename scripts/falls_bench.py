@@ -17,7 +17,7 @@ from a live run. Parts:
            metre high at 320x240 and 30 fps, as on a shelf; 5 drawn at random): lying down on the
            floor on purpose, bending to the floor, squats and 8 other motions, none a fall.
 
-A fall is caught when an event fires at or after the fall's labelled start (less 0.25 s); its delay
+A fall is caught when an event fires at or after the fall's labelled start (less 0.25 s, train_builtin.EARLY); its delay
 is counted from the moment the clip first shows the person on the floor (scripts/falls_floor.csv,
 read by hand). A clip with no fall raises a false alarm when any event fires; false alarms per hour
 divide the events by the hours of no-fall footage played. Prints a table per part and writes every
@@ -82,7 +82,7 @@ def outcome(name: str, clip: dict, events: list[float], fall_start: float | None
     seconds = clip["total_frames"] / float(clip["fps"])
     found = {"clip": name, "seconds": round(seconds, 2), "events": [round(t, 2) for t in events], "fall": fall_start is not None}
     if fall_start is not None:
-        caught = [t for t in events if t >= fall_start - 0.25]
+        caught = builtin.after_start(events, fall_start)
         found["caught"] = bool(caught)
         found["delay"] = round(caught[0] - floor, 2) if caught and floor is not None else None
     return found

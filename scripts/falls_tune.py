@@ -54,7 +54,7 @@ def alarmed(job: tuple) -> bool:
     """Of a fall clip: whether the fall was read; of any other: whether anything was."""
     cue, clip, start, window = job
     firsts = [t for m in range(clip["keypoint"].shape[0]) if (t := read_anywhere(clip, m, cue, window)) is not None]
-    return any(t >= start - 0.25 for t in firsts) if start is not None else bool(firsts)
+    return bool(builtin.after_start(firsts, start)) if start is not None else bool(firsts)
 
 
 def score(outcomes: dict[str, bool], groups: dict[str, str]) -> tuple[float, float, float, float]:

@@ -37,7 +37,7 @@ gives every other label (lying, sitting, standing, walking).
 
 The model records its own alert operating point, ALERT (`meta["alert_defaults"]`), which is what
 `--alert fall` means with it: the cue's reading is already confirmed when it says fall, so the
-alert fires at once (held 0 s), about 1.5 s after the person reached the floor.
+alert fires at once (held 0 s), about a second after the person reached the floor.
 
 Before the final model, it is measured: leave one subject out (4 trainings of this same recipe), each
 held-out clip run through the live pipeline as `actionlstm run CLIP --checkpoint falls --alert fall`
@@ -72,6 +72,7 @@ POSTURES = {"sleeping": "lying", "walking": "walking", "standing": "standing", "
 FALL_SEEN = 0.6  # seconds of the fall a window shows at least ...
 FALL_LAST = 4.0  # ... and at most, to be a `fall` window
 DOWN_AFTER = 1.0  # a window starting this long after the fall's start shows the person down, not falling
+EARLY = 0.25  # seconds before a fall's labelled start an event still catches it
 SLOW = (0.25,)  # a descent at these fractions of its speed is lying down, not falling
 WINDOW_STEP = 0.2
 SEED = 0
@@ -128,6 +129,12 @@ def read_floor_times(path: Path = FLOOR_TIMES) -> dict[str, float]:
     GMDCSA24's own segments run a fall to the end of its clip)."""
     with open(path, newline="", encoding="utf-8") as rows:
         return {row["clip"]: float(row["floor_seconds"]) for row in csv.DictReader(line for line in rows if not line.startswith("#"))}
+
+
+def after_start(times: list[float], start: float | None) -> list[float]:
+    """The times of a clip's events that catch its fall starting at `start` (none without a fall):
+    those at or after the labelled start, less EARLY."""
+    return [t for t in times if start is not None and t >= start - EARLY]
 
 
 def fall_start(segments: list[Segment]) -> float | None:
@@ -299,7 +306,7 @@ def replay_held_out(
             events, share = live_events(rec, seen(video))
             onset = fall_start(annotations.get(video.stem, []))
             is_fall = video.parent.name == "fall"
-            after = [e for e in events if onset is not None and e.time >= onset - 0.25]
+            after = after_start([e.time for e in events], onset)
             clip = {
                 "video": video.name,
                 "fall": is_fall,
@@ -307,7 +314,7 @@ def replay_held_out(
                 "fall_start": onset,
                 "caught": bool(after) if is_fall else None,
                 "false_alarm": bool(events) if not is_fall else len(after) < len(events),
-                "delay": round(after[0].time - floor[video.stem], 2) if is_fall and after else None,  # after reaching the floor
+                "delay": round(after[0] - floor[video.stem], 2) if is_fall and after else None,  # after reaching the floor
                 "fall_frames": round(share, 3),
             }
             clips.append(clip)
