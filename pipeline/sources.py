@@ -11,6 +11,8 @@ through `redact`.
 """
 
 import os
+import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -31,17 +33,34 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # nor OpenCV's
 
 # How long opening or reading a network stream may block before it counts as failed.
 NETWORK_TIMEOUT_SECONDS = 5.0
+# The ports of the stream schemes a camera speaks, for `redact` and `probe_stream`.
+DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
 # A file may hold a frame or two fewer than its header promises; more than this is called truncated.
 TRUNCATION_SLACK = 0.01
 
 
-def redact(spec: str | int) -> str:
-    """The source as it may be shown: a URL's user-info (user and password) becomes `***`."""
+def redact(spec: str | int, path: bool = True) -> str:
+    """A source or URL as it may be shown or logged (the one masking function of the project): a
+    URL's user and password become `***`, so does every query value (IP cameras take credentials
+    as `?user=admin&pwd=...`), and a fragment goes. With `path` False only `scheme://host:port/…`
+    is left: a webhook's path is its secret (Slack, Discord, Home Assistant `/api/webhook/<id>`).
+    A file path is shown as it is; a URL too malformed to read is shown as its scheme alone."""
     spec = str(spec)
-    parts = urlsplit(spec)
-    if "@" not in parts.netloc:
+    if not is_url(spec):
         return spec
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    scheme = spec.split("://", 1)[0]
+    try:
+        parts = urlsplit(spec)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return f"{scheme}://***"
+    if not path:
+        name = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+        return f"{parts.scheme}://{name}{f':{port}' if port else ''}/…"
+    netloc = ("***@" if "@" in parts.netloc else "") + host
+    query = "&".join(f"{piece.split('=', 1)[0]}=***" if "=" in piece else "***" for piece in parts.query.split("&") if piece)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def is_url(spec: str) -> bool:
@@ -53,6 +72,7 @@ class Frame:
     index: int  # position in the source (capture count for live sources)
     timestamp: float  # seconds since the source started: file position for files, capture time since opening for live sources
     image: np.ndarray  # BGR
+    lap: int = 0  # a looped file's replays so far (`LiveSource(loop=True)`)
 
 
 class Signal(Enum):
@@ -106,6 +126,50 @@ def _geometry(capture: cv2.VideoCapture) -> tuple[float, tuple[int, int]]:
     fps = capture.get(cv2.CAP_PROP_FPS)
     size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     return (fps if 0 < fps < 1000 else 30.0), size
+
+
+def probe_stream(url: str, timeout: float | None = None) -> str | None:
+    """None when the server of a stream URL answers within `timeout` seconds, else why it did not.
+
+    Made before OpenCV opens a stream, because OpenCV's FFmpeg open holds one lock for the whole
+    process while it waits: a camera that accepts and never answers would hold up every other
+    source's opening (a looped file's, a reconnecting camera's) for as long as its own timeout.
+    Here the wait is this source's alone. RTSP and HTTP(S) get a request and must send a byte back
+    (any answer, 401 included: the server is alive); other schemes a TCP connection; UDP nothing.
+    `timeout` None is `NETWORK_TIMEOUT_SECONDS`."""
+    timeout = NETWORK_TIMEOUT_SECONDS if timeout is None else timeout
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return "the URL cannot be read"
+    if not host or port is None:
+        return None  # udp://, srt:// ...: nothing to ask before OpenCV does
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = raw
+            if scheme in ("https", "rtsps"):  # cameras' certificates are their own: only liveness is asked here
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                sock = context.wrap_socket(raw, server_hostname=host)
+            if scheme.startswith(("http", "rtsp")):
+                if scheme.startswith("rtsp"):
+                    hello = f"OPTIONS {parts.scheme}://{where}{parts.path or '/'} RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+                else:
+                    hello = f"HEAD / HTTP/1.0\r\nHost: {where}\r\n\r\n"
+                sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                sock.sendall(hello.encode())
+                if not sock.recv(1):
+                    return f"{where} closed the connection without answering"
+    except socket.gaierror:
+        return f"cannot resolve {host}"
+    except TimeoutError:
+        return f"no answer from {where} within {timeout:g} s"
+    except OSError as exc:
+        return f"{where}: {exc.strerror or exc}"
+    return None
 
 
 class VideoFileSource(FrameSource):
@@ -162,21 +226,32 @@ class LiveSource(FrameSource):
     """A capture thread that keeps only the newest frame; `__iter__` waits for a newer one.
 
     When the device stops delivering, the thread reopens it for up to `reconnect_seconds`, then
-    the source ends (iteration stops) instead of hanging.
+    the source ends (iteration stops) instead of hanging. A file played at its rate
+    (`realtime_file`) with `loop` rewinds at its end and plays again, each lap's frames numbered
+    by `Frame.lap`: no new opening, so a replay never waits behind another source's (`probe_stream`).
     """
 
     is_live = True
     frame_count = None
 
-    def __init__(self, spec: str | int, reconnect_seconds: float = 5.0, realtime_file: bool = False):
+    def __init__(
+        self,
+        spec: str | int,
+        reconnect_seconds: float = 5.0,
+        realtime_file: bool = False,
+        loop: bool = False,
+        capture: cv2.VideoCapture | None = None,
+    ):
         self.spec = spec
-        self.capture = _open_capture(spec)
+        self.capture = capture or _open_capture(spec)
         if self.capture is None:
             what = f"camera {spec}" if isinstance(spec, int) else f"stream {redact(spec)}"
             raise UserError(f"cannot open {what}")
         self.fps, self.size = _geometry(self.capture)
         self.reconnect_seconds = reconnect_seconds
         self.realtime_file = realtime_file  # pace a file at its frame rate, as a camera would deliver it
+        self.loop = loop and realtime_file
+        self.lap = 0
         self._latest: Frame | None = None
         self._consumed = -1
         self._ended = False
@@ -193,8 +268,10 @@ class LiveSource(FrameSource):
         deadline = time.monotonic() + self.reconnect_seconds
         while time.monotonic() < deadline and not self._stop.is_set():
             self.capture.release()
+            left = deadline - time.monotonic()
             try:
-                capture = _open_capture(self.spec, timeout=deadline - time.monotonic())
+                alive = not is_url(str(self.spec)) or probe_stream(str(self.spec), left) is None
+                capture = _open_capture(self.spec, timeout=deadline - time.monotonic()) if alive else None
             except cv2.error:
                 capture = None
             if capture is not None:
@@ -202,6 +279,15 @@ class LiveSource(FrameSource):
                 return True
             self._stop.wait(0.5)
         return False
+
+    def _rewind(self, lap_start: int) -> bool:
+        """A looped file back at its first frame; False if it cannot seek or gave no frame this lap."""
+        if not self.loop or self.captured == lap_start:
+            return False
+        try:
+            return bool(self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0))
+        except cv2.error:
+            return False
 
     def _read(self) -> tuple[bool, np.ndarray | None]:
         """One read; a backend that raises counts as a failed read (and so is retried)."""
@@ -221,9 +307,13 @@ class LiveSource(FrameSource):
                 self._ready.notify_all()
 
     def _capture_frames(self) -> None:
+        lap_start = 0  # frames captured before this lap
         while not self._stop.is_set():
             ok, image = self._read()
             if not ok:
+                if self._rewind(lap_start):
+                    self.lap, lap_start = self.lap + 1, self.captured
+                    continue
                 if self._reopen():
                     continue
                 break
@@ -236,7 +326,7 @@ class LiveSource(FrameSource):
             with self._ready:
                 if self._latest is not None and self._latest.index > self._consumed:
                     self.dropped += 1
-                self._latest = Frame(self.captured, now - self.started, image)
+                self._latest = Frame(self.captured, now - self.started, image, self.lap)
                 self.captured += 1
                 self._ready.notify_all()
 
@@ -287,28 +377,29 @@ def check_source(spec: str) -> None:
         raise UserError(f"not a video file: {spec}")
 
 
-def open_source(spec: str, realtime: bool = False, reconnect_seconds: float = 5.0) -> FrameSource:
+def open_source(spec: str, realtime: bool = False, reconnect_seconds: float = 5.0, loop: bool = False) -> FrameSource:
     """`0`, `1`... open a camera; an existing path opens a file (`0.mp4` too); `scheme://...` opens a
     stream, or a file when its capture reports a frame count (an http:// link to a video, say).
 
-    `realtime` plays a file at its own frame rate through the live path (newest frame wins).
-    A camera or stream that drops is reopened for up to `reconnect_seconds` before it ends.
+    `realtime` plays a file at its own frame rate through the live path (newest frame wins), and
+    with `loop` replays it forever (`LiveSource`). A camera or stream that drops is reopened for up
+    to `reconnect_seconds` before it ends. A stream's server is asked first (`probe_stream`).
     """
     check_source(spec)
     if spec.isdigit():
         return LiveSource(int(spec), reconnect_seconds)
     if is_url(spec):
+        if (why := probe_stream(spec)) is not None:
+            raise UserError(f"cannot open stream {redact(spec)}: {why}")
         capture = _open_capture(spec)
         if capture is None:
             raise UserError(f"cannot open stream {redact(spec)}")
         if capture.get(cv2.CAP_PROP_FRAME_COUNT) <= 0:  # a live stream: its own capture thread reopens it
-            capture.release()
-            return LiveSource(spec, reconnect_seconds)
+            return LiveSource(spec, reconnect_seconds, capture=capture)
         if realtime:
-            capture.release()
-            return LiveSource(spec, realtime_file=True)
+            return LiveSource(spec, realtime_file=True, loop=loop, capture=capture)
         return VideoFileSource(spec, capture=capture)
     if realtime:
         VideoFileSource(spec).close()  # validates the file with the same errors as a plain run
-        return LiveSource(spec, realtime_file=True)
+        return LiveSource(spec, realtime_file=True, loop=loop)
     return VideoFileSource(spec)

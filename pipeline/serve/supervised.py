@@ -2,9 +2,10 @@
 
 A camera or stream that drops (or is not there yet) is reopened for as long as the service runs,
 1, 2, 4 ... up to 30 s apart; each outage is one line in the log and an entry in the status. A file
-is played at its own frame rate, as a camera would deliver it, and with `loop` replayed forever. Every
-new opening starts the source afresh for the pipeline (`Signal.RESTART`: new ids, buffers, labels,
-episodes); frame times run on from the service's start, so they never go back.
+is played at its own frame rate, as a camera would deliver it, and with `loop` replayed forever (it
+rewinds, so a replay never waits for another source's opening: `pipeline.sources.probe_stream`).
+Every new opening and every replay starts the source afresh for the pipeline (`Signal.RESTART`:
+new ids, buffers, labels, episodes); frame times run on from the service's start, so they never go back.
 """
 
 import threading
@@ -72,7 +73,7 @@ class SupervisedSource(FrameSource):
         attempt = 0
         while not self._stop.is_set():
             try:
-                live = open_source(self.spec, realtime=True, reconnect_seconds=0.0)
+                live = open_source(self.spec, realtime=True, reconnect_seconds=0.0, loop=self.loop)
             except UserError as exc:
                 self._begin_outage(str(exc))
                 wait = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
@@ -121,12 +122,12 @@ class SupervisedSource(FrameSource):
             self.log(f"source {self.name} ({self.shown}) is back after {outage.end - outage.start:.1f} s")
 
     def __iter__(self) -> Iterator[Frame | Signal]:
-        seen = 0
+        seen = lap = 0
         while True:
             with self._lock:
                 live, session, shift, base = self._live, self._session, self._shift, self._index_base
             if session != seen:
-                seen = session
+                seen, lap = session, 0
                 yield Signal.RESTART
                 continue
             if live is None:
@@ -135,7 +136,14 @@ class SupervisedSource(FrameSource):
                 yield Signal.IDLE
                 continue
             frame = live.newest(timeout=self.idle_wait)
-            yield Signal.IDLE if frame is None else Frame(base + frame.index, shift + frame.timestamp, frame.image)
+            if frame is None:
+                yield Signal.IDLE
+                continue
+            if frame.lap != lap:  # a looped file rewound: it starts over as a reopened one would
+                lap = frame.lap
+                self.replays += 1
+                yield Signal.RESTART
+            yield Frame(base + frame.index, shift + frame.timestamp, frame.image)
 
     def status(self) -> dict:
         return {

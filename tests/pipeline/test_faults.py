@@ -282,12 +282,27 @@ def test_outputs_are_checked_before_the_pose_model_loads(trained_checkpoint, sho
         ("rtsp://admin:S3cretPass@camera.local:554/stream", "rtsp://***@camera.local:554/stream"),
         ("http://user@host/v.mp4", "http://***@host/v.mp4"),
         ("rtsp://camera.local/stream", "rtsp://camera.local/stream"),
+        ("http://cam.local/video.cgi?user=admin&pwd=S3cret&resolution=640", "http://cam.local/video.cgi?user=***&pwd=***&resolution=***"),
+        ("rtsp://a:b@[fd00::5]:8554/live?token#frag", "rtsp://***@[fd00::5]:8554/live?***"),
+        ("http://[::1/broken?pwd=S3cret", "http://***"),
         ("videos/a@b.mp4", "videos/a@b.mp4"),
         ("0", "0"),
     ],
 )
-def test_redact_hides_user_info_only(spec, shown):
+def test_redact_hides_credentials_and_query_values(spec, shown):
     assert redact(spec) == shown
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://hooks.slack.com/services/T0/B0/S3cret", "https://hooks.slack.com:443/…"),
+        ("http://u:p@homeassistant.local:8123/api/webhook/S3cret?x=1", "http://homeassistant.local:8123/…"),
+        ("http://[::1]/S3cret", "http://[::1]:80/…"),
+    ],
+)
+def test_a_webhook_shows_only_where_it_goes(url, shown):
+    assert redact(url, path=False) == shown
 
 
 def test_stream_password_is_never_printed(trained_checkpoint):
