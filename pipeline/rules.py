@@ -28,6 +28,7 @@ ANY = "*"
 # The down state (`pipeline.actions.LabelState.down`): on the floor after a confirmed fall, not up again.
 DOWN = "down"
 DOWN_SECONDS = 30.0
+MAX_FILE_BYTES = 1 << 20  # a rules file is a few lines; a larger one is refused before it is parsed
 _RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:])+)(?:>=(?P<prob>[^:]*))?(?::(?P<seconds>[^:]*?)s?)?$")
 
 
@@ -98,6 +99,17 @@ def parse_rule(text: str) -> AlertRule:
     return AlertRule(match["label"].strip(), prob, seconds)
 
 
+def file_number(value: object, what: str, where: str) -> float:
+    """A number read from a rules file as a float; one too large for a float (a 400-digit integer) is
+    refused in one line instead of overflowing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {what} must be a number, not {str(value)[:40]!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise UserError(f"{where}: {what} is a number far too large") from None
+
+
 def _rule_from_entry(entry: object, where: str) -> AlertRule:
     if isinstance(entry, str):
         return parse_rule(entry)
@@ -108,12 +120,7 @@ def _rule_from_entry(entry: object, where: str) -> AlertRule:
         raise UserError(f"{where}: unknown key '{unknown[0]}' (a rule has label, prob and seconds)")
     if not isinstance(entry.get("label"), str):
         raise UserError(f"{where}: a rule needs a label (a string; * for any)")
-    values = {}
-    for key in ("prob", "seconds"):
-        if key in entry:
-            if isinstance(entry[key], bool) or not isinstance(entry[key], (int, float)):
-                raise UserError(f"{where}: {key} must be a number, not {entry[key]!r}")
-            values[key] = float(entry[key])
+    values = {key: file_number(entry[key], key, where) for key in ("prob", "seconds") if key in entry}
     return AlertRule(entry["label"], **values)
 
 
@@ -123,6 +130,8 @@ def read_rules_file(path: Path) -> object:
     if path.suffix.lower() not in (".yaml", ".yml", ".toml"):
         raise UserError(f"{path}: rules are read from a .yaml, .yml or .toml file")
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise UserError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MiB: not a rules file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"rules file not found: {path}") from None
@@ -130,8 +139,13 @@ def read_rules_file(path: Path) -> object:
         raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return tomllib.loads(text) if path.suffix.lower() == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'}: {str(exc).splitlines()[0]}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        why = str(exc).splitlines()[0]
+        if isinstance(exc, RecursionError):
+            why = "nested too deeply"
+        elif "integer string conversion" in why:  # an integer of 4,300 digits or more
+            why = "a number with thousands of digits"
+        raise UserError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'YAML'}: {why}") from None
 
 
 def load_rules(path: Path) -> list[AlertRule]:

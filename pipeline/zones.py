@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actionlstm.errors import UserError
-from pipeline.rules import ANY, read_rules_file
+from pipeline.rules import ANY, file_number, read_rules_file
 
 _ZONE = re.compile(r"^(?:(?P<source>[A-Za-z0-9_-]{1,32})/)?(?P<name>[^=/:]+)=(?P<labels>[^:]+):(?P<points>.*)$")
 SYNTAX = "[SOURCE/]NAME=LABEL[,LABEL...]:X,Y X,Y X,Y... (e.g. 'bed=fall:0.1,0.5 0.6,0.5 0.6,0.9 0.1,0.9')"
@@ -128,11 +128,10 @@ def _zone_from_entry(entry: object, where: str) -> Zone:
         labels = [labels]
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise UserError(f"{where}: labels is a list of label names")
-    if not isinstance(points, list) or not all(
-        isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p) for p in points
-    ):
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
         raise UserError(f"{where}: points is a list of [x, y] pairs of numbers")
-    return Zone(name, tuple(labels), tuple((float(x), float(y)) for x, y in points), source)
+    xy = tuple((file_number(x, "a point's x", where), file_number(y, "a point's y", where)) for x, y in points)
+    return Zone(name, tuple(labels), xy, source)
 
 
 def load_zones(path: Path) -> list[Zone]:
