@@ -31,7 +31,24 @@ def serve(
             help="The token every request must carry (default: ACTIONLSTM_TOKEN, else a new random one, printed once in the page's URL).",
         ),
     ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="Read the token from this file's first line (systemd's LoadCredential=, a Docker secret): unlike --token, "
+            "it does not show in the process list.",
+        ),
+    ] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", metavar="", help="Serve without a token: only with --host 127.0.0.1.")] = False,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            envvar="ACTIONLSTM_ALLOW_HOST",
+            help="A host name the service answers to besides localhost, this machine's name and addresses (the name a "
+            "reverse proxy passes on; *.example.com for a domain's names, * for any); repeatable, or a list in ACTIONLSTM_ALLOW_HOST.",
+        ),
+    ] = None,
     loop: Annotated[
         bool,
         typer.Option(
@@ -56,11 +73,24 @@ def serve(
     snapshot_dir: Annotated[
         Path | None,
         typer.Option(
-            "--snapshot-dir", help="Keep event snapshots here, in a folder per start (default: a temporary folder, removed at exit)."
+            "--snapshot-dir",
+            help="Keep event snapshots here; every start shares it (event ids never repeat) and the newest --max-snapshots are kept "
+            "(default: a temporary folder, removed at exit).",
         ),
     ] = None,
-    max_snapshots: Annotated[int, typer.Option("--max-snapshots", min=1, help="Event snapshots kept; the oldest are removed.")] = 200,
+    max_snapshots: Annotated[
+        int, typer.Option("--max-snapshots", min=1, help="Event snapshots kept (earlier starts' included); the oldest are removed.")
+    ] = 200,
     max_clients: Annotated[int, typer.Option("--max-clients", min=1, help="Open video and event streams at most.")] = 32,
+    request_timeout: Annotated[
+        float,
+        typer.Option(
+            "--request-timeout",
+            min=0.5,
+            max=300,
+            help="Seconds a client has to send a request's head; a connection silent or half-sent for longer is closed.",
+        ),
+    ] = 10.0,
     stream_fps: Annotated[float, typer.Option("--stream-fps", min=0.1, help="Frames per second sent to each page's video at most.")] = 15.0,
     timeline_minutes: Annotated[float, typer.Option("--timeline-minutes", min=0.1, help="Minutes the page's timeline shows.")] = 10.0,
     min_segment: MinSegmentOpt = 0.5,
@@ -73,9 +103,11 @@ def serve(
     from pipeline.zones import read_zones
 
     service = ServeSettings(
-        host=host, port=port, token=token, no_auth=no_auth, loop=loop, rules=read_rules(alert, rules), zones=read_zones(zone, rules),
+        host=host, port=port, token=token, token_file=token_file, no_auth=no_auth,
+        allow_hosts=[name for entry in allow_host or [] for name in entry.replace(",", " ").split()], loop=loop,
+        rules=read_rules(alert, rules), zones=read_zones(zone, rules),
         events=[Path(e) for e in events or []], webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix,
-        snapshot_dir=snapshot_dir, max_snapshots=max_snapshots, max_clients=max_clients, stream_fps=stream_fps,
-        timeline_minutes=timeline_minutes, min_segment=min_segment,
+        snapshot_dir=snapshot_dir, max_snapshots=max_snapshots, max_clients=max_clients, request_timeout=request_timeout,
+        stream_fps=stream_fps, timeline_minutes=timeline_minutes, min_segment=min_segment,
     )  # fmt: skip
     run_service(source, settings, service)

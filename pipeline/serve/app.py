@@ -11,111 +11,69 @@
     GET /api/timeline                  per source, the action segments of the last minutes
     GET /metrics                       Prometheus text format
 
-A token comes as `Authorization: Bearer T`, the page's cookie, or once as `/?token=T`; it is
-compared in constant time. Requests carry no body (413), only GET and HEAD (405), and video and
-event streams are bounded in number (503). A stream client that stops reading holds only its own
-socket: frames are not queued for it, it gets the newest when it reads again.
+Every request passes `pipeline.serve.guard.Guard` first (its Host, method, size and token; the
+security headers of every answer). Video and event streams are bounded in number (503). A stream
+client that stops reading holds only its own socket: frames are not queued for it, it gets the
+newest when it reads again. Ids in a path, a query or `Last-Event-ID` are ASCII digits, at most
+18 of them (400 otherwise).
 """
 
 import asyncio
 import contextlib
-import hmac
 import json
+from collections.abc import Callable
 from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.serve.guard import Guard, HostCheck
 from pipeline.serve.hub import Hub
 from pipeline.serve.metrics import CONTENT_TYPE
 
-COOKIE = "actionlstm_token"
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 BOUNDARY = "frame"
 MAX_EVENTS = 1000
-MAX_HEAD_BYTES = 16 * 1024  # headers and query string of one request
+MAX_ID = 10**18 - 1  # ids are whole numbers of at most 18 digits (events: milliseconds since 1970 and a count)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class Guard:
-    """ASGI middleware in front of every route: only GET / HEAD without a body, and the token."""
-
-    def __init__(self, app: ASGIApp, token: str | None):
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        if request.method not in ("GET", "HEAD"):
-            await PlainTextResponse("only GET is served\n", 405, {"Allow": "GET, HEAD"})(scope, receive, send)
-            return
-        if request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers:
-            await PlainTextResponse("requests carry no body\n", 413)(scope, receive, send)
-            return
-        if sum(len(name) + len(value) for name, value in scope["headers"]) + len(scope.get("query_string", b"")) > MAX_HEAD_BYTES:
-            await PlainTextResponse("request head too large\n", 431)(scope, receive, send)
-            return
-        if self.token is not None:
-            given = self._presented(request)
-            if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
-                await self._refuse(request)(scope, receive, send)
-                return
-            if request.url.path == "/" and "token" in request.query_params:  # the printed URL: keep the token in a cookie
-                response = RedirectResponse("/", 303)
-                response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", max_age=30 * 24 * 3600)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _presented(request: Request) -> str | None:
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            return header[7:].strip()
-        if request.url.path == "/" and "token" in request.query_params:
-            return request.query_params["token"]
-        return request.cookies.get(COOKIE)
-
-    @staticmethod
-    def _refuse(request: Request) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"}
-        if request.url.path == "/":
-            page = (
-                "<!doctype html><title>ActionLSTM</title>"
-                "<p>Open the URL the service printed when it started (it ends in <code>?token=...</code>).</p>"
-            )
-            return HTMLResponse(page, 401, headers)
-        return JSONResponse({"error": "a valid token is needed (Authorization: Bearer TOKEN)"}, 401, headers)
+def whole_number(text: str, name: str, high: int = MAX_ID) -> int:
+    """`text` as a whole number from 0 to `high`: ASCII digits only (int() takes '²', '١' and
+    '1_0', and a 4,400-digit string raises), so a hostile id is a 400, never a 500."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high))) or int(text) > high:
+        raise ValueError(f"{name} must be a whole number from 0 to {high}")
+    return int(text)
 
 
-def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+def _int_param(request: Request, name: str, default: int | None, high: int = MAX_ID) -> int | None:
     text = request.query_params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}")
-    return value
+    return default if text is None else whole_number(text, name, high)
 
 
-def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: float = 15.0) -> Starlette:
+def _bad(exc: ValueError) -> Response:
+    return JSONResponse({"error": str(exc)}, 400)
+
+
+def create_app(
+    hub: Hub,
+    token: str | None,
+    hosts: HostCheck,
+    cookie: str = "actionlstm_session",
+    max_clients: int = 32,
+    stream_fps: float = 15.0,
+    log: Callable[[str], None] = print,
+) -> Guard:
     static = resources.files("pipeline.serve") / "static"
     page = (static / "index.html").read_text(encoding="utf-8")
     assets = {name: (static / name).read_bytes() for name in STATIC}
 
     def feed_of(request: Request):
-        index = request.path_params["index"]
-        return hub.feeds[index] if 0 <= index < len(hub.feeds) else None
+        index = whole_number(request.path_params["index"], "a source's index")
+        return hub.feeds[index] if index < len(hub.feeds) else None
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers=NO_STORE)
@@ -131,20 +89,26 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
 
     async def events(request: Request) -> Response:
         try:
-            since = _int_param(request, "since", None, 0, 2**62)
-            limit = _int_param(request, "limit", 100, 0, MAX_EVENTS)
+            since = _int_param(request, "since", None)
+            limit = _int_param(request, "limit", 100, MAX_EVENTS)
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
+            return _bad(exc)
         return JSONResponse(hub.events_after(since, limit), headers=NO_STORE)
 
     async def event_snapshot(request: Request) -> Response:
-        path = hub.snapshots.path(request.path_params["id"])
+        try:
+            path = hub.snapshots.path(whole_number(request.path_params["id"], "an event id"))
+        except ValueError as exc:
+            return _bad(exc)
         if path is None or not path.is_file():
             return JSONResponse({"error": "no snapshot kept for that event"}, 404)
         return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)
 
     async def source_snapshot(request: Request) -> Response:
-        feed = feed_of(request)
+        try:
+            feed = feed_of(request)
+        except ValueError as exc:
+            return _bad(exc)
         if feed is None:
             return JSONResponse({"error": "no such source"}, 404)
         frame = await run_in_threadpool(feed.jpeg)
@@ -175,7 +139,10 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         return StreamingResponse(counted(), media_type=media_type, headers={**NO_STORE, "X-Accel-Buffering": "no"})
 
     async def video(request: Request) -> Response:
-        feed = feed_of(request)
+        try:
+            feed = feed_of(request)
+        except ValueError as exc:
+            return _bad(exc)
         if feed is None:
             return JSONResponse({"error": "no such source"}, 404)
         loop = asyncio.get_running_loop()
@@ -210,13 +177,14 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         return stream(frames(), f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
     async def event_stream(request: Request) -> Response:
+        # A reconnecting EventSource sends the last id it saw: that, before the `since` of the URL it
+        # was opened with (which would replay everything since the page loaded), else from now on.
+        last = request.headers.get("last-event-id")
         try:
-            since = _int_param(request, "since", None, 0, 2**62)
+            since = whole_number(last.strip(), "Last-Event-ID") if last else _int_param(request, "since", None)
         except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        if since is None:
-            last = request.headers.get("last-event-id", "")
-            since = int(last) if last.isdigit() else hub.last_event_id  # from now on, or from where a reconnecting client left off
+            return _bad(exc)
+        since = hub.last_event_id if since is None else since
 
         async def lines():
             sent = since
@@ -241,9 +209,9 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         Route("/api/status", status),
         Route("/api/events", events),
         Route("/api/events/stream", event_stream),
-        Route("/api/events/{id:int}/snapshot.jpg", event_snapshot),
-        Route("/api/sources/{index:int}/snapshot.jpg", source_snapshot),
-        Route("/api/sources/{index:int}/stream.mjpg", video),
+        Route("/api/events/{id}/snapshot.jpg", event_snapshot),
+        Route("/api/sources/{index}/snapshot.jpg", source_snapshot),
+        Route("/api/sources/{index}/stream.mjpg", video),
         Route("/api/timeline", timeline),
         Route("/metrics", metrics),
     ]
@@ -253,4 +221,4 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         hub.attach(asyncio.get_running_loop())
         yield
 
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token)
+    return Guard(Starlette(routes=routes, lifespan=lifespan), token, hosts, cookie, max_requests=max_clients + 64, log=log)

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -145,7 +146,8 @@ class SourceFeed:
 
 
 class Hub:
-    """The service's state: its sources' feeds, the alert engine, the event sinks and snapshots."""
+    """The service's state: its sources' feeds, the alert engine, the event sinks and snapshots, and
+    the newest `history` events (`earlier`: those of earlier runs, `pipeline.serve.history`)."""
 
     def __init__(
         self,
@@ -155,13 +157,14 @@ class Hub:
         snapshots: SnapshotStore,
         model: dict,
         history: int = 500,
+        earlier: Sequence[dict] = (),
     ):
         self.feeds = feeds
         self.alerts = alerts
         self.sinks = sinks
         self.snapshots = snapshots
         self.model = model  # what the action model is, for the status
-        self.events: deque[dict] = deque(maxlen=history)  # the newest, for the API and the page
+        self.events: deque[dict] = deque(sorted(earlier, key=lambda e: e["id"]), maxlen=history)  # the newest, for the API and the page
         self.fired = 0
         self.clients = 0  # open video and event streams
         self.closing = False

@@ -24,6 +24,9 @@ from actionlstm.errors import UserError, interrupt_name
 from actionlstm.paths import check_output_file
 from pipeline.recognizer import ActionRecognizer
 from pipeline.rules import AlertRule
+from pipeline.serve.connections import HEAD_SECONDS, MAX_CONNECTIONS, guarded_protocol
+from pipeline.serve.guard import HostCheck
+from pipeline.serve.history import first_event_id, recent_events
 from pipeline.serve.hub import Hub, SourceFeed, Timeline
 from pipeline.serve.snapshots import SnapshotStore
 from pipeline.serve.supervised import SupervisedSource
@@ -42,7 +45,9 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8321
     token: str | None = None
+    token_file: Path | None = None
     no_auth: bool = False
+    allow_hosts: list[str] = field(default_factory=list)  # names answered besides this machine's (`HostCheck`)
     loop: bool = False  # replay file sources forever
     rules: list[AlertRule] = field(default_factory=list)
     zones: list[Zone] = field(default_factory=list)  # per source (`Zone.source`, by name) or for all
@@ -53,6 +58,7 @@ class ServeSettings:
     snapshot_dir: Path | None = None
     max_snapshots: int = 200
     max_clients: int = 32
+    request_timeout: float = HEAD_SECONDS  # for a request's head, from the connection's opening or the last response
     stream_fps: float = 15.0
     timeline_minutes: float = 10.0
     min_segment: float = 0.5
@@ -76,17 +82,39 @@ def name_sources(specs: list[str]) -> list[tuple[str, str]]:
     return named
 
 
-def resolve_token(token: str | None, no_auth: bool, host: str) -> tuple[str | None, bool]:
-    """The token every request must carry (None with --no-auth) and whether it was made up here."""
+def read_token_file(path: Path) -> str:
+    """The token in a file (its first line, spaces around it dropped): systemd's `LoadCredential=`,
+    a Docker secret, or a file only the service's user can read."""
+    try:
+        if Path(path).stat().st_size > 4096:
+            raise UserError(f"--token-file {path} is larger than 4 KiB: not a token")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"--token-file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --token-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise UserError(f"--token-file {path} is empty")
+    return token
+
+
+def resolve_token(token: str | None, no_auth: bool, host: str, token_file: Path | None = None) -> tuple[str | None, bool]:
+    """The token every request must carry (None with --no-auth) and whether it was made up here:
+    from --token, --token-file or ACTIONLSTM_TOKEN, else a new random one."""
     if no_auth:
         if host not in LOOPBACK:
             raise UserError(f"--no-auth serves without a token, so only on this machine: use it with --host 127.0.0.1, not {host}")
-        if token:
-            raise UserError("--no-auth and --token contradict each other; give one")
+        if token or token_file:
+            raise UserError(f"--no-auth and {'--token' if token else '--token-file'} contradict each other; give one")
         return None, False
-    token = token or os.environ.get("ACTIONLSTM_TOKEN") or None
+    if token and token_file:
+        raise UserError("--token and --token-file both give the token; give one")
+    token = token or (read_token_file(token_file) if token_file else None) or os.environ.get("ACTIONLSTM_TOKEN") or None
     if token is not None and len(token) < 8:
         raise UserError("the token must be at least 8 characters long")
+    if token is not None and any(not c.isprintable() or c.isspace() for c in token):
+        raise UserError("the token holds spaces or control characters (it travels in a header): give one without")
     return (token, False) if token else (secrets.token_urlsafe(24), True)
 
 
@@ -147,17 +175,35 @@ def page_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: ServeSettings) -> None:
-    """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
+def http_server(app, request_timeout: float = HEAD_SECONDS, max_connections: int = MAX_CONNECTIONS):
+    """uvicorn serving `app` with the service's connection limits (`pipeline.serve.connections`:
+    `request_timeout` seconds for each request's head, idle sockets give way to new ones)."""
     import uvicorn
 
+    config = uvicorn.Config(
+        app,
+        http=guarded_protocol(request_timeout, max_connections),
+        log_level="error",  # not a line per malformed request: a hostile client must not fill the log
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=5,
+        server_header=False,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: ServeSettings) -> None:
+    """Run the service until SIGTERM or Ctrl-C (see the module's docstring)."""
     from pipeline.serve.app import create_app
 
     named = name_sources(specs)
     if settings.zones and not settings.rules:
         raise UserError("zones keep alerts quiet: give the rules with --alert or --rules")
     check_zones(settings.zones, sources=[name for name, _ in named])
-    token, generated = resolve_token(settings.token, settings.no_auth, settings.host)
+    token, generated = resolve_token(settings.token, settings.no_auth, settings.host, settings.token_file)
+    hosts = HostCheck(settings.host, token is not None, settings.allow_hosts)
     check_sources(named)
     check_sinks(settings)
     sock = listen(settings.host, settings.port)
@@ -176,25 +222,16 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
             log("warning: this action model learnt generated movements (`actionlstm sample`), not real actions")
         sinks = open_sinks(settings)
         snapshots = SnapshotStore(settings.snapshot_dir, settings.max_snapshots)
+        earlier = list({event["id"]: event for path in settings.events for event in recent_events(path)}.values())
+        if alerts is not None:
+            alerts.next_id = first_event_id(earlier, snapshots.kept_ids)  # never an id an earlier run gave
         idle_wait = 0.1 if len(named) == 1 else 0.0  # with several, one that is down must not hold up the others
         sources = [SupervisedSource(spec, name, settings.loop, idle_wait, log) for name, spec in named]
         feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
         model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
-        hub = Hub(feeds, alerts, sinks, snapshots, model)
-        app = create_app(hub, token, settings.max_clients, settings.stream_fps)
-        config = uvicorn.Config(
-            app,
-            http="h11",
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=5,
-            limit_concurrency=settings.max_clients + 64,
-            server_header=False,
-            h11_max_incomplete_event_size=16 * 1024,
-        )
-        server = uvicorn.Server(config)
+        hub = Hub(feeds, alerts, sinks, snapshots, model, earlier=earlier[-500:])
+        app = create_app(hub, token, hosts, f"actionlstm_session_{port}", settings.max_clients, settings.stream_fps, log)
+        server = http_server(app, settings.request_timeout)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
         thread.start()
         # The models' millions of objects live as long as the process: out of the collector's sight,
@@ -208,12 +245,15 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
             log(f"zone {zone}")
         for sink in sinks:
             log(f"events to {sink.kind} {sink.target}")
+        if settings.token:
+            log("warning: --token shows in the process list (ps) to every user of this machine; --token-file or ACTIONLSTM_TOKEN do not")
         if token is None:
             log(f"serving WITHOUT a token (--no-auth), on this machine only: {page_url(settings.host, port, None)}")
         elif generated:
-            log(f"serving on {page_url(settings.host, port, token)}  (a new token each start; --token or ACTIONLSTM_TOKEN fixes it)")
+            log(f"serving on {page_url(settings.host, port, token)}  (a new token each start; --token-file or ACTIONLSTM_TOKEN fixes it)")
         else:
-            log(f"serving on {page_url(settings.host, port, None)} (token from --token or ACTIONLSTM_TOKEN)")
+            log(f"serving on {page_url(settings.host, port, None)} (token from --token, --token-file or ACTIONLSTM_TOKEN)")
+        log(f"answering to host names {', '.join(sorted(hosts.names))} and to " + ("loopback addresses" if token is None else "addresses"))
         try:
             for results in recognizer.pipeline.stream_many(sources):
                 for result in results:

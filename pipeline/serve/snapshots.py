@@ -1,12 +1,14 @@
 """Event snapshots: the annotated frame that fired each event, as a JPEG named by the event's id.
 
-The folder is bounded (the newest `keep` are kept, the oldest removed), and no request names a file:
-the API asks for an event id and gets that event's file or nothing.
+The folder is bounded (the newest `keep` are kept, the oldest removed, those of earlier runs
+counted: event ids never repeat, `pipeline.serve.history`, so every run writes into the same
+folder), and no request names a file: the API asks for an event id and gets that event's file or
+nothing.
 """
 
+import re
 import shutil
 import tempfile
-import time
 from collections import deque
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 from actionlstm.atomic import atomic_path
 
 JPEG_QUALITY = 80
+SNAPSHOT_NAME = re.compile(r"^event-([0-9]{1,18})\.jpg$")
 
 
 def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
@@ -50,32 +53,43 @@ def mark_unseen(image: np.ndarray, box: list[float], text: str) -> np.ndarray:
 
 
 class SnapshotStore:
-    """`folder` None: a temporary folder, removed by `close`. Otherwise each run writes into a
-    subfolder named by its start time, so runs never overwrite each other's (ids restart with a run)."""
+    """`folder` None: a temporary folder, removed by `close`. Otherwise the folder itself, with the
+    snapshots earlier runs left there (`kept_ids`), pruned to `keep` with this run's."""
 
     def __init__(self, folder: Path | None = None, keep: int = 200):
         if keep < 1:
             raise ValueError("keep at least one snapshot")
         self.keep = keep
         self.owned = folder is None
-        if folder is None:
-            self.folder = Path(tempfile.mkdtemp(prefix="actionlstm-snapshots-"))
-        else:
-            self.folder = Path(folder) / time.strftime("%Y%m%d-%H%M%S")
-            self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="actionlstm-snapshots-")) if folder is None else Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        earlier = sorted(int(m[1]) for f in self.folder.iterdir() if (m := SNAPSHOT_NAME.match(f.name)))
         self._kept: deque[int] = deque()
+        self._ids: set[int] = set()
+        for event_id in earlier:
+            self._keep(event_id)
+
+    @property
+    def kept_ids(self) -> list[int]:
+        return list(self._kept)
+
+    def _keep(self, event_id: int) -> None:
+        self._kept.append(event_id)
+        self._ids.add(event_id)
+        while len(self._kept) > self.keep:
+            oldest = self._kept.popleft()
+            self._ids.discard(oldest)
+            self._file(oldest).unlink(missing_ok=True)
 
     def save(self, event_id: int, image: np.ndarray) -> None:
         data = encode_jpeg(image)
         with atomic_path(self._file(event_id)) as tmp:
             tmp.write_bytes(data)
-        self._kept.append(event_id)
-        while len(self._kept) > self.keep:
-            self._file(self._kept.popleft()).unlink(missing_ok=True)
+        self._keep(event_id)
 
     def path(self, event_id: int) -> Path | None:
         """The snapshot of event `event_id`, if it is still kept."""
-        return self._file(event_id) if event_id in self._kept else None
+        return self._file(event_id) if event_id in self._ids else None
 
     def _file(self, event_id: int) -> Path:
         return self.folder / f"event-{int(event_id)}.jpg"

@@ -3,13 +3,16 @@
 - `JsonlEvents`: one line per event appended to a file and flushed (the service's log of events;
   `actionlstm run --events` writes its file atomically instead, like its other outputs).
 - `Webhook`: a POST of the event's JSON to a URL, from a thread of its own with a bounded queue;
-  retried with backoff, and what a slow or dead receiver makes it drop is counted.
+  retried with backoff, and what a slow or dead receiver makes it drop is counted. Redirects are
+  not followed (a 3xx is a failed attempt): the event and any basic-auth header go where the user
+  said, never where a receiver points.
 - `Mqtt`: paho-mqtt, QoS 1, reconnecting by itself; events on `<prefix>/<source>/events`, each
   source's persons, labels and who is down retained on `<prefix>/<source>/state`, and `online` / `offline`
   retained on `<prefix>/status`, `offline` being also the broker's last will (as Frigate does).
 
-Every sink counts what it delivered and what it dropped; `status()` says so without secrets (a
-URL's user and password are shown as ***).
+Every sink counts what it delivered and what it dropped; `status()` says so without secrets
+(`pipeline.sources.redact`: a URL's user, password and query values are shown as ***, a webhook
+as `scheme://host:port/…`, since its path is often its secret).
 """
 
 import base64
@@ -103,9 +106,29 @@ class JsonlEvents(EventSink):
 
 
 def check_http_url(url: str, what: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # reading it checks it
+    except ValueError:
+        raise UserError(f"{what} {redact(url, path=False)} is not a valid URL (its host or port cannot be read)") from None
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise UserError(f"{what} {redact(url, path=False)}: a URL holds no spaces or control characters")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"{what} {redact(url)} is not an http:// or https:// URL")
+        raise UserError(f"{what} {redact(url, path=False)} is not an http:// or https:// URL")
+
+
+def _why(exc: Exception) -> str:
+    """A failed POST in a few words, for the status (never the URL: it may hold the secret)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}" + (" (redirects are not followed)" if 300 <= exc.code < 400 else "")
+    return str(getattr(exc, "reason", None) or exc)[:200]
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx stays an answer (urllib raises it as an HTTPError) instead of a request elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class Webhook(EventSink):
@@ -116,7 +139,7 @@ class Webhook(EventSink):
 
     def __init__(self, url: str, queue_size: int = WEBHOOK_QUEUE):
         check_http_url(url, "--webhook")
-        super().__init__(redact(url))
+        super().__init__(redact(url, path=False))
         parts = urlsplit(url)
         self.url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
         self.headers = {"Content-Type": "application/json", "User-Agent": f"actionlstm/{__version__}"}
@@ -124,6 +147,8 @@ class Webhook(EventSink):
             pair = f"{parts.username}:{parts.password or ''}".encode()
             self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.opener = urllib.request.build_opener(_NoRedirects)
+        self.in_hand = False  # an event taken from the queue and not yet delivered or dropped
         self.failures = 0  # attempts that failed (each retried event counts each time)
         self.failing = False  # the last attempt failed
         self.last_error = ""
@@ -139,8 +164,8 @@ class Webhook(EventSink):
 
     def _post(self, body: bytes) -> None:
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read(1024)
+        with self.opener.open(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
+            pass  # the status is the answer: a body that trickles in must not hold the thread
 
     def _deliver(self) -> None:
         while not self._stop.is_set():
@@ -148,20 +173,30 @@ class Webhook(EventSink):
                 body = self.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            self._settle(in_hand=True)
             for wait in (0.0, *WEBHOOK_RETRY_SECONDS):
                 if wait and self._stop.wait(wait):
-                    break
+                    break  # stopping between retries: `close` counts it as dropped
                 try:
                     self._post(body)
-                    self.count(delivered=1)
+                    self._settle(delivered=1)
                     self.failing = False
                     break
-                except (OSError, urllib.error.URLError, ValueError) as exc:  # refused, timed out, HTTP 4xx/5xx
+                except (OSError, urllib.error.URLError, ValueError) as exc:  # refused, timed out, HTTP 3xx/4xx/5xx
                     self.failures += 1
                     self.failing = True
-                    self.last_error = str(getattr(exc, "reason", None) or exc)[:200]
+                    self.last_error = _why(exc)
             else:
-                self.count(dropped=1)
+                self._settle(dropped=1)
+
+    def _settle(self, delivered: int = 0, dropped: int = 0, in_hand: bool = False) -> None:
+        """Counts the event in hand as delivered or dropped, once, whoever gets there first: the
+        sender, or `close` when the service stops during a retry or a hanging POST."""
+        with self._counting:
+            if self.in_hand or in_hand:
+                self.delivered += delivered
+                self.dropped += dropped
+            self.in_hand = in_hand
 
     def close(self, timeout: float) -> None:
         """Waits for the queue to empty while the receiver answers; a failing one is not waited for."""
@@ -170,6 +205,7 @@ class Webhook(EventSink):
             time.sleep(0.02)
         self._stop.set()
         self._thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        self._settle(dropped=1)  # the one it was retrying or still sending, if any
         self.count(dropped=self.queue.qsize())  # never sent
 
     def status(self) -> dict:

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import CLI, free_port, read_video, shared_video, start_receiver
+from tests.helpers import free_port, read_video, shared_video, start_receiver
+from tests.serve.service import Service, open_stream, wait_for
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -36,15 +37,6 @@ pytestmark = [
 TOKEN = "test-token-0123456789"
 PASSWORD = "camsecret42"
 MAX_CLIENTS = 6
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Broker:
@@ -146,84 +138,6 @@ class Camera:
         return f"http://viewer:{PASSWORD}@127.0.0.1:{self.port}/cam.mjpg"
 
 
-class Service:
-    """`actionlstm serve` as a user starts it, its stderr log collected line by line with times."""
-
-    def __init__(self, args: list, cwd: Path):
-        self.port = free_port()
-        self.launched = time.monotonic()
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(
-            [*CLI, "serve", *map(str, args), "--port", str(self.port)],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[tuple[float, str]] = []
-        self.stdout: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True).start()
-        self.serving = wait_for(
-            lambda: next((t for t, line in self.lines if "serving on" in line), None) or self._dead(), 300, "the service to start"
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    @staticmethod
-    def _read(stream, into: list) -> None:
-        for line in stream:
-            into.append((time.monotonic(), line.rstrip("\n")) if into is not None else line)
-
-    def _dead(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the service exited with {self.proc.returncode}: {self.log()}")
-        return None
-
-    def log(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-    def get(
-        self,
-        path: str,
-        token: str | None = TOKEN,
-        headers: dict | None = None,
-        method: str = "GET",
-        data: bytes | None = None,
-        timeout: float = 10,
-    ):
-        """(status, headers, body) of one request."""
-        request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method=method,
-            headers={**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.headers, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read()
-
-    def status(self) -> dict:
-        code, _, body = self.get("/api/status")
-        assert code == 200, body
-        return json.loads(body)
-
-    def source(self, name: str) -> dict:
-        return next(s for s in self.status()["sources"] if s["name"] == name)
-
-
-def open_stream(port: int, path: str, token: str = TOKEN) -> tuple[socket.socket, bytes]:
-    """A raw HTTP client that sends a GET and reads only the response head: a client that stops reading."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    return sock, head
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, trained_checkpoint):
     """Broker, subscriber, webhook receiver, camera and the service, started once for the module."""
@@ -260,6 +174,7 @@ def world(tmp_path_factory, trained_checkpoint):
             MAX_CLIENTS,
         ],
         cwd=folder,
+        token=TOKEN,
     )
     yield {"broker": broker, "subscriber": subscriber, "hook": hook, "camera": camera, "service": service, "folder": folder}
     if service.proc.poll() is None:
@@ -347,7 +262,9 @@ def test_requests_are_bounded(world):
     assert service.get("/api/status", headers={"X-Big": "x" * 40_000})[0] in (400, 431)
     assert service.get("/api/events?since=-1")[0] == 400 and service.get("/api/events?limit=abc")[0] == 400
     assert service.get("/api/sources/7/stream.mjpg")[0] == 404
-    streams = [open_stream(service.port, "/api/events/stream" if k % 2 else "/api/sources/0/stream.mjpg") for k in range(MAX_CLIENTS)]
+    streams = [
+        open_stream(service.port, "/api/events/stream" if k % 2 else "/api/sources/0/stream.mjpg", TOKEN) for k in range(MAX_CLIENTS)
+    ]
     assert all(b" 200 " in head.split(b"\r\n")[0] for _, head in streams)
     code, headers, _ = service.get("/api/sources/0/stream.mjpg")
     assert code == 503 and headers["Retry-After"]
@@ -357,7 +274,7 @@ def test_requests_are_bounded(world):
 
 
 def _mjpeg_parts(port: int, count: int) -> list[bytes]:
-    sock, head = open_stream(port, "/api/sources/0/stream.mjpg")
+    sock, head = open_stream(port, "/api/sources/0/stream.mjpg", TOKEN)
     assert b"multipart/x-mixed-replace; boundary=frame" in head
     data, parts = b"", []
     while len(parts) < count:
@@ -398,7 +315,7 @@ def test_video_stream_snapshots_and_metrics(world):
 
     assert value("actionlstm_frames", "_total", source="0") > 0
     assert value("actionlstm_latency_seconds", "_count", source="0") > 0 and value("actionlstm_pose_seconds", "_count", source="0") > 0
-    assert value("actionlstm_events", "_total") >= first["id"]
+    assert value("actionlstm_events", "_total") >= len(json.loads(service.get("/api/events?limit=1000")[2]))
     assert value("actionlstm_sink_delivered", "_total", sink=f"mqtt:mqtt://127.0.0.1:{world['broker'].port}") > 0
     assert value("actionlstm_fps", "", source="0") > 0
     for family in (
@@ -416,7 +333,7 @@ def test_a_client_that_stops_reading_never_stalls_the_pipeline(world):
     before = service.source("0")["frames"]
     time.sleep(3)
     normal = service.source("0")["frames"] - before
-    stalled = [open_stream(service.port, "/api/sources/0/stream.mjpg") for _ in range(3)]  # read nothing more
+    stalled = [open_stream(service.port, "/api/sources/0/stream.mjpg", TOKEN) for _ in range(3)]  # read nothing more
     before = service.source("0")["frames"]
     time.sleep(3)
     with_stalled = service.source("0")["frames"] - before
@@ -427,7 +344,7 @@ def test_a_client_that_stops_reading_never_stalls_the_pipeline(world):
 
 def test_event_stream_pushes_events(world):
     service = world["service"]
-    sock, head = open_stream(service.port, "/api/events/stream?since=0")
+    sock, head = open_stream(service.port, "/api/events/stream?since=0", TOKEN)
     assert b"text/event-stream" in head
     data = b""
     deadline = time.monotonic() + 60
@@ -435,7 +352,8 @@ def test_event_stream_pushes_events(world):
         data += sock.recv(65536)
     sock.close()
     ids = [int(m) for m in re.findall(rb"\nid: (\d+)\n", b"\n" + data)]
-    assert len(ids) >= 2 and ids == sorted(ids) and ids[0] == 1
+    first = json.loads(service.get("/api/events?limit=1000")[2])[0]["id"]
+    assert len(ids) >= 2 and ids == sorted(ids) and ids[0] == first  # since=0: from the first event on
     payload = json.loads(re.search(rb"data: (.*)\n", data).group(1))
     assert payload["id"] == ids[0]
 
@@ -476,7 +394,8 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_width(world, tmp_pat
         driver.set_window_size(1280, 900)
         driver.get(f"{service.base}/?token={TOKEN}")
         assert driver.current_url == f"{service.base}/"  # the token left the address bar ...
-        assert {c["name"] for c in driver.get_cookies()} == {"actionlstm_token"}  # ... for a cookie
+        cookies = driver.get_cookies()  # ... for a cookie of this port's, which does not hold the token
+        assert [c["name"] for c in cookies] == [f"actionlstm_session_{service.port}"] and TOKEN not in cookies[0]["value"]
         video = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "img.video"), 20, "the video")[0]
         wait_for(lambda: driver.execute_script("return arguments[0].naturalWidth", video) == 384, 20, "the first video frame")
         first = video.screenshot_as_png
@@ -602,7 +521,8 @@ def test_sigterm_stops_within_5_s_leaving_complete_files(world):
     assert code == 0, service.log()
     assert took < 5.0
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
-    assert len(events) >= fired and [e["id"] for e in events] == list(range(1, len(events) + 1))
+    ids = [e["id"] for e in events]
+    assert len(events) >= fired and ids == list(range(ids[0], ids[0] + len(ids)))
     assert not [p.name for p in folder.rglob("*") if ".tmp" in p.name or ".partial" in p.name]
     snapshots = [p for p in (folder / "snapshots").rglob("*.jpg")]
     assert snapshots and all(cv2.imread(str(p)) is not None for p in snapshots)

@@ -13,7 +13,8 @@ import signal
 import pytest
 
 from tests.helpers import SHARED_DATA
-from tests.serve.test_serve import MOSQUITTO, TOKEN, Broker, Service, Subscriber, wait_for
+from tests.serve.service import Service, wait_for
+from tests.serve.test_serve import MOSQUITTO, TOKEN, Broker, Subscriber
 
 pytestmark = [
     pytest.mark.serve,
@@ -54,6 +55,7 @@ def fallen(tmp_path_factory):
             folder / "events.jsonl",
         ],
         cwd=folder,
+        token=TOKEN,
     )
     yield {"subscriber": subscriber, "service": service, "folder": folder}
     if service.proc.poll() is None:

@@ -1,11 +1,14 @@
 """The service's event snapshots and event sinks, each against the real thing: files on disk, a real
 HTTP receiver on loopback (mosquitto's tests are in test_serve.py)."""
 
+import http.server
 import json
+import threading
 import time
 
 import numpy as np
 
+from pipeline.serve.history import first_event_id, recent_events
 from pipeline.serve.snapshots import SnapshotStore, mark_unseen
 from pipeline.serve.transports import JsonlEvents, Webhook
 
@@ -36,7 +39,13 @@ def test_snapshot_folder_keeps_the_newest_and_goes_when_temporary(tmp_path):
     kept = SnapshotStore(tmp_path, keep=2)
     kept.save(1, IMAGE)
     kept.close()
-    assert kept.folder.parent == tmp_path and (kept.folder / "event-1.jpg").is_file()  # a given folder stays
+    assert kept.folder == tmp_path and (tmp_path / "event-1.jpg").is_file()  # a given folder stays
+    (tmp_path / "event-12x.jpg").write_bytes(b"not ours")
+    again = SnapshotStore(tmp_path, keep=2)  # the next start: one folder, the bound counts the earlier run's
+    assert again.kept_ids == [1] and again.path(1) is not None
+    again.save(2, IMAGE)
+    again.save(3, IMAGE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["event-12x.jpg", "event-2.jpg", "event-3.jpg"]
 
 
 def test_jsonl_events_append_whole_lines(tmp_path):
@@ -91,3 +100,80 @@ def test_a_dead_receiver_is_retried_then_counted(receiver, monkeypatch):
     sink.close(0.5)
     assert (sink.delivered, sink.dropped, sink.failures) == (0, 1, 3)  # one try and two retries
     assert sink.last_error
+
+
+def _answering(handler: type) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_redirect_is_a_failed_delivery_and_its_target_never_hears_of_it(monkeypatch):
+    monkeypatch.setattr("pipeline.serve.transports.WEBHOOK_RETRY_SECONDS", (0.05, 0.05))
+
+    class Trap(http.server.BaseHTTPRequestHandler):  # where a receiver points: records whatever reaches it
+        def do_GET(self):
+            self.server.requests.append((self.command, self.headers.get("Authorization")))
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    trap = _answering(Trap)
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.server.requests.append(self.path)
+            self.send_response(302 if len(self.server.requests) % 2 else 307)
+            self.send_header("Location", f"http://127.0.0.1:{trap.server_port}/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    redirecting = _answering(Redirecting)
+    sink = Webhook(f"http://user:secret@127.0.0.1:{redirecting.server_port}/api/webhook/s3cr3t-id?key=q")
+    sink.send({"id": 1})
+    deadline = time.monotonic() + 10
+    while sink.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close(0.5)
+    assert (sink.delivered, sink.dropped, sink.failures) == (0, 1, 3) and len(redirecting.requests) == 3
+    assert trap.requests == []  # neither the event nor the basic-auth header went where the redirect pointed
+    assert "302" in sink.last_error or "307" in sink.last_error
+    shown = json.dumps(sink.status())
+    assert sink.target == f"http://127.0.0.1:{redirecting.server_port}/…" and not any(s in shown for s in ("secret", "s3cr3t", "key"))
+    for server in (trap, redirecting):
+        server.shutdown()
+
+
+def test_an_event_in_retry_when_the_service_stops_is_counted_dropped(receiver, monkeypatch):
+    monkeypatch.setattr("pipeline.serve.transports.WEBHOOK_RETRY_SECONDS", (30.0,))
+    port = receiver.server_port
+    receiver.shutdown()
+    receiver.server_close()
+    sink = Webhook(f"http://127.0.0.1:{port}/hook")
+    sink.send({"id": 1})
+    sink.send({"id": 2})
+    deadline = time.monotonic() + 10
+    while sink.failures == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close(0.2)  # SIGTERM while the first waits for its retry, the second in the queue
+    assert (sink.delivered, sink.dropped) == (0, 2)
+
+
+def test_a_run_takes_ids_above_every_earlier_one_and_above_the_clock(tmp_path):
+    path = tmp_path / "events.jsonl"
+    assert recent_events(path) == [] and first_event_id([], [], now=1_700_000_000.0) == 1_700_000_000_000
+    ahead = 1_800_000_000_000  # from a run whose clock was ahead
+    lines = [json.dumps({"id": ahead - 1}), "not json", json.dumps({"id": "7"}), '{"id": ' + "9" * 5000 + "}", json.dumps({"id": ahead})]
+    path.write_text("\n".join(lines) + '\n{"id": 12')  # and a line torn by a power cut
+    earlier = recent_events(path)
+    assert [e["id"] for e in earlier] == [ahead - 1, ahead] and recent_events(path, 1) == earlier[1:]
+    assert first_event_id(earlier, [ahead + 5], now=1_700_000_000.0) == ahead + 6  # a snapshot of a later one
+    assert first_event_id(earlier, [], now=1_900_000_000.0) == 1_900_000_000_000

@@ -124,7 +124,10 @@ function eventItem(event, fresh) {
 }
 
 let eventsSeen = 0;
+const shownIds = new Set();  // an event is listed once, however the stream reconnects
 function addEvent(event, fresh) {
+  if (shownIds.has(event.id)) return;
+  shownIds.add(event.id);
   const list = document.getElementById("events");
   list.prepend(eventItem(event, fresh));
   while (list.children.length > EVENTS_SHOWN) list.lastElementChild.remove();
@@ -144,6 +147,7 @@ async function followEvents() {
       }
     }
   } catch (error) { /* the stream below retries by itself */ }
+  // On reconnection the browser sends Last-Event-ID, which the service prefers to this `since`.
   const stream = new EventSource(`/api/events/stream?since=${last}`);
   stream.addEventListener("alert", (message) => addEvent(JSON.parse(message.data), true));
 }
