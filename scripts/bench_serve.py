@@ -52,7 +52,7 @@ class StreamClients:
         while not self._stop.is_set():
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-                    sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {self.token}\r\n\r\n".encode())
+                    sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n\r\n".encode())
                     while not self._stop.is_set():
                         data = sock.recv(1 << 16)
                         if not data:
