@@ -6,10 +6,12 @@
     GET /api/events?since=ID&limit=N   events with an id above ID, newest last
     GET /api/events/stream             the same, pushed as server-sent events as they fire
     GET /api/events/{id}/snapshot.jpg  the frame that fired event `id`
+    GET /api/events/{id}/clip.mp4      the seconds before and after event `id` (H.264 MP4; 503 while recorded)
     GET /api/sources/{i}/snapshot.jpg  source i's newest annotated frame
     GET /api/sources/{i}/stream.mjpg   source i's annotated video (MJPEG, newest frame first)
     GET /api/timeline                  per source, the action segments of the last minutes
     GET /metrics                       Prometheus text format
+    GET /healthz                       ok or not, and nothing else: no token needed (`pipeline.serve.health`)
 
 A token comes as `Authorization: Bearer T`, the page's cookie, or once as `/?token=T`; it is
 compared in constant time. Requests carry no body (413), only GET and HEAD (405), and video and
@@ -30,6 +32,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.serve.clips import ClipRecorder
+from pipeline.serve.health import HealthRoute
 from pipeline.serve.hub import Hub
 from pipeline.serve.metrics import CONTENT_TYPE
 
@@ -143,6 +147,16 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
             return JSONResponse({"error": "no snapshot kept for that event"}, 404)
         return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)
 
+    async def event_clip(request: Request) -> Response:
+        clips, event_id = next((w for w in hub.watchers if isinstance(w, ClipRecorder)), None), request.path_params["id"]
+        recording = clips is not None and clips.recording(event_id)  # asked first: a clip is published before it is done
+        path = None if clips is None else clips.store.path(event_id)
+        if path is None and recording:
+            return JSONResponse({"error": "the clip is still being recorded"}, 503, {"Retry-After": str(round(clips.after) + 1)})
+        if path is None:
+            return JSONResponse({"error": "no clip kept for that event"}, 404)
+        return FileResponse(path, media_type="video/mp4", headers=NO_STORE)
+
     async def source_snapshot(request: Request) -> Response:
         feed = feed_of(request)
         if feed is None:
@@ -242,6 +256,7 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         Route("/api/events", events),
         Route("/api/events/stream", event_stream),
         Route("/api/events/{id:int}/snapshot.jpg", event_snapshot),
+        Route("/api/events/{id:int}/clip.mp4", event_clip),
         Route("/api/sources/{index:int}/snapshot.jpg", source_snapshot),
         Route("/api/sources/{index:int}/stream.mjpg", video),
         Route("/api/timeline", timeline),
@@ -253,4 +268,4 @@ def create_app(hub: Hub, token: str | None, max_clients: int = 32, stream_fps: f
         hub.attach(asyncio.get_running_loop())
         yield
 
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token)
+    return HealthRoute(Guard(Starlette(routes=routes, lifespan=lifespan), token), hub)
