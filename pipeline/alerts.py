@@ -14,10 +14,17 @@ fires once when they have been on the floor for SECONDS after a fall, seen or no
 after they were up. Its event's `start` is when they reached the floor and its `duration` the seconds
 down. A zone (`pipeline.zones`) keeps the labels it names quiet while the person is inside: a frame
 there holds no rule, like an uncertain one.
+
+A rule's cooldown (`AlertRule.cooldown`) and the caller's `gate` (the service's arming and snoozing)
+keep events from being made at all: an episode that would have fired while quiet is spent, so it
+does not fire when the quiet ends, and no event id is taken. Either is counted in `quieted`.
+`active` says, per source, which rules someone holds now (has held for the rule's duration).
 """
 
 import math
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from pipeline.clock import iso_time
@@ -44,6 +51,7 @@ class Event:
     duration: float  # seconds the rule had held when it fired (the down rule: seconds on the floor)
     box: list[float]  # x1, y1, x2, y2 pixels
     snapshot: str | None = None  # the snapshot's URL path (`serve`); None without a server
+    clip: str | None = None  # the clip's URL path (`serve`, written once the seconds after it are in); None without one
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,6 +86,9 @@ class Alerts:
     `zones`: where given labels fire nothing, in the source they name (by its `name`) or in all.
     `forget_seconds`: a person not seen for this long is forgotten (trackers never reuse an id, so
     this only bounds memory over a day-long run).
+    `gate(source name, rule)`: why that rule must stay quiet on that source now ("disarmed",
+    "snoozed"), or None to let it fire. `last_fired[(source name, str(rule))]`: the wall-clock time
+    of the rule's last event there, which its cooldown counts from (a caller may restore it).
     """
 
     def __init__(self, rules: list[AlertRule], zones: list[Zone] | None = None, forget_seconds: float = 30.0, first_id: int = 1):
@@ -85,6 +96,10 @@ class Alerts:
         self.zones = list(zones or [])
         self.forget_seconds = forget_seconds
         self.next_id = first_id
+        self.gate: Callable[[str, AlertRule], str | None] | None = None
+        self.last_fired: dict[tuple[str, str], float] = {}
+        self.quieted: Counter[str] = Counter()  # episodes kept quiet, by why: cooldown, disarmed, snoozed
+        self.active: dict[str, list[bool]] = {}  # per source name, per rule: someone holds it now
         self._sources: dict[int, _Source] = {}
 
     def reset(self) -> None:
@@ -107,35 +122,54 @@ class Alerts:
         def quiet(label: str, person: PersonResult) -> bool:
             return any(zone.covers(label, person.box, result.size) for zone in zones)
 
+        active = [False] * len(self.rules)
+
+        def fire(k: int, rule: AlertRule, label: str, since: float, prob: float, person: PersonResult) -> None:
+            active[k] = True
+            since_last = origin + now - self.last_fired.get((name, str(rule)), -math.inf)
+            why = "cooldown" if abs(since_last) < rule.cooldown - EPSILON else None  # (a clock set back counts too)
+            why = why or (self.gate(name, rule) if self.gate is not None else None)
+            if why is not None:
+                self.quieted[why] += 1
+                return
+            self.last_fired[(name, str(rule))] = origin + now
+            events.append(self._event(rule, label, since, prob, result, person, name, origin))
+
         for person in [*result.persons, *result.unseen]:
             state = source.persons.get(person.id)
             if state is None:
                 state = source.persons[person.id] = _Person([_Watch() for _ in self.rules], now)
             state.last_seen = now
             top = person.top5[0] if person.top5 and not person.uncertain else None
-            for rule, watch in zip(self.rules, state.watches):
+            for k, (rule, watch) in enumerate(zip(self.rules, state.watches)):
                 if rule.label == DOWN:
                     if person.down is None:
                         watch.fired = None  # up again: the next fall is a new episode
-                    elif watch.fired is None and person.down >= rule.seconds - EPSILON and not quiet(DOWN, person):
-                        events.append(self._event(rule, DOWN, now - person.down, 1.0, result, person, name, origin))
-                        watch.fired = DOWN
+                    elif person.down >= rule.seconds - EPSILON and not quiet(DOWN, person):
+                        if watch.fired is None:
+                            fire(k, rule, DOWN, now - person.down, 1.0, person)
+                            watch.fired = DOWN
+                        active[k] = True
                     continue
                 if top is None or not math.isfinite(top.prob):
                     watch.label = None
                     continue
                 if watch.fired is not None and top.label != watch.fired:
                     watch.fired = None  # another label: the next episode may fire
-                if watch.fired is not None or not rule.matches(top.label, top.prob) or quiet(top.label, person):
+                if not rule.matches(top.label, top.prob) or quiet(top.label, person):
                     watch.label = None
+                    continue
+                if watch.fired is not None:  # fired (or kept quiet) this episode: still held
+                    active[k] = True
                     continue
                 if watch.label != top.label:
                     watch.label, watch.since = top.label, now
                 if now - watch.since >= rule.seconds - EPSILON:
-                    events.append(self._event(rule, top.label, watch.since, top.prob, result, person, name, origin))
+                    fire(k, rule, top.label, watch.since, top.prob, person)
                     watch.fired, watch.label = top.label, None
         for person_id in [p for p, s in source.persons.items() if now - s.last_seen > self.forget_seconds]:
             del source.persons[person_id]
+        self.active[name] = active
         return events
 
     def _event(

@@ -29,6 +29,7 @@ from pipeline.actions import ActionRuntime, LabelProb, LabelState
 from pipeline.buffers import TrackBuffers
 from pipeline.overlay import Overlay
 from pipeline.pose import Detections, PoseEstimator
+from pipeline.privacy import plain_canvas
 from pipeline.sources import Frame, FrameSource, Signal
 from pipeline.tracking import Poses, Tracker
 
@@ -112,14 +113,26 @@ class ActionPipeline:
 
     The tracker's lost time is counted in the frames it sees at the source's rate; a live source that
     drops frames because processing is slower than the camera stretches it in seconds by the same factor.
+
+    `private` (privacy mode, `pipeline.privacy`): each result's image is a plain canvas of the
+    frame's size with the overlay drawn on it; the camera's frame goes to pose and tracking only.
     """
 
-    def __init__(self, pose: PoseEstimator, tracker: Tracker, actions: ActionRuntime, overlay: Overlay | None = None, note: str = ""):
+    def __init__(
+        self,
+        pose: PoseEstimator,
+        tracker: Tracker,
+        actions: ActionRuntime,
+        overlay: Overlay | None = None,
+        note: str = "",
+        private: bool = False,
+    ):
         self.pose = pose
         self.tracker = tracker
         self.actions = actions
         self.overlay = overlay
         self.note = note
+        self.private = private
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
         """One result per frame of `source`."""
@@ -163,15 +176,16 @@ class ActionPipeline:
             results = []
             for (lane, frame, poses), labels in zip(tracked, every_label):
                 uncertain = {tid for tid, top in labels.items() if self.actions.is_uncertain(top)}
+                image = plain_canvas(frame.image) if self.private else frame.image
                 if self.overlay is not None:
-                    self.overlay.draw(frame.image, poses, labels, fps, self.note, uncertain)
+                    self.overlay.draw(image, poses, labels, fps, self.note, uncertain)
                 persons, unseen = people(poses, labels, uncertain, lane.labels, lane.buffers, frame.timestamp)
                 size = (frame.image.shape[1], frame.image.shape[0])
                 results.append(
                     FrameResult(
                         frame.index,
                         frame.timestamp,
-                        frame.image,
+                        image,
                         persons,
                         fps,
                         source=lane.index,

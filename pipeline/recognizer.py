@@ -34,6 +34,7 @@ from pipeline.actions import ActionRuntime, LabelProb
 from pipeline.alerts import Alerts, Event
 from pipeline.overlay import Overlay
 from pipeline.predictor import ActionPipeline, FrameResult
+from pipeline.privacy import check_privacy
 from pipeline.rules import DOWN, AlertRule, check_rules, parse_rule
 from pipeline.settings import RecognizerSettings
 from pipeline.sources import FrameSource, open_source
@@ -56,9 +57,20 @@ class ActionRecognizer:
         draw: annotate `result.image` (skeletons, ids, Top-5 panels).
         note: text for the overlay's header; by default a warning when the checkpoint was trained on
             the generated sample, whose labels are no real actions.
+        privacy: "skeleton" draws on a plain background instead of the frame: no result's image
+            holds a pixel of the camera's (`pipeline.privacy`); "off" (default) draws on the frame.
     """
 
-    def __init__(self, checkpoint: str | Path | RecognizerSettings, *, draw: bool = True, note: str | None = None, **settings: Any):
+    def __init__(
+        self,
+        checkpoint: str | Path | RecognizerSettings,
+        *,
+        draw: bool = True,
+        note: str | None = None,
+        privacy: str = "off",
+        **settings: Any,
+    ):
+        private = check_privacy(privacy) != "off"
         if isinstance(checkpoint, RecognizerSettings):
             self.settings = replace(checkpoint, **settings)
         else:
@@ -71,7 +83,7 @@ class ActionRecognizer:
         pose, tracker = s.build()
         if note is None:
             note = SAMPLE_MODEL_NOTE if self.classifier.synthetic else ""
-        self.pipeline = ActionPipeline(pose, tracker, actions, Overlay() if draw else None, note)
+        self.pipeline = ActionPipeline(pose, tracker, actions, Overlay() if draw else None, note, private)
 
     @property
     def class_names(self) -> list[str]:

@@ -4,6 +4,7 @@
 --alert 'wave:2'           wave at the default probability (0.7), for 2 s
 --alert fall               the model's own operating point for fall, if it records one, else 0.7 for 1 s
 --alert '*>=0:1s'          any label at all, held for 1 s
+--alert 'wave:2/5m'        wave for 2 s, then quiet on that source for 5 minutes (a cooldown: s, m or h)
 --alert 'down:30'          someone who fell has been on the floor for 30 s (the down state, see `AlertRule`)
 --rules rules.yaml         the same in a file (YAML or TOML), see `load_rules`
 """
@@ -29,7 +30,9 @@ ANY = "*"
 DOWN = "down"
 DOWN_SECONDS = 30.0
 MAX_FILE_BYTES = 1 << 20  # a rules file is a few lines; a larger one is refused before it is parsed
-_RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:])+)(?:>=(?P<prob>[^:]*))?(?::(?P<seconds>[^:]*?)s?)?$")
+_RULE = re.compile(r"^(?P<label>(?:(?!>=)[^:/])+)(?:>=(?P<prob>[^:/]*))?(?::(?P<seconds>[^:/]*?)s?)?(?:/(?P<cooldown>[^:/]*))?$")
+_DURATION = re.compile(r"^\s*(?P<number>[^smh\s]+)\s*(?P<unit>[smh]?)\s*$")
+UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,16 @@ class AlertRule:
     `down:SECONDS` watches the down state instead of a label: it fires once when a person has been
     on the floor for SECONDS after a confirmed fall (DOWN_SECONDS left out), as care services measure
     time on the floor. It is the same grammar read the same way, a state held for a duration; a state
-    has no probability, so `down>=P` is refused."""
+    has no probability, so `down>=P` is refused.
+
+    `cooldown` (seconds, `/5m` in the rule) keeps the rule quiet on a source for that long after
+    it fired there, for everybody: a rule that fires again and again while someone exercises
+    sends one notification, not a stream of them. 0: none."""
 
     label: str
     prob: float | None = None
     seconds: float | None = None
+    cooldown: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.label.strip():
@@ -58,6 +66,8 @@ class AlertRule:
             raise UserError(f"alert rule {self.label}: the probability must be between 0 and 1, not {self.prob:g}")
         if self.seconds is not None and not (math.isfinite(self.seconds) and self.seconds >= 0.0):
             raise UserError(f"alert rule {self.label}: the duration must be 0 or more seconds, not {self.seconds:g}")
+        if not (math.isfinite(self.cooldown) and self.cooldown >= 0.0):
+            raise UserError(f"alert rule {self.label}: the cooldown must be 0 or more seconds, not {self.cooldown:g}")
         if self.label == DOWN and self.prob is not None and self.prob != 1.0:
             raise UserError(f"alert rule down>={self.prob:g}: the down state has no probability; give down[:SECONDS], e.g. 'down:30'")
 
@@ -65,10 +75,11 @@ class AlertRule:
         """This rule with what it leaves out taken from `own` (label -> {"prob", "seconds"}), else the defaults."""
         mine = (own or {}).get(self.label, {})
         if self.label == DOWN:  # a state, held or not: its probability is 1
-            return AlertRule(DOWN, 1.0, self.seconds if self.seconds is not None else float(mine.get("seconds", DOWN_SECONDS)))
+            seconds = self.seconds if self.seconds is not None else float(mine.get("seconds", DOWN_SECONDS))
+            return AlertRule(DOWN, 1.0, seconds, self.cooldown)
         prob = self.prob if self.prob is not None else float(mine.get("prob", DEFAULT_PROB))
         seconds = self.seconds if self.seconds is not None else float(mine.get("seconds", DEFAULT_SECONDS))
-        return AlertRule(self.label, prob, seconds)
+        return AlertRule(self.label, prob, seconds, self.cooldown)
 
     def matches(self, label: str, prob: float) -> bool:
         """Of a completed label rule: whether a top-1 `label` at `prob` holds it (the down rule watches no label)."""
@@ -77,7 +88,8 @@ class AlertRule:
     def __str__(self) -> str:
         prob = "" if self.prob is None or self.label == DOWN else f">={self.prob:g}"
         seconds = "" if self.seconds is None else f":{self.seconds:g}s"
-        return f"{self.label}{prob}{seconds}"
+        cooldown = f"/{self.cooldown:g}s" if self.cooldown else ""
+        return f"{self.label}{prob}{seconds}{cooldown}"
 
 
 def _number(text: str, what: str, rule: str) -> float:
@@ -89,14 +101,26 @@ def _number(text: str, what: str, rule: str) -> float:
         ) from None
 
 
+def parse_duration(text: str, where: str) -> float:
+    """Seconds from `90`, `90s`, `5m` or `2h` (`where` begins the error: what was being read)."""
+    match = _DURATION.match(text)
+    try:
+        if match is not None:
+            return float(match["number"]) * UNIT_SECONDS[match["unit"]]
+    except ValueError:
+        pass
+    raise UserError(f"{where}: the cooldown '{text}' is not a duration (e.g. 90, 90s, 5m, 2h)")
+
+
 def parse_rule(text: str) -> AlertRule:
-    """`LABEL[>=PROB][:SECONDS]`; SECONDS may end in `s`."""
+    """`LABEL[>=PROB][:SECONDS][/COOLDOWN]`; SECONDS may end in `s`, COOLDOWN in `s`, `m` or `h`."""
     match = _RULE.match(text.strip())
     if match is None or not match["label"].strip():
-        raise UserError(f"alert rule '{text}' is not LABEL[>=PROB][:SECONDS] (e.g. 'fall>=0.8:1s', 'wave:2', '*')")
+        raise UserError(f"alert rule '{text}' is not LABEL[>=PROB][:SECONDS][/COOLDOWN] (e.g. 'fall>=0.8:1s', 'wave:2/5m', '*')")
     prob = None if match["prob"] is None else _number(match["prob"], "the probability", text)
     seconds = None if match["seconds"] is None else _number(match["seconds"], "the duration", text)
-    return AlertRule(match["label"].strip(), prob, seconds)
+    cooldown = 0.0 if match["cooldown"] is None else parse_duration(match["cooldown"], f"alert rule '{text}'")
+    return AlertRule(match["label"].strip(), prob, seconds, cooldown)
 
 
 def file_number(value: object, what: str, where: str) -> float:
@@ -114,13 +138,19 @@ def _rule_from_entry(entry: object, where: str) -> AlertRule:
     if isinstance(entry, str):
         return parse_rule(entry)
     if not isinstance(entry, dict):
-        raise UserError(f"{where}: a rule is a string like 'fall>=0.8:1s' or a table with label, prob, seconds")
-    unknown = sorted(set(entry) - {"label", "prob", "seconds"})
+        raise UserError(f"{where}: a rule is a string like 'fall>=0.8:1s' or a table with label, prob, seconds, cooldown")
+    unknown = sorted(set(entry) - {"label", "prob", "seconds", "cooldown"})
     if unknown:
-        raise UserError(f"{where}: unknown key '{unknown[0]}' (a rule has label, prob and seconds)")
+        raise UserError(f"{where}: unknown key '{unknown[0]}' (a rule has label, prob, seconds and cooldown)")
     if not isinstance(entry.get("label"), str):
         raise UserError(f"{where}: a rule needs a label (a string; * for any)")
     values = {key: file_number(entry[key], key, where) for key in ("prob", "seconds") if key in entry}
+    if "cooldown" in entry:  # seconds, or a duration such as "5m"
+        cooldown = entry["cooldown"]
+        if isinstance(cooldown, str):
+            values["cooldown"] = parse_duration(cooldown, where)
+        else:
+            values["cooldown"] = file_number(cooldown, "cooldown", where)
     return AlertRule(entry["label"], **values)
 
 
@@ -150,12 +180,13 @@ def read_rules_file(path: Path) -> object:
 
 def load_rules(path: Path) -> list[AlertRule]:
     """Rules from a YAML (.yaml, .yml) or TOML (.toml) file: a list `alerts` whose entries are rule
-    strings or tables of `label`, `prob`, `seconds` (the file may hold zones too, `pipeline.zones`):
+    strings or tables of `label`, `prob`, `seconds`, `cooldown` (the file may hold zones too, `pipeline.zones`):
 
         alerts:                         [[alerts]]
           - label: fall                 label = "fall"
             prob: 0.8                   prob = 0.8
             seconds: 1                  seconds = 1
+            cooldown: 5m                cooldown = "5m"
           - "down:30"
     """
     data = read_rules_file(path)

@@ -173,3 +173,13 @@ class ReplayedPose:
 def detections_of(video: Path, pose) -> list:
     """The pose stage's detections of every frame of `video`, as `run` makes them (one frame a call)."""
     return [pose(image) for image in read_video(video)[0]]
+
+
+def camera_likeness(picture: np.ndarray, frames: list[np.ndarray]) -> float:
+    """How much of a camera's frame a picture holds: the highest correlation of its grey levels with
+    those of any of the source's `frames` (scaled to the frame's size); 1 for the frame itself, about
+    0 for a drawing on a plain background (privacy mode)."""
+    grey = cv2.cvtColor(cv2.resize(picture, frames[0].shape[1::-1], interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).ravel()
+    return max(
+        float(np.corrcoef(grey.astype(np.float64), cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).ravel().astype(np.float64))[0, 1]) for f in frames
+    )

@@ -8,7 +8,18 @@ import typer
 from rich.markup import escape
 
 from actionlstm import console
-from actionlstm.cli.options import AlertOpt, DeviceOpt, MinSegmentOpt, PoseModelOpt, RulesOpt, ShowOpt, ZoneOpt, command, with_settings
+from actionlstm.cli.options import (
+    AlertOpt,
+    DeviceOpt,
+    MinSegmentOpt,
+    PoseModelOpt,
+    PrivacyOpt,
+    RulesOpt,
+    ShowOpt,
+    ZoneOpt,
+    command,
+    with_settings,
+)
 from actionlstm.errors import UserError
 from actionlstm.paths import check_writable_folder
 from pipeline.settings import PoseSettings, RecognizerSettings
@@ -53,15 +64,18 @@ def run(
     realtime: Annotated[
         bool, typer.Option("--realtime", metavar="", help="Play a file at its own frame rate, as a camera (stale frames dropped).")
     ] = False,
+    privacy: PrivacyOpt = "off",
 ) -> None:
     """Run the live pipeline: YOLO-pose -> tracker -> per-person buffers -> ActionLSTM -> Top-5 overlay."""
     from pipeline.outputs import source_outputs
+    from pipeline.privacy import check_privacy
     from pipeline.recognizer import ActionRecognizer
     from pipeline.rules import read_rules
     from pipeline.run import run_sources
     from pipeline.sources import check_source
     from pipeline.zones import check_zones, read_zones
 
+    check_privacy(privacy)
     found_rules, zones = read_rules(alert, rules), read_zones(zone, rules)
     if events is not None and not found_rules:
         raise UserError("--events writes alert events: give the rules with --alert or --rules")
@@ -71,7 +85,7 @@ def run(
     outputs = source_outputs(source, save=save, jsonl=jsonl, segments=segments, timeline=timeline, events=events)
     for spec in source:
         check_source(spec)
-    recognizer = ActionRecognizer(settings)
+    recognizer = ActionRecognizer(settings, privacy=privacy)
     alerts = recognizer.alerts(found_rules, zones) if found_rules else None
     summaries = run_sources(source, recognizer, outputs, show, realtime, jsonl_keypoints, min_segment, alerts)
     if exit_code := max(summary.exit_code for summary in summaries):  # interrupted, not finished: the shell's codes say so

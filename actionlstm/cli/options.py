@@ -98,7 +98,8 @@ AlertOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--alert",
-        help="Alert rule LABEL[>=PROB][:SECONDS] (left out: the model's own for the label, else 0.7 and 1 s; * is any label), "
+        help="Alert rule LABEL[>=PROB][:SECONDS][/COOLDOWN] (left out: the model's own for the label, else 0.7 and 1 s; * is any label; "
+        "COOLDOWN keeps it quiet on the source that long after it fired, e.g. 5m), "
         "e.g. 'fall>=0.8:1s'; 'down:SECONDS' fires when someone who fell has been on the floor that long (default 30); repeatable.",
     ),
 ]
@@ -112,6 +113,15 @@ ZoneOpt = Annotated[
         help="Where labels fire no alert: [SOURCE/]NAME=LABEL[,LABEL]:X,Y X,Y X,Y... (pixels, or fractions 0-1 of the frame; "
         "a person is in it by their box's bottom centre; down is the down rule, * every label), "
         "e.g. 'bed=fall,down:0.1,0.5 0.6,0.5 0.6,0.9 0.1,0.9'; repeatable.",
+    ),
+]
+PrivacyOpt = Annotated[
+    str,
+    typer.Option(
+        "--privacy",
+        metavar="off|skeleton",
+        help="skeleton: every picture that leaves the process (video, page, stream, snapshots, clips) shows skeletons, "
+        "boxes and labels on a plain background, never the camera's image.",
     ),
 ]
 

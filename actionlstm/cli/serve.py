@@ -1,11 +1,12 @@
 """`actionlstm serve`: the pipeline as a service, behind a token."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from actionlstm.cli.options import AlertOpt, MinSegmentOpt, RulesOpt, ZoneOpt, command, with_settings
+from actionlstm.cli.options import AlertOpt, MinSegmentOpt, PrivacyOpt, RulesOpt, ZoneOpt, command, with_settings
 from pipeline.settings import RecognizerSettings
 
 
@@ -94,10 +95,45 @@ def serve(
     stream_fps: Annotated[float, typer.Option("--stream-fps", min=0.1, help="Frames per second sent to each page's video at most.")] = 15.0,
     timeline_minutes: Annotated[float, typer.Option("--timeline-minutes", min=0.1, help="Minutes the page's timeline shows.")] = 10.0,
     min_segment: MinSegmentOpt = 0.5,
+    discovery: Annotated[
+        bool,
+        typer.Option(
+            "--discovery/--no-discovery",
+            metavar="",
+            help="With --mqtt, announce the sources to Home Assistant (MQTT discovery: sensors, rule sensors, events, switches, images).",
+        ),
+    ] = True,
+    discovery_prefix: Annotated[str, typer.Option("--discovery-prefix", help="Home Assistant's discovery prefix.")] = "homeassistant",
+    remove_discovery: Annotated[
+        bool,
+        typer.Option("--remove-discovery", metavar="", help="Remove this service's entities from Home Assistant (with --mqtt), then exit."),
+    ] = False,
+    state_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-file",
+            help="Keep arming, snoozing and cooldowns here across restarts (default: ~/.local/state/actionlstm/serve-PREFIX.json).",
+        ),
+    ] = None,
+    clips: Annotated[bool, typer.Option("--clips/--no-clips", metavar="", help="Record a clip (H.264 MP4) around each event.")] = True,
+    clip_seconds: Annotated[
+        str, typer.Option("--clip-seconds", metavar="BEFORE:AFTER", help="Seconds of each clip before and after its event.")
+    ] = "5:5",
+    clip_dir: Annotated[
+        Path | None,
+        typer.Option("--clip-dir", help="Keep clips here; every start shares it (default: a temporary folder, removed at exit)."),
+    ] = None,
+    max_clips: Annotated[
+        int, typer.Option("--max-clips", min=1, help="Clips kept (over every start's folder); the oldest are removed.")
+    ] = 100,
+    max_clip_age: Annotated[float, typer.Option("--max-clip-hours", min=0.01, help="Clips older than this many hours are removed.")] = 7
+    * 24.0,
+    privacy: PrivacyOpt = "off",
 ) -> None:
     """Run as a service until SIGTERM or Ctrl-C: a live web page, a JSON API, Prometheus metrics and
     alert events (JSONL, webhooks, MQTT), behind a token. Sources that drop are reopened."""
     from pipeline.rules import read_rules
+    from pipeline.serve.clips import parse_clip_seconds
     from pipeline.serve.server import ServeSettings
     from pipeline.serve.server import serve as run_service
     from pipeline.zones import read_zones
@@ -109,5 +145,11 @@ def serve(
         events=[Path(e) for e in events or []], webhooks=list(webhook or []), mqtt=list(mqtt or []), mqtt_prefix=mqtt_prefix,
         snapshot_dir=snapshot_dir, max_snapshots=max_snapshots, max_clients=max_clients, request_timeout=request_timeout,
         stream_fps=stream_fps, timeline_minutes=timeline_minutes, min_segment=min_segment,
+    )  # fmt: skip
+    before, after = parse_clip_seconds(clip_seconds)
+    service = replace(
+        service, discovery=discovery, discovery_prefix=discovery_prefix, remove_discovery=remove_discovery, state_file=state_file,
+        clips=clips, clip_before=before, clip_after=after, clip_dir=clip_dir, max_clips=max_clips, max_clip_age=max_clip_age * 3600,
+        privacy=privacy,
     )  # fmt: skip
     run_service(source, settings, service)

@@ -6,10 +6,12 @@
     GET /api/events?since=ID&limit=N   events with an id above ID, newest last
     GET /api/events/stream             the same, pushed as server-sent events as they fire
     GET /api/events/{id}/snapshot.jpg  the frame that fired event `id`
+    GET /api/events/{id}/clip.mp4      the seconds before and after event `id` (H.264 MP4; 503 while recorded)
     GET /api/sources/{i}/snapshot.jpg  source i's newest annotated frame
     GET /api/sources/{i}/stream.mjpg   source i's annotated video (MJPEG, newest frame first)
     GET /api/timeline                  per source, the action segments of the last minutes
     GET /metrics                       Prometheus text format
+    GET /healthz                       ok or not, and nothing else: no token needed (`pipeline.serve.health`)
 
 Every request passes `pipeline.serve.guard.Guard` first (its Host, method, size and token; the
 security headers of every answer). Video and event streams are bounded in number (503). A stream
@@ -30,7 +32,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipeline.serve.clips import ClipRecorder
 from pipeline.serve.guard import Guard, HostCheck
+from pipeline.serve.health import PATH as HEALTH_PATH
+from pipeline.serve.health import health
 from pipeline.serve.hub import Hub
 from pipeline.serve.metrics import CONTENT_TYPE
 
@@ -104,6 +109,20 @@ def create_app(
             return JSONResponse({"error": "no snapshot kept for that event"}, 404)
         return FileResponse(path, media_type="image/jpeg", headers=NO_STORE)
 
+    async def event_clip(request: Request) -> Response:
+        try:
+            event_id = whole_number(request.path_params["id"], "an event id")
+        except ValueError as exc:
+            return _bad(exc)
+        clips = next((w for w in hub.watchers if isinstance(w, ClipRecorder)), None)
+        recording = clips is not None and clips.recording(event_id)  # asked first: a clip is published before it is done
+        path = None if clips is None else clips.store.path(event_id)
+        if path is None and recording:
+            return JSONResponse({"error": "the clip is still being recorded"}, 503, {"Retry-After": str(round(clips.after) + 1)})
+        if path is None:
+            return JSONResponse({"error": "no clip kept for that event"}, 404)
+        return FileResponse(path, media_type="video/mp4", headers=NO_STORE)
+
     async def source_snapshot(request: Request) -> Response:
         try:
             feed = feed_of(request)
@@ -118,6 +137,10 @@ def create_app(
 
     async def timeline(request: Request) -> Response:
         return JSONResponse([{"index": f.index, "name": f.source.name, **f.timeline.view()} for f in hub.feeds], headers=NO_STORE)
+
+    async def healthz(request: Request) -> Response:
+        alive, word = health(hub)
+        return PlainTextResponse(word + "\n", 200 if alive else 503, headers=NO_STORE)
 
     async def metrics(request: Request) -> Response:
         hub.metrics.clients.set(hub.clients)
@@ -210,8 +233,10 @@ def create_app(
         Route("/api/events", events),
         Route("/api/events/stream", event_stream),
         Route("/api/events/{id}/snapshot.jpg", event_snapshot),
+        Route("/api/events/{id}/clip.mp4", event_clip),
         Route("/api/sources/{index}/snapshot.jpg", source_snapshot),
         Route("/api/sources/{index}/stream.mjpg", video),
+        Route(HEALTH_PATH, healthz),
         Route("/api/timeline", timeline),
         Route("/metrics", metrics),
     ]
@@ -221,4 +246,4 @@ def create_app(
         hub.attach(asyncio.get_running_loop())
         yield
 
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token, hosts, cookie, max_requests=max_clients + 64, log=log)
+    return Guard(Starlette(routes=routes, lifespan=lifespan), token, hosts, cookie, max_clients + 64, log, public={HEALTH_PATH})

@@ -6,7 +6,7 @@ the requests in progress, and the security headers of every response.
   (`HostCheck`): an address (no name can be rebound through one; loopback ones only with
   `--no-auth`), `localhost`, and with a token also this machine's names and the `--allow-host` list.
 - **Token.** `Authorization: Bearer T`, or the page's cookie, or once `/?token=T` (moved into the
-  cookie); compared in constant time. The cookie holds a value derived from the token
+  cookie); compared in constant time. `public` paths (the health check) need none. The cookie holds a value derived from the token
   (`session_value`), never the token, under a name of its own per port.
 - **Size.** Only GET and HEAD (405), no body (413), a head of at most 16 KiB (431), at most
   `max_requests` requests in progress (503; sockets are limited in `pipeline.serve.connections`).
@@ -30,7 +30,7 @@ COOKIE_DAYS = 30
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
-        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; "
         b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),
@@ -82,10 +82,18 @@ class Guard:
     """ASGI middleware in front of every route (see the module's docstring)."""
 
     def __init__(
-        self, app: ASGIApp, token: str | None, hosts: HostCheck, cookie: str, max_requests: int, log: Callable[[str], None] = print
+        self,
+        app: ASGIApp,
+        token: str | None,
+        hosts: HostCheck,
+        cookie: str,
+        max_requests: int,
+        log: Callable[[str], None] = print,
+        public: set[str] = frozenset(),
     ):
         self.app = app
         self.token = token
+        self.public = public  # paths that need no token (the health check's)
         self.session = session_value(token) if token is not None else None
         self.hosts = hosts
         self.cookie = cookie
@@ -133,7 +141,7 @@ class Guard:
             return PlainTextResponse("request head too large\n", 431)
         if self.in_progress >= self.max_requests:
             return JSONResponse({"error": "too many requests in progress"}, 503, {"Retry-After": "1"})
-        if self.token is None:
+        if self.token is None or path in self.public:
             return None
         if not self._authorised(request, path):
             return self._unauthorised(path)

@@ -175,6 +175,10 @@ class Hub:
         self._lock = threading.Lock()
         self.metrics = Metrics(lambda: [f.source for f in self.feeds], lambda: self.sinks)
         self.brokers = [s for s in sinks if isinstance(s, Mqtt)]
+        # What else follows every frame and event (clips, arming, Home Assistant): each has
+        # frame(source name, result), fired(event, result) (before the event goes out) and status() -> dict.
+        self.watchers: list = []
+        self.extra: dict = {}  # more of the status (privacy)
 
     # --- the pipeline's side -------------------------------------------------------------------
 
@@ -198,6 +202,8 @@ class Hub:
                 self._fire(event, result)
         for broker in self.brokers:
             broker.publish_state(name, feed.source.state, iso_time(feed.origin + result.time), result.persons, down)
+        for watcher in self.watchers:
+            watcher.frame(name, result)
         self._wake(feed)
 
     def _fire(self, event: Event, result: FrameResult) -> None:
@@ -206,6 +212,8 @@ class Hub:
             image = mark_unseen(image, event.box, f"#{event.person} {event.label}, last seen here")
         self.snapshots.save(event.id, image)
         event.snapshot = f"/api/events/{event.id}/snapshot.jpg"
+        for watcher in self.watchers:
+            watcher.fired(event, result)
         record = event.to_json()
         with self._lock:
             self.events.append(record)
@@ -269,4 +277,6 @@ class Hub:
             "events": {"fired": self.fired, "last_id": self.last_event_id},
             "sinks": [sink.status() for sink in self.sinks],
             "stream_clients": self.clients,
+            **self.extra,
+            **{key: value for watcher in self.watchers for key, value in watcher.status().items()},
         }

@@ -22,11 +22,17 @@ from rich.markup import escape
 from actionlstm import console
 from actionlstm.errors import UserError, interrupt_name
 from actionlstm.paths import check_output_file
+from pipeline.clock import iso_time
+from pipeline.privacy import check_privacy
 from pipeline.recognizer import ActionRecognizer
 from pipeline.rules import AlertRule
+from pipeline.serve import discovery
+from pipeline.serve.clips import ClipRecorder, ClipStore, check_encoder
 from pipeline.serve.connections import HEAD_SECONDS, MAX_CONNECTIONS, guarded_protocol
+from pipeline.serve.control import Control, default_state_file
 from pipeline.serve.guard import HostCheck
 from pipeline.serve.history import first_event_id, recent_events
+from pipeline.serve.home import HomeLink, remove_discovery
 from pipeline.serve.hub import Hub, SourceFeed, Timeline
 from pipeline.serve.snapshots import SnapshotStore
 from pipeline.serve.supervised import SupervisedSource
@@ -62,6 +68,18 @@ class ServeSettings:
     stream_fps: float = 15.0
     timeline_minutes: float = 10.0
     min_segment: float = 0.5
+    # Home Assistant, arming and snoozing, clips, privacy (`pipeline.serve.home`, `.control`, `.clips`, `pipeline.privacy`)
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    remove_discovery: bool = False
+    state_file: Path | None = None  # None: `control.default_state_file`
+    clips: bool = True
+    clip_before: float = 5.0
+    clip_after: float = 5.0
+    clip_dir: Path | None = None
+    max_clips: int = 100
+    max_clip_age: float = 7 * 24 * 3600.0
+    privacy: str = "off"
 
 
 def log(message: str) -> None:
@@ -206,15 +224,25 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
     hosts = HostCheck(settings.host, token is not None, settings.allow_hosts)
     check_sources(named)
     check_sinks(settings)
+    control = open_control(settings, [name for name, _ in named])
+    if settings.remove_discovery:
+        _remove_discovery(settings, control, [name for name, _ in named])
+        return
+    check_privacy(settings.privacy)
+    if settings.clips and settings.rules:
+        check_encoder()
     sock = listen(settings.host, settings.port)
     port = sock.getsockname()[1]
     sinks: list[EventSink] = []
     sources: list[SupervisedSource] = []
     snapshots = None
+    clips = None
     server = thread = None
     try:
-        recognizer = ActionRecognizer(recognizer_settings)
+        recognizer = ActionRecognizer(recognizer_settings, privacy=settings.privacy)
         alerts = recognizer.alerts(settings.rules, settings.zones) if settings.rules else None  # rules and zones checked
+        if alerts is not None:
+            control.attach(alerts)
         pose = recognizer.pipeline.pose
         action = f"action model {recognizer.checkpoint.name}: {recognizer.classifier.describe()}"
         log(f"pose model {Path(pose.weights).name} ({pose.backend}) on {recognizer.device}; {action}")
@@ -230,6 +258,17 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
         model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
         hub = Hub(feeds, alerts, sinks, snapshots, model, earlier=earlier[-500:])
+        if settings.clips and alerts is not None:
+            store = ClipStore(settings.clip_dir, settings.max_clips, settings.max_clip_age)
+            clips = ClipRecorder(store, settings.clip_before, settings.clip_after, log)
+        names = [source.name for source in sources]
+        links = [
+            HomeLink(sink, control, names, settings.rules, recognizer.class_names, settings.discovery, settings.discovery_prefix)
+            for sink in sinks
+            if isinstance(sink, Mqtt)
+        ]
+        hub.watchers = [watcher for watcher in (clips, control, *links) if watcher is not None]
+        hub.extra = {"privacy": settings.privacy}
         app = create_app(hub, token, hosts, f"actionlstm_session_{port}", settings.max_clients, settings.stream_fps, log)
         server = http_server(app, settings.request_timeout)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)
@@ -245,6 +284,8 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
             log(f"zone {zone}")
         for sink in sinks:
             log(f"events to {sink.kind} {sink.target}")
+        for line in _home_lines(settings, control, clips, links):
+            log(line)
         if settings.token:
             log("warning: --token shows in the process list (ps) to every user of this machine; --token-file or ACTIONLSTM_TOKEN do not")
         if token is None:
@@ -265,7 +306,59 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
             log(f"stopping ({interrupt_name(stop)})")
             hub.close_streams()
     finally:
-        _stop(server, thread, sources, sinks, snapshots, sock)
+        _stop(server, thread, sources, sinks, snapshots, sock, clips)
+
+
+def open_control(settings: ServeSettings, names: list[str]) -> Control:
+    """Arming, snoozing and the cooldowns' clocks, read from the state file. A --state-file that
+    cannot be written is refused; the default one, if its folder cannot be made, is said once and
+    the state lives in memory only."""
+    path = settings.state_file or default_state_file(discovery.node_id(settings.mqtt_prefix))
+    control = Control(path, names, log)
+    try:
+        control.check_writable()
+    except UserError as exc:
+        if settings.state_file is not None:
+            raise
+        log(f"warning: {exc}; arming and snoozing will not outlive this run (give --state-file)")
+        control.path = None
+    return control
+
+
+def _remove_discovery(settings: ServeSettings, control: Control, names: list[str]) -> None:
+    """--remove-discovery: this service's Home Assistant entities removed from every broker, then exit."""
+    if not settings.mqtt:
+        raise UserError("--remove-discovery removes this service's entities from Home Assistant's broker: give --mqtt")
+    for url in settings.mqtt:
+        sink = Mqtt(url, settings.mqtt_prefix)
+        try:
+            configs = discovery.configs(settings.mqtt_prefix, settings.discovery_prefix, names, settings.rules, [], "")
+            removed = remove_discovery(sink, control, configs)
+        finally:
+            sink.close(1.0)
+        log(f"removed {len(removed)} Home Assistant entities from {sink.target}")
+
+
+def _home_lines(settings: ServeSettings, control: Control, clips: ClipRecorder | None, links: list[HomeLink]) -> list[str]:
+    """What the service says at start of its privacy, clips, arming and Home Assistant."""
+    lines = []
+    if settings.privacy != "off":
+        lines.append(f"privacy mode {settings.privacy}: no picture of a camera leaves the service, only skeletons, boxes and labels")
+    if clips is not None:
+        where = clips.store.folder if not clips.store.owned else "a temporary folder (--clip-dir keeps them)"
+        lines.append(
+            f"clips of {settings.clip_before:g} s before and {settings.clip_after:g} s after each event in {where}, "
+            f"at most {settings.max_clips}, for {settings.max_clip_age / 3600:g} h"
+        )
+    if links:
+        armed = ", ".join(f"{name} {'armed' if on else 'DISARMED'}" for name, on in control.armed.items())
+        snooze = control.snoozed_until()
+        lines.append(f"alerts: {armed}" + (f"; snoozed until {iso_time(snooze)}" if snooze else ""))
+        lines.append(f"alert state kept in {control.path}" if control.path else "alert state kept in memory only")
+    if links and settings.discovery:
+        node = discovery.node_id(settings.mqtt_prefix)
+        lines.append(f"Home Assistant discovery under {settings.discovery_prefix}/ (device {node})")
+    return lines
 
 
 def _stop(
@@ -275,6 +368,7 @@ def _stop(
     sinks: list[EventSink],
     snapshots: SnapshotStore | None,
     sock: socket.socket,
+    clips: ClipRecorder | None = None,
 ) -> None:
     """Everything the service started, ended within `STOP_SECONDS` (a second SIGTERM meanwhile waits for it)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -285,6 +379,8 @@ def _stop(
         source.stop()
     for source in sources:
         source.close()
+    if clips is not None:  # clips still recording are written with what they have, if there is time
+        clips.close(min(1.0, max(0.0, deadline - time.monotonic() - 1.5)))
     for k, sink in enumerate(sinks):  # the time left, shared
         sink.close(max(0.0, (deadline - time.monotonic()) / (len(sinks) - k) - 0.1))
     if thread is not None:
@@ -292,6 +388,8 @@ def _stop(
     sock.close()
     if snapshots is not None:
         snapshots.close()
+    if clips is not None:
+        clips.store.close()
     delivered = sum(s.delivered for s in sinks)
     dropped = sum(s.dropped for s in sinks)
     if sinks:

@@ -252,6 +252,7 @@ class Mqtt(EventSink):
         self._pending: set[int] = set()  # message ids of events awaiting the broker's acknowledgement
         self._acked: deque[int] = deque(maxlen=64)  # the newest acknowledgements of ids not noted as pending
         self._lock = threading.Lock()
+        self.connect_hooks: list = []  # called with the client on every connection (`pipeline.serve.home`)
         client_id = f"actionlstm-{socket.gethostname()}-{os.getpid()}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         if user is not None:
@@ -278,6 +279,8 @@ class Mqtt(EventSink):
             states = dict(self._states)
         for source, payload in states.items():
             client.publish(self.topic(source, "state"), payload, qos=1, retain=True)
+        for hook in self.connect_hooks:
+            hook(client)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected = False

@@ -30,6 +30,10 @@ IMAGE = np.zeros((48, 64, 3), np.uint8)
         ("*", AlertRule("*")),
         ("*>=0:0", AlertRule("*", 0.0, 0.0)),
         ("Jumping Jack>=0.5", AlertRule("Jumping Jack", 0.5, None)),
+        ("wave:2/5m", AlertRule("wave", None, 2.0, 300.0)),
+        ("fall>=0.8:1s/90", AlertRule("fall", 0.8, 1.0, 90.0)),
+        ("down:30/1h", AlertRule("down", None, 30.0, 3600.0)),
+        ("*/0.5m", AlertRule("*", None, None, 30.0)),
     ],
 )
 def test_rule_syntax(text, rule):
@@ -62,6 +66,9 @@ def test_what_a_rule_leaves_out_is_the_models_own_else_the_defaults():
         ("fall:-1", "0 or more seconds"),
         ("fall:inf", "0 or more seconds"),
         ("a:b:c", "is not LABEL"),
+        ("fall/5d", "cooldown '5d' is not a duration"),
+        ("fall:1/", "cooldown '' is not a duration"),
+        ("fall/-1m", "0 or more seconds"),
     ],
 )
 def test_bad_rules_are_refused_in_one_line(text, fragment):
@@ -71,15 +78,16 @@ def test_bad_rules_are_refused_in_one_line(text, fragment):
 
 
 def test_rules_files_yaml_and_toml(tmp_path):
-    (tmp_path / "r.yaml").write_text("alerts:\n  - label: fall\n    prob: 0.8\n    seconds: 2\n  - 'wave:3'\n")
-    (tmp_path / "r.toml").write_text('[[alerts]]\nlabel = "fall"\nprob = 0.8\nseconds = 2\n\n[[alerts]]\nlabel = "*"\n')
-    assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0), AlertRule("wave", None, 3.0)]
-    assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0), AlertRule("*")]
+    (tmp_path / "r.yaml").write_text("alerts:\n  - label: fall\n    prob: 0.8\n    seconds: 2\n    cooldown: 5m\n  - 'wave:3/10'\n")
+    (tmp_path / "r.toml").write_text('[[alerts]]\nlabel = "fall"\nprob = 0.8\nseconds = 2\ncooldown = 300\n\n[[alerts]]\nlabel = "*"\n')
+    assert load_rules(tmp_path / "r.yaml") == [AlertRule("fall", 0.8, 2.0, 300.0), AlertRule("wave", None, 3.0, 10.0)]
+    assert load_rules(tmp_path / "r.toml") == [AlertRule("fall", 0.8, 2.0, 300.0), AlertRule("*")]
     for name, text, fragment in [
         ("bad.yaml", "alerts: [", "not valid YAML"),
         ("empty.yaml", "other: 1\n", "non-empty list 'alerts'"),
         ("key.yaml", "alerts:\n  - label: fall\n    probability: 0.8\n", "unknown key 'probability'"),
         ("type.toml", '[[alerts]]\nlabel = "fall"\nprob = "high"\n', "prob must be a number"),
+        ("cool.yaml", "alerts:\n  - label: fall\n    cooldown: soon\n", "cooldown 'soon' is not a duration"),
         ("r.json", "{}", ".yaml, .yml or .toml"),
     ]:
         (tmp_path / name).write_text(text)
@@ -257,3 +265,41 @@ def test_run_writes_one_event_per_episode(trained_checkpoint, short_video, tmp_p
         expected += replay.update(FrameResult(record["frame"], record["time"], IMAGE, persons, 0.0), "0", origin=0.0)
     assert [(e.id, e.person, e.label, e.time) for e in expected] == [(e["id"], e["person"], e["label"], e["time"]) for e in events]
     assert f"{len(events)} alert event" in proc.stdout
+
+
+def test_a_cooldown_keeps_the_rule_quiet_on_its_source_for_everybody_and_spends_the_episodes_it_hides():
+    """fall/2s: person 1 fires at 0.5 s; person 2's fall at 1.0 s and person 1's new one at 1.6 s fall
+    within the 2 s and are kept quiet (and do not fire when it ends); a fall after it fires."""
+    alerts = Alerts([parse_rule("fall:0.5/2s")])
+
+    def one(t):
+        return [person(1, "fall" if t < 1.0 or 1.1 <= t < 3.0 else "walk")]
+
+    def two(t):
+        return [person(2, "fall" if 0.5 <= t < 3.5 or t >= 4.0 else "walk")]
+
+    fired = frames(alerts, at_10fps(5.0, one, two))
+    assert [(t, e.person) for t, e in fired] == [(0.5, 1), (4.5, 2)]
+    assert alerts.quieted == {"cooldown": 2}
+    assert fired[1][1].id == 2  # quiet episodes take no id
+    fresh = Alerts([parse_rule("fall:0.5/2s")])
+    fresh.last_fired = dict(alerts.last_fired)  # as a restarted service restores it: the cooldown goes on
+    assert frames(fresh, [(4.6, [person(7, "fall")]), (5.2, [person(7, "fall")])]) == []
+    assert [t for t, _ in frames(fresh, [(7.0, [person(8, "fall")]), (7.5, [person(8, "fall")])])] == [7.5]
+
+
+def test_a_gate_keeps_rules_quiet_while_it_says_why_and_active_shows_who_holds_a_rule():
+    alerts = Alerts([parse_rule("fall:0.3"), parse_rule("wave:0.3")])
+    closed = {"until": 1.0}
+    alerts.gate = lambda source, rule: "disarmed" if source == "cam" and now["t"] < closed["until"] and rule.label == "fall" else None
+    now, fired, held = {"t": 0.0}, [], []
+    one, two = (lambda t: [person(1, "fall" if t < 2.0 else "wave")]), (lambda t: [person(2, "fall" if t >= 1.2 else "walk")])
+    for t, persons in at_10fps(3.0, one, two):
+        now["t"] = t
+        fired += [(t, e.person, e.label) for e in alerts.update(FrameResult(int(t * 10), t, IMAGE, persons, 10.0), "cam", 0.0)]
+        held.append((t, alerts.active["cam"]))
+    # person 1's fall held while disarmed: spent; person 2's began after re-arming: fires; the wave fires
+    assert fired == [(1.5, 2, "fall"), (2.3, 1, "wave")]
+    assert alerts.quieted == {"disarmed": 1}
+    assert dict(held)[0.2] == [False, False] and dict(held)[0.3] == [True, False] and dict(held)[2.1] == [True, False]
+    assert dict(held)[2.9] == [True, True]

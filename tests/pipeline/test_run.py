@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.privacy import BACKGROUND
 from pipeline.sources import LiveSource, open_source
-from tests.helpers import ACTIONS, CLI, ROOT, read_video, run_cli, shared_video
+from tests.helpers import ACTIONS, CLI, ROOT, camera_likeness, read_video, run_cli, shared_video
 
 pytestmark = pytest.mark.video
 
@@ -242,3 +243,18 @@ def test_checkpoint_that_is_not_one(tmp_path):
     result = run_cli("run", str(shared_video("exercise_3people.avi")), "--checkpoint", fake, "--no-show", "--device", "cpu")
     assert result.returncode == 1
     assert "not a readable checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_in_privacy_mode_saves_no_pixel_of_the_camera(trained_checkpoint, short_video, tmp_path, single_thread):
+    saved = tmp_path / "private.avi"
+    args = ["--checkpoint", trained_checkpoint, "--save", saved, "--no-show", "--device", "cpu", "--privacy", "skeleton"]
+    result = run_cli("run", short_video, *args)
+    assert result.returncode == 0, result.stderr
+    source, written = read_video(short_video)[0], read_video(saved)[0]
+    assert len(written) == len(source)
+    likeness = [camera_likeness(frame, source) for frame in written[::8]]
+    plain = [(np.abs(frame.astype(int) - np.array(BACKGROUND)).max(axis=2) <= 12).mean() for frame in written[::8]]
+    assert max(likeness) < 0.3 and min(plain) > 0.5, (likeness, plain)
+    assert camera_likeness(source[5], source) == pytest.approx(1.0)  # what the test looks for, it finds
+    assert any(np.abs(frame.astype(int) - np.array(BACKGROUND)).max() > 100 for frame in written[20:])  # skeletons drawn
+    assert run_cli("run", short_video, *args[:-1], "blur").stderr.startswith("error: --privacy blur: the modes are off, skeleton")

@@ -37,6 +37,9 @@ pytestmark = [
 TOKEN = "test-token-0123456789"
 PASSWORD = "camsecret42"
 MAX_CLIENTS = 6
+COOLING = "*>=0:1.5s/5s"  # a rule with a cooldown of 5 s
+CLIP_BEFORE = 3.0  # seconds of each clip before its event (and 1 s after)
+MAX_CLIPS = 3
 
 
 class Broker:
@@ -172,6 +175,16 @@ def world(tmp_path_factory, trained_checkpoint):
             folder / "snapshots",
             "--max-clients",
             MAX_CLIENTS,
+            "--alert",
+            COOLING,
+            "--state-file",
+            folder / "state.json",
+            "--clip-dir",
+            folder / "clips",
+            "--clip-seconds",
+            f"{CLIP_BEFORE:g}:1",
+            "--max-clips",
+            MAX_CLIPS,
         ],
         cwd=folder,
         token=TOKEN,
@@ -195,7 +208,8 @@ def test_events_reach_the_broker_and_the_webhook_within_10_s(world):
     print(f"first MQTT event {first_mqtt - service.serving:.1f} s after 'serving on', {first_mqtt - service.launched:.1f} s after launch")
     assert first_mqtt - service.serving < 10.0
     event = subscriber.events()[0]
-    assert set(event) == {"id", "source", "person", "label", "prob", "rule", "start", "time", "at", "duration", "box", "snapshot"}
+    assert set(event) == {"id", "source", "person", "label", "prob", "rule", "start", "time", "at", "duration", "box", "snapshot", "clip"}
+    assert event["clip"] == f"/api/events/{event['id']}/clip.mp4"
     assert event["rule"] == "*>=0:1s" and event["duration"] >= 1.0 - 1e-6 and event["snapshot"] == f"/api/events/{event['id']}/snapshot.jpg"
     classes = service.status()["model"]["classes"]
     assert event["label"] in classes and len(event["box"]) == 4
@@ -247,6 +261,8 @@ def test_every_route_needs_the_token(world):
     for path in ["/", "/static/app.js", "/api/status", "/api/events", "/api/timeline", "/metrics", "/api/sources/0/snapshot.jpg"]:
         assert service.get(path)[0] == 200, path
     assert service.get("/no/such/page")[0] == 404
+    for token in (None, "wrong-token-0123456789", TOKEN):  # the health check needs no token and tells nothing but ok
+        assert service.get("/healthz", token=token)[::2] == (200, b"ok\n")
     # the printed URL's ?token= sets the page's cookie and takes the token out of the address bar
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     with opener.open(f"{service.base}/?token={TOKEN}", timeout=10) as response:
@@ -358,12 +374,193 @@ def test_event_stream_pushes_events(world):
     assert payload["id"] == ids[0]
 
 
+def ha_configs(port: int, seconds: float = 3.0) -> dict[str, dict]:
+    """The retained discovery configs on the broker now, as a Home Assistant that starts reads them."""
+    import paho.mqtt.client as mqtt
+
+    found: dict[str, dict] = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-ha-{time.monotonic_ns()}")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe("homeassistant/+/+/+/config", qos=1)
+    client.on_message = lambda c, u, m: found.__setitem__(m.topic, json.loads(m.payload)) if m.payload else found.pop(m.topic, None)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    time.sleep(seconds)
+    client.loop_stop()
+    client.disconnect()
+    return found
+
+
+def publish(port: int, topic: str, payload: str) -> None:
+    import paho.mqtt.publish
+
+    paho.mqtt.publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=port)
+
+
+# What Home Assistant's MQTT discovery requires of each platform (its documented schema), and where
+# each reads its values.
+REQUIRED = {
+    "sensor": {"state_topic"},
+    "binary_sensor": {"state_topic"},
+    "event": {"state_topic", "event_types"},
+    "switch": {"command_topic"},
+    "image": {"image_topic"},
+    "number": {"command_topic"},
+}
+READS = ("state_topic", "image_topic")
+
+
+def test_home_assistant_discovery_as_home_assistant_reads_it(world):
+    import jinja2
+
+    service, broker, subscriber = world["service"], world["broker"], world["subscriber"]
+    configs = wait_for(lambda: (c := ha_configs(broker.port)) and c, 20, "retained discovery configs")
+    classes = service.status()["model"]["classes"]
+    assert {topic.split("/")[1] for topic in configs} == set(REQUIRED)
+    per_source = [t for t in configs if "/actionlstm/0_" in t]
+    assert len(per_source) == 2 + 2 + 1 + 1 + 1  # action, persons, a binary sensor per rule, event, switch, image
+    assert len({c["unique_id"] for c in configs.values()}) == len(configs)  # unique ids ...
+    for topic, config in configs.items():
+        component, node, object_id = topic.split("/")[1:4]
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", node) and re.fullmatch(r"[A-Za-z0-9_-]+", object_id), topic
+        assert REQUIRED[component] <= set(config), (topic, config)
+        assert config["unique_id"] == f"{node}_{object_id}"  # ... made of names that do not change across restarts
+        assert config["availability_topic"] == "actionlstm/status" and config["payload_available"] == "online"
+        assert config["device"]["identifiers"] == ["actionlstm"] and config["name"]
+    # every topic an entity reads receives values, and the templates make of them what Home Assistant needs
+    env = jinja2.Environment()
+    for topic, config in configs.items():
+        for key in READS:
+            if key in config and "snooze" not in config[key]:
+                payload = wait_for(lambda t=config[key]: subscriber.last(t), 30, f"a value on {config[key]}")
+                if "value_template" in config:
+                    value = env.from_string(config["value_template"]).render(value_json=json.loads(payload), value=payload.decode())
+                    if topic.startswith("homeassistant/event/"):
+                        assert json.loads(value)["event_type"] in config["event_types"]
+                elif config.get("device_class") == "enum":
+                    assert payload.decode() in config["options"] and set(classes) < set(config["options"])
+                elif topic.startswith("homeassistant/binary_sensor/") or topic.startswith("homeassistant/switch/"):
+                    assert payload in (b"ON", b"OFF")
+                elif "image" in key:
+                    assert cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR) is not None
+    # Home Assistant's birth message: every config is sent again
+    subscriber.client.subscribe("homeassistant/#", qos=1)
+    time.sleep(0.5)
+    seen = len(subscriber.messages)
+    publish(broker.port, "homeassistant/status", "online")
+    again = wait_for(
+        lambda: (a := {t for _, t, _, _ in subscriber.messages[seen:] if t.endswith("/config")}) >= set(configs) and a,
+        10,
+        "configs re-sent",
+    )
+    assert again == set(configs)
+
+
+def test_disarming_a_source_stops_its_events_and_arming_brings_them_back(world):
+    service, broker, subscriber = world["service"], world["broker"], world["subscriber"]
+    assert subscriber.last("actionlstm/0/alerts/state") == b"ON"
+    publish(broker.port, "actionlstm/0/alerts/set", "OFF")
+    wait_for(lambda: subscriber.last("actionlstm/0/alerts/state") == b"OFF", 10, "the disarmed state echoed")
+    status = service.status()["alerts"]
+    assert status["armed"] == {"0": False, "cam": True}
+    assert json.loads((world["folder"] / "state.json").read_text())["armed"]["0"] is False  # kept for a restart
+    last = service.status()["events"]["last_id"]
+    quieted = status["quieted"].get("disarmed", 0)
+    wait_for(lambda: service.status()["alerts"]["quieted"].get("disarmed", 0) > quieted, 30, "an episode kept quiet")
+    later = [e for e in json.loads(service.get(f"/api/events?since={last}")[2])]
+    assert [e for e in later if e["source"] == "0"] == []
+    publish(broker.port, "actionlstm/0/alerts/set", "ON")
+    wait_for(lambda: subscriber.last("actionlstm/0/alerts/state") == b"ON", 10, "the armed state echoed")
+    back = service.status()["events"]["last_id"]
+    wait_for(lambda: [e for e in json.loads(service.get(f"/api/events?since={back}")[2]) if e["source"] == "0"], 30, "events of 0 again")
+
+
+def test_a_snooze_keeps_every_alert_quiet_for_its_seconds_and_cooldowns_hold(world):
+    service, broker, subscriber = world["service"], world["broker"], world["subscriber"]
+    publish(broker.port, "actionlstm/alerts/snooze", "600")
+    wait_for(lambda: service.status()["alerts"]["snoozed_until"], 10, "the snooze")
+    publish(broker.port, "actionlstm/alerts/snooze", "0")  # 0 ends it
+    wait_for(lambda: service.status()["alerts"]["snoozed_until"] is None, 10, "the snooze to end")
+    publish(broker.port, "actionlstm/alerts/snooze", "2")
+    until = wait_for(lambda: service.status()["alerts"]["snoozed_until"], 10, "the snooze")
+    wait_for(lambda: json.loads(subscriber.last("actionlstm/alerts/snooze/state"))["until"] == until, 10, "the snooze's end on MQTT")
+    last = service.status()["events"]["last_id"]
+    wait_for(lambda: service.status()["alerts"]["snoozed_until"] is None, 10, "the snooze to run out", every=0.2)
+    fired = json.loads(service.get(f"/api/events?since={last}")[2])
+    end = time.time()
+    assert all(_epoch(e["at"]) >= end - 0.3 for e in fired), fired  # nothing fired while snoozed
+    wait_for(lambda: json.loads(service.get(f"/api/events?since={last}")[2]), 30, "events after the snooze")
+    wait_for(lambda: json.loads(subscriber.last("actionlstm/alerts/snooze/state"))["until"] is None, 10, "the snooze's end on MQTT")
+    # the cooling rule fired no two events on one source closer than its cooldown, and kept some quiet
+    events = [e for e in json.loads(service.get("/api/events?limit=1000")[2]) if e["rule"] == COOLING]
+    for source in ("0", "cam"):
+        times = sorted(_epoch(e["at"]) for e in events if e["source"] == source)
+        assert all(b - a >= 5.0 - 0.01 for a, b in zip(times, times[1:])), (source, times)
+    assert events and service.status()["alerts"]["quieted"]["cooldown"] > 0
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def read_clip(data: bytes, folder: Path) -> tuple[list[np.ndarray], list[float]]:
+    """A clip's frames and their times (seconds), decoded by OpenCV (not by the code that wrote it)."""
+    path = folder / f"clip-{time.monotonic_ns()}.mp4"
+    path.write_bytes(data)
+    capture = cv2.VideoCapture(str(path))
+    frames, times = [], []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+        times.append(capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+    capture.release()
+    return frames, times
+
+
+def test_a_clip_starts_its_pre_capture_before_the_event_and_retention_removes_the_oldest(world, tmp_path):
+    service = world["service"]
+    status = service.status()
+    wait_for(lambda: service.status()["clips"]["written"] > MAX_CLIPS, 60, "more clips than are kept")
+    events = json.loads(service.get("/api/events?limit=1000")[2])
+    kept = [e for e in events if service.get(e["clip"])[0] == 200]
+    assert 1 <= len(kept) <= MAX_CLIPS and len(list((world["folder"] / "clips").rglob("*.mp4"))) <= MAX_CLIPS
+    assert service.get(events[0]["clip"])[0] == 404  # the oldest went
+    event = kept[-1]
+    code, headers, data = service.get(event["clip"])
+    assert headers["Content-Type"] == "video/mp4"
+    frames, times = read_clip(data, tmp_path)
+    snapshot = cv2.imdecode(np.frombuffer(service.get(event["snapshot"])[2], np.uint8), cv2.IMREAD_COLOR)
+    assert frames[0].shape == snapshot.shape  # 384x288: not scaled
+    # the frame that fired the event (its snapshot) lies CLIP_BEFORE seconds into the clip: the first frame that long before it
+    differences = [np.abs(frame.astype(int) - snapshot.astype(int)).mean() for frame in frames]
+    at = times[int(np.argmin(differences))]
+    print(f"event frame at {at:.2f} s of a {times[-1]:.2f} s clip; encoding took {status['clips']['encode_seconds']} s a clip")
+    assert times[0] == 0.0 and abs(at - CLIP_BEFORE) <= 0.5, (at, times)
+    assert times[-1] - at <= 1.0 + 0.15  # and it ends 1 s after
+    assert sorted(differences)[0] < 0.5 * sorted(differences)[len(differences) // 2]  # a match, not the least bad of strangers
+
+
 def save_page(driver, path: Path) -> None:
     """A screenshot of the whole page (the window made as tall as the page), to look at."""
     width = driver.execute_script("return window.outerWidth")
     driver.set_window_size(width, driver.execute_script("return document.documentElement.scrollHeight") + 140)
     time.sleep(0.5)
     driver.save_screenshot(str(path))
+
+
+PLAY = """
+const done = arguments[arguments.length - 1];
+const video = document.createElement("video");
+video.muted = true;
+video.onerror = () => done({error: video.error ? video.error.code : "error"});
+video.oncanplay = () => video.play().then(() => setTimeout(
+  () => done({width: video.videoWidth, time: video.currentTime, duration: video.duration}), 700)).catch((e) => done({error: String(e)}));
+video.src = arguments[0];
+document.body.append(video);
+"""
 
 
 @pytest.mark.skipif(CHROMEDRIVER is None, reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
@@ -411,6 +608,13 @@ def test_the_page_in_headless_chromium_at_desktop_and_phone_width(world, tmp_pat
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, ".legend span"), 20, "the timeline's legend")
         assert "401" not in driver.page_source and driver.find_element(By.ID, "connection").text == "live"
         assert PASSWORD not in driver.page_source
+        # an event's clip is linked from the page, and Chromium's <video> loads and plays it
+        clip = wait_for(
+            lambda: driver.execute_script("return [...document.querySelectorAll('.event a.clip')].map(a => a.href)"), 30, "a clip link"
+        )
+        kept = [href for href in clip if service.get(href.removeprefix(service.base))[0] == 200]  # the oldest are removed
+        played = driver.execute_async_script(PLAY, kept[0])
+        assert played.get("error") is None and played["width"] == 384 and played["time"] > 0.3, played
         save_page(driver, shots / "page-desktop.png")
         driver.set_window_size(390, 844)  # a phone
         time.sleep(1.5)

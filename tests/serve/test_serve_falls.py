@@ -10,11 +10,15 @@ The broker, subscriber and service helpers are test_serve.py's; this module star
 import json
 import signal
 
+import cv2
+import numpy as np
 import pytest
 
-from tests.helpers import SHARED_DATA
+from pipeline.privacy import BACKGROUND
+from pipeline.serve.snapshots import encode_jpeg
+from tests.helpers import SHARED_DATA, camera_likeness, read_video
 from tests.serve.service import Service, wait_for
-from tests.serve.test_serve import MOSQUITTO, TOKEN, Broker, Subscriber
+from tests.serve.test_serve import MOSQUITTO, TOKEN, Broker, Subscriber, read_clip
 
 pytestmark = [
     pytest.mark.serve,
@@ -53,6 +57,12 @@ def fallen(tmp_path_factory):
             TOKEN,
             "--events",
             folder / "events.jsonl",
+            "--privacy",
+            "skeleton",
+            "--clip-seconds",
+            "1:0.5",
+            "--state-file",
+            folder / "state.json",
         ],
         cwd=folder,
         token=TOKEN,
@@ -98,6 +108,29 @@ def test_the_status_and_the_retained_state_show_who_is_down(fallen):
 
     published = wait_for(retained_down, 30, "someone down in the retained MQTT state")
     assert set(published[0]) == {"id", "seconds", "since", "seen"}
+
+
+def test_in_privacy_mode_no_picture_holds_the_camera(fallen, tmp_path):
+    service, subscriber = fallen["service"], fallen["subscriber"]
+    frames = read_video(VIDEO)[0][::4]
+    down = wait_for(lambda: [e for e in json.loads(service.get("/api/events")[2]) if service.get(e["clip"])[0] == 200], 60, "a clip")[0]
+    pictures = {
+        "the source's snapshot": service.get("/api/sources/0/snapshot.jpg")[2],
+        "an event's snapshot": service.get(down["snapshot"])[2],
+        "the MQTT snapshot": wait_for(lambda: subscriber.last("actionlstm/room/snapshot"), 10, "the snapshot on MQTT"),
+    }
+    shown = {name: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) for name, data in pictures.items()}
+    clip = read_clip(service.get(down["clip"])[2], tmp_path)[0]
+    shown |= {"a clip's first frame": clip[0], "a clip's last frame": clip[-1]}
+    control = frames[7].copy()  # the test can fail: the camera's frame, drawn on and JPEG-compressed, is found
+    cv2.rectangle(control, (40, 40), (300, 400), (0, 255, 0), 3)
+    assert camera_likeness(cv2.imdecode(np.frombuffer(encode_jpeg(control), np.uint8), cv2.IMREAD_COLOR), frames) > 0.9
+    for name, picture in shown.items():
+        likeness = camera_likeness(picture, frames)
+        plain = (np.abs(picture.astype(int) - np.array(BACKGROUND)).max(axis=2) <= 12).mean()
+        print(f"{name}: likeness {likeness:.3f}, plain background {plain:.0%}")
+        assert likeness < 0.3 and plain > 0.5, (name, likeness, plain)
+    assert service.status()["privacy"] == "skeleton"
 
 
 def test_sigterm_stops_the_service(fallen):

@@ -36,6 +36,7 @@ function card(source) {
     node,
     name: node.querySelector(".name"),
     state: node.querySelector(".state"),
+    alerts: node.querySelector(".alerts"),
     stats: node.querySelector(".stats"),
     video: node.querySelector(".video"),
     outage: node.querySelector(".outage"),
@@ -74,15 +75,27 @@ function personItem(person) {
   return item;
 }
 
+function alertsText(alerts, name) {
+  // whether the source's alerts fire now: armed, snoozed, disarmed (arming and snoozing come over MQTT)
+  if (!alerts) return "";
+  if (!alerts.armed[name]) return "alerts off";
+  return alerts.snoozed_until ? `snoozed until ${clock(alerts.snoozed_until)}` : "alerts on";
+}
+
 function showStatus(status) {
   classes = status.model.classes;
+  const privacy = status.privacy && status.privacy !== "off" ? ` · privacy: ${status.privacy}` : "";
+  const rules = status.alerts ? ` · rules ${status.alerts.rules.map((r) => r.rule).join(", ")}` : "";
   document.getElementById("meta").textContent =
-    `v${status.version} · up ${Math.round(status.uptime)} s · ${status.model.checkpoint} (${status.model.classes.length} classes)`;
+    `v${status.version} · up ${Math.round(status.uptime)} s · ${status.model.checkpoint} (${status.model.classes.length} classes)${rules}${privacy}`;
   for (const source of status.sources) {
     const parts = card(source);
     parts.name.textContent = `${source.name} · ${source.source}`;
     parts.state.textContent = source.state;
     parts.state.className = `state badge ${source.state === "running" ? "ok" : source.state === "ended" ? "" : "warn"}`;
+    parts.alerts.textContent = alertsText(status.alerts, source.name);
+    parts.alerts.className = `alerts badge ${parts.alerts.textContent === "alerts on" ? "ok" : "warn"}`;
+    parts.alerts.hidden = !status.alerts;
     parts.stats.textContent = `${source.fps.toFixed(1)} fps · ${source.frames} frames · ${source.dropped} dropped · ${source.reconnects} reconnects`;
     const open = source.outages.filter((o) => o.end === null).pop();
     parts.outage.textContent = open ? `down since ${clock(open.start)}: ${open.reason}` : "";
@@ -119,6 +132,13 @@ function eventItem(event, fresh) {
     el("div", "", `person #${event.person} · source ${event.source}`),
     el("div", "when", `${clock(event.at)} · held ${event.duration.toFixed(1)} s · #${event.id}`),
   );
+  if (event.clip) {  // the seconds before and after it, once recorded (the browser plays the MP4 itself)
+    const clip = el("a", "clip", "▶ clip");
+    clip.href = event.clip;
+    clip.target = "_blank";
+    clip.rel = "noopener";
+    text.append(clip);
+  }
   item.append(thumb, text);
   return item;
 }
