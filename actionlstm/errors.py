@@ -6,7 +6,10 @@ KeyboardInterrupt too: every path that ends cleanly on Ctrl-C ends the same way 
 `interrupt_name` and `interrupt_exit_code` say afterwards which of the two it was.
 """
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 
 
 class UserError(Exception):
@@ -34,3 +37,26 @@ def interrupt_name(stop: KeyboardInterrupt) -> str:
 def interrupt_exit_code(stop: KeyboardInterrupt) -> int:
     """130 for Ctrl-C, 143 for SIGTERM: the shell's codes for a run ended by a signal."""
     return 143 if isinstance(stop, Terminated) else 130
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM that arrive inside the block are raised as it ends, not in its middle: what
+    it writes (a frame to the video and its line to the JSONL) is written whole or not at all. Only
+    the signals that raise here are held (SIGTERM once `stop_on_sigterm` made it), and only on the
+    main thread, where Python runs signal handlers."""
+    raising = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: _raise_terminated}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.getsignal(s) for s in raising}
+    for s in [s for s, handler in raising.items() if previous[s] is handler]:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if held:
+            raise Terminated() if held[0] == signal.SIGTERM else KeyboardInterrupt()

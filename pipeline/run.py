@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actionlstm import console
-from actionlstm.errors import interrupt_exit_code, interrupt_name
+from actionlstm.errors import interrupt_exit_code, interrupt_name, interrupts_held
 from pipeline.alerts import Alerts
 from pipeline.display import WINDOW_TITLE, Display
 from pipeline.outputs import STDOUT, JsonlOutput, Output, VideoOutput, discard_outputs, finish_outputs, write_segments, write_timeline
@@ -71,15 +71,16 @@ class SourceRun:
         summary.duration = result.time + 1.0 / self.source.fps
         summary.segments += self.segments.add(result.time, [p.to_json() for p in result.persons])
         encode_start = time.perf_counter()
-        if self.video is not None:
-            self.video.write(result.image, result.time)
-        if self.records is not None:
-            self.records.write(result.to_json(keypoints=self.jsonl_keypoints))
-        if self.alerts is not None:
-            for event in self.alerts.update(result, self.name, self.origin):
-                summary.events += 1
-                if self.events is not None:
-                    self.events.write(event.to_json())
+        with interrupts_held():  # the video and the JSONL hold the same frames, however a run is stopped
+            if self.video is not None:
+                self.video.write(result.image, result.time)
+            if self.records is not None:
+                self.records.write(result.to_json(keypoints=self.jsonl_keypoints))
+            if self.alerts is not None:
+                for event in self.alerts.update(result, self.name, self.origin):
+                    summary.events += 1
+                    if self.events is not None:
+                        self.events.write(event.to_json())
         now = time.perf_counter()
         summary.stage_seconds.update({**result.timings, "encode": now - encode_start})
         summary.frame_seconds.add(now - step_start)

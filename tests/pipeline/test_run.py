@@ -1,6 +1,7 @@
 """The live pipeline on real videos with real YOLO-pose: ids, outputs, Ctrl-C, live pacing, faults."""
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from actionlstm.errors import Terminated, interrupts_held, stop_on_sigterm
 from pipeline.privacy import BACKGROUND
 from pipeline.sources import LiveSource, open_source
 from tests.helpers import ACTIONS, CLI, ROOT, camera_likeness, read_video, run_cli, shared_video
@@ -162,6 +164,24 @@ def test_ctrl_c_and_sigterm_leave_a_playable_video_and_a_complete_jsonl(trained_
     assert [r["frame"] for r in records] == list(range(len(records)))
     assert _frame_count(saved) == len(records)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.jsonl", "cut.mp4"]  # nothing partial left
+
+
+@pytest.mark.parametrize(("stop", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_signal_during_a_frames_writes_is_raised_after_them(stop, raised):
+    """The race the test above lost now and then under load: Ctrl-C between a frame's video write
+    and its JSONL line left a video one frame longer than the JSONL."""
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
+    written = []
+    try:
+        with pytest.raises(raised):
+            with interrupts_held():
+                written.append("video")
+                os.kill(os.getpid(), stop)
+                written.append("jsonl")
+        assert written == ["video", "jsonl"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_live_source_drops_stale_frames_instead_of_lagging():
