@@ -247,7 +247,9 @@ def test_run_writes_one_event_per_episode(trained_checkpoint, short_video, tmp_p
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert events, proc.stdout
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
-    assert set(events[0]) == {"id", "source", "person", "label", "prob", "rule", "start", "time", "at", "duration", "box", "snapshot"}
+    fields = {"id", "source", "person", "label", "prob", "rule", "start", "time", "at", "duration", "box", "snapshot", "clip"}
+    assert set(events[0]) == fields
+    assert events[0]["snapshot"] is None and events[0]["clip"] is None  # run keeps neither
     frames_by_time = {round(r["time"], 4): r for r in map(json.loads, jsonl.read_text().splitlines())}
     for event in events:
         assert event["duration"] >= 1.0 - 1e-6 and event["source"] == "0" and event["snapshot"] is None
