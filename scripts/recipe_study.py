@@ -9,7 +9,8 @@
 "before" is the recipe as it was (no distances, one velocity, epochs of at least 512 windows, one
 BiLSTM of 128 units); "short-clip features" adds the distances, the slow velocity and epochs of 1024
 windows; "after" is today's default (also five one-layer members of 64 units, standardised inputs, joints
-dropped from training windows, epochs of 1536 windows; "after, epochs of 1024 windows" is the default before that).
+dropped from training windows, epochs of 1536 windows, and since issue 37 the camera turned and tilted
+in training; "after, epochs of 1024 windows" and "after, no view augmentation" are earlier defaults).
 `--ablation` adds "after" with one change at a time: a part of it undone, or a lever tried on top of it.
 `--cv` never looks at a test split: JHMDB split N trains on the clips of trainN that split M
 (M = N % 3 + 1) also trains on, and is scored on those of trainN that split M tests on. `--own`
@@ -55,19 +56,25 @@ class Recipe:
 
 
 AFTER = Recipe()
-NO_VIEW = {"yaw_degrees": 0.0, "pitch_degrees": 0.0}  # no camera turned or tilted in training (issue 37)
+NO_VIEW = {"yaw_degrees": 0.0, "pitch_degrees": 0.0, "forward_speed": 0.0}  # no camera turned or tilted (before issue 37)
 NO_JOINT_DROP = AugmentConfig(drop_joint_prob=0.0, **NO_VIEW)
 SHORT_CLIP = Recipe(train=TrainConfig(min_epoch_windows=1024, **ONE_WIDE), aug=NO_JOINT_DROP)
 BEFORE = Recipe(PreprocessConfig(distances=False, slow_motion=0), TrainConfig(min_epoch_windows=512, **ONE_WIDE), NO_JOINT_DROP)
+
+
+def _aug(**changes: object) -> Recipe:
+    return replace(AFTER, aug=replace(AFTER.aug, **changes))
+
+
 ABLATION = {
     "after, one member of 128": replace(AFTER, train=replace(AFTER.train, hidden=128, members=1)),
     "after, not standardised": replace(AFTER, train=replace(AFTER.train, standardize=False)),
     "after, old schedule": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=BEFORE.train.min_epoch_windows)),
     "after, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False)),
     "after, no slow motion": replace(AFTER, pre=replace(AFTER.pre, slow_motion=0)),
-    "after, no joint drop": replace(AFTER, aug=NO_JOINT_DROP),
-    "after, speeds 0.8-1.25x": replace(AFTER, aug=replace(AFTER.aug, speed_range=(0.8, 1.25))),
-    "after, no speed change": replace(AFTER, aug=replace(AFTER.aug, speed_range=(1.0, 1.0))),
+    "after, no joint drop": _aug(drop_joint_prob=0.0),
+    "after, speeds 0.8-1.25x": _aug(speed_range=(0.8, 1.25)),
+    "after, no speed change": _aug(speed_range=(1.0, 1.0)),
     "after, three members": replace(AFTER, train=replace(AFTER.train, members=3)),
     "after, three members of two layers": replace(AFTER, train=replace(AFTER.train, members=3, layers=2)),
     "after, five members of two layers": replace(AFTER, train=replace(AFTER.train, layers=2)),
@@ -75,22 +82,15 @@ ABLATION = {
     "after, weight decay 0.05": replace(AFTER, train=replace(AFTER.train, weight_decay=0.05)),
     "after, 30 epochs": replace(AFTER, train=replace(AFTER.train, epochs=30)),
     "after, epochs of 1024 windows": replace(AFTER, train=replace(AFTER.train, min_epoch_windows=SHORT_CLIP.train.min_epoch_windows)),
-    "after, no view augmentation": replace(AFTER, aug=replace(AFTER.aug, **NO_VIEW)),
-    "after, no view augmentation, no distances": replace(AFTER, pre=replace(AFTER.pre, distances=False), aug=replace(AFTER.aug, **NO_VIEW)),
-    "after, turns to 90": replace(AFTER, aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=0.0)),
-    "after, turns to 90, tilts to 30": replace(AFTER, aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=30.0)),
-    "after, turns to 90, tilts to 30, travel 1": replace(
-        AFTER, aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=30.0, forward_speed=1.0)
-    ),
-    "after, turns to 90, tilts to 30, travel 2": replace(
-        AFTER, aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=30.0, forward_speed=2.0)
-    ),
-    "after, turns to 90, tilts to 30, travel 1, no distances": replace(
-        AFTER, pre=replace(AFTER.pre, distances=False), aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=30.0, forward_speed=1.0)
-    ),
-    "after, turns to 90, tilts to 30, no distances": replace(
-        AFTER, pre=replace(AFTER.pre, distances=False), aug=replace(AFTER.aug, yaw_degrees=90.0, pitch_degrees=30.0)
-    ),
+    # The view levers (issue 37, docs/views.md), each undone or changed on its own.
+    "after, no view augmentation": _aug(**NO_VIEW),  # the default of issue 17
+    "after, no view augmentation, no distances": replace(_aug(**NO_VIEW), pre=replace(AFTER.pre, distances=False)),
+    "after, turns only": _aug(pitch_degrees=0.0, forward_speed=0.0),
+    "after, no tilt": _aug(pitch_degrees=0.0),
+    "after, no travel": _aug(forward_speed=0.0),
+    "after, travel 2": _aug(forward_speed=2.0),
+    "after, no mirroring": _aug(flip_prob=0.0),
+    "after, no roll": _aug(rotate_degrees=0.0),
 }
 
 
@@ -145,6 +145,7 @@ def jhmdb_folds(dataset: SkeletonDataset, cv: bool) -> dict[str, tuple[np.ndarra
 
 def extracted(folder: Path, pattern: str, work: Path) -> tuple[SkeletonDataset, list[str], np.ndarray]:
     """A video folder extracted once (cached by `actionlstm extract`): its clips, class names and each clip's group."""
+    work.mkdir(parents=True, exist_ok=True)
     data = work / f"{folder.parent.name}-{folder.name}.pkl"
     cli = [sys.executable, "-m", "actionlstm"]
     subprocess.run([*cli, "extract", str(folder), "--out", str(data), "--group", pattern], check=True, stdout=subprocess.DEVNULL)
@@ -184,18 +185,17 @@ def own_folds(
     folder: Path,
     pattern: str,
     cameras: list[str],
-    work: Path,
     store: Path,
 ) -> tuple[SkeletonDataset, list[str], dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict[str, tuple[SkeletonDataset, np.ndarray]]]]:
-    """Extract a video folder once (cached by `actionlstm extract`) and hold out each group in turn:
+    """Extract a video folder once (cached by `actionlstm extract` under `store`) and hold out each group in turn:
     the clips, class names, folds, and per fold and camera (`cameras` of scripts/camera_study.py) that
     camera's copy of the data with the fold's held-out group in it: the models train on the original
     clips and are also scored on the held-out people as another camera shows them."""
-    dataset, names, groups = extracted(folder, pattern, work)
+    dataset, names, groups = extracted(folder, pattern, store / "extracted")
     folds = {f"{folder.name}: hold out {g}": (np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)}
     elsewhere: dict[str, dict[str, tuple[SkeletonDataset, np.ndarray]]] = {fold: {} for fold in folds}
     for camera, copy in as_cameras_see(folder, set(dataset.frame_dirs.tolist()), cameras, store).items():
-        seen, seen_names, seen_groups = extracted(copy, pattern, work)
+        seen, seen_names, seen_groups = extracted(copy, pattern, store / "extracted")
         if seen_names != names:
             raise SystemExit(f"{copy}: classes {seen_names}, the originals' {names}")
         for fold, (_, test) in folds.items():
@@ -235,7 +235,10 @@ def main() -> None:
     )
     parser.add_argument("--fold", action="append", default=[], help="keep only folds whose name holds this text (repeatable)")
     parser.add_argument(
-        "--work", type=Path, default=ROOT / "runs" / "recipe_study", help="where renders and camera copies are kept between runs"
+        "--work",
+        type=Path,
+        default=ROOT / "runs" / "recipe_study",
+        help="where renders, extractions and camera copies are kept",
     )
     parser.add_argument(
         "--recipe", action="append", default=[], help="a recipe to run, by its name in the table (repeat for more; default: all)"
@@ -267,7 +270,7 @@ def main() -> None:
             )
         for spec in args.own:
             folder, _, pattern = spec.partition(":")
-            dataset, names, folds, elsewhere = own_folds(Path(folder), pattern or r"P(\d)T", args.camera, work, args.work)
+            dataset, names, folds, elsewhere = own_folds(Path(folder), pattern or r"P(\d)T", args.camera, args.work)
             sets.append((f"{Path(folder).name} (clip top-1, each group held out)", dataset, names, folds, elsewhere))
         if args.cross_view:
             data = cross_view.render(args.cross_view, args.work, args.cv)
