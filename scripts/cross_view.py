@@ -44,6 +44,8 @@ def render(hdm05: Path, work: Path, cv: bool) -> Path:
     if out.exists():
         return out
     takes = list_takes(hdm05)
+    if not takes:  # before anything is written
+        raise SystemExit(f"{hdm05}: no HDM05 takes in it (train/ and test/, a folder of HDM_*_120.amc per motion)")
     view_of = {camera: view for (view, yaws), seed in zip(VIEWS.items(), SEEDS[purpose]) for camera in random_cameras(CAMERAS, seed, yaws)}
     actors = {part: sorted({t.actor for t in takes if t.amc.parent.parent.name == part}) for part in ("train", "test")}
     cast = actors["train"] if cv else actors["train"] + actors["test"]
