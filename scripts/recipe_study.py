@@ -248,6 +248,11 @@ def main() -> None:
     chosen = recipes(args.ablation)
     if unknown := [name for name in args.recipe if name not in chosen]:  # before any extraction or training
         parser.error(f"no recipe {unknown[0]!r}: one of {', '.join(map(repr, chosen))}")
+    if args.camera:
+        import camera_study
+
+        if unknown := [name for name in args.camera if name not in camera_study.CAMERAS]:
+            parser.error(f"no camera {unknown[0]!r}: one of {', '.join(camera_study.CAMERAS)}")
     if args.recipe:
         chosen = {name: chosen[name] for name in args.recipe}
 
