@@ -70,7 +70,7 @@ def feature_statistics(
     it would have drawn without them, and every process of a distributed run gets the same numbers."""
     rng = np.random.default_rng([seed, 1 << 20])
     order = epoch_order(indices, dataset.labels, windows, rng)[:windows]
-    spatial = SpatialAugment(aug, rng)
+    spatial = SpatialAugment(aug, rng, pre.fps)
     total = torch.zeros(pre.num_features, dtype=torch.float64)
     squares = torch.zeros_like(total)
     count = 0

@@ -205,7 +205,7 @@ def train(
         restore_rng_states(state["rng"][world.rank], rng)
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
 
-    spatial = SpatialAugment(aug, rng)
+    spatial = SpatialAugment(aug, rng, pre.fps)
     columns = (
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),

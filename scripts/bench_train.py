@@ -49,7 +49,7 @@ def main() -> None:
     train_indices, _ = holdout_by_group(dataset, dataset.split_indices("train1"), 0.1, 0)
     pre, aug = PreprocessConfig(), AugmentConfig()
     rng = np.random.default_rng(0)
-    spatial = SpatialAugment(aug, rng)
+    spatial = SpatialAugment(aug, rng, pre.fps)
     model = initial_model([str(c) for c in range(int(dataset.labels.max()) + 1)], pre, None).to(device)  # the default model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     criterion = nn.CrossEntropyLoss(label_smoothing=0.1)

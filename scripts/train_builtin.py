@@ -88,7 +88,9 @@ CITATION = (
 RECIPE = dict(
     pre=PreprocessConfig(window=120, fps=25.0, min_frames=25, score_feature="mask", distances=False, slow_motion=0),
     train=TrainConfig(epochs=20, batch_size=64, seed=SEED, min_val_clips=10**9, label_smoothing=0.0, min_epoch_windows=512, **ONE_WIDE),
-    augment=AugmentConfig(short_crop_prob=0.0, speed_range=(0.85, 1.15), drop_joint_prob=0.0),
+    augment=AugmentConfig(
+        short_crop_prob=0.0, speed_range=(0.85, 1.15), drop_joint_prob=0.0, yaw_degrees=0.0, pitch_degrees=0.0, forward_speed=0.0
+    ),
 )
 
 

@@ -5,6 +5,7 @@ against hand-made annotations."""
 
 import importlib.util
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -103,6 +104,20 @@ def test_models_lists_what_each_built_in_is(tmp_path):
     (tmp_path / "falls").write_bytes(b"not a model")  # ./falls is that file, refused as it is
     proc = run_cli("export", "./falls", cwd=tmp_path)
     assert_user_error(proc, "falls")
+
+
+def test_the_built_in_recipe_is_the_one_its_weights_were_trained_with():
+    """scripts/train_builtin.py pins its recipe in full, so a change of the project's defaults (the view
+    augmentation of issue 37) does not change the shipped weights when they are rebuilt: what the
+    packaged model records of its training is that recipe, and settings added since are off in it."""
+    meta = load_checkpoint(builtin_path("falls")).meta
+    recipe = train_builtin.RECIPE
+    assert load_checkpoint(builtin_path("falls")).preprocess == recipe["pre"]
+    assert meta["train_config"] == asdict(recipe["train"])
+    pinned = asdict(recipe["augment"])
+    added = {key: pinned.pop(key) for key in set(pinned) - set(meta["augment"])}
+    assert pinned == meta["augment"]
+    assert added == {"yaw_degrees": 0.0, "pitch_degrees": 0.0, "forward_speed": 0.0}  # drawn not at all (augment.SpatialAugment)
 
 
 @pytest.mark.video

@@ -158,7 +158,10 @@ def test_padding_frames_hold_zero_features_whatever_they_contain():
 
 def _flip() -> SpatialAugment:
     """A spatial augmentation that only mirrors (no rotation, no scaling)."""
-    return SpatialAugment(AugmentConfig(rotate_degrees=0.0, scale_range=(1.0, 1.0), flip_prob=1.0), np.random.default_rng(0))
+    return SpatialAugment(
+        AugmentConfig(rotate_degrees=0.0, scale_range=(1.0, 1.0), flip_prob=1.0, yaw_degrees=0.0, pitch_degrees=0.0),
+        np.random.default_rng(0),
+    )
 
 
 def test_flipping_twice_gives_back_the_same_skeleton():
