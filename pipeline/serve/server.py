@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from actionlstm import console
 from actionlstm.errors import UserError, interrupt_name
-from actionlstm.paths import check_output_file
+from actionlstm.paths import check_output_file, check_writable_folder
 from pipeline.clock import iso_time
 from pipeline.privacy import check_privacy
 from pipeline.recognizer import ActionRecognizer
@@ -164,7 +164,10 @@ def check_sources(named: list[tuple[str, str]]) -> None:
 
 
 def check_sinks(settings: ServeSettings) -> None:
-    """Event files that can be written, URLs that can be reached: refused at start, not at the first event."""
+    """Event files and folders that can be written, URLs that can be reached: refused at start, not at the first event."""
+    for folder in (settings.snapshot_dir, settings.clip_dir):
+        if folder is not None:
+            check_writable_folder(Path(folder))
     for path in settings.events:
         check_output_file(path)
         if path.suffix.lower() != ".jsonl":

@@ -213,7 +213,7 @@ def test_idle_sockets_neither_lock_the_owner_out_nor_slow_a_source(hostile):
     assert all(closed_by_server(sock) for sock in silent + halves)
 
 
-def test_a_hostile_rules_file_or_token_file_is_one_line(tmp_path):
+def test_a_hostile_rules_file_token_file_or_folder_is_one_line(tmp_path):
     huge = tmp_path / "rules.yaml"
     huge.write_text("alerts:\n  - label: fall\n    prob: " + "9" * 400 + "\n")
     deep = tmp_path / "deep.yaml"
@@ -226,6 +226,8 @@ def test_a_hostile_rules_file_or_token_file_is_one_line(tmp_path):
         (["--token-file", empty], "is empty"),
         (["--token-file", tmp_path / "none"], "not found"),
         (["--token", "abcdefgh12", "--token-file", empty], "give one"),
+        (["--snapshot-dir", empty], "is a file, not a folder"),
+        (["--clip-dir", empty / "clips"], "cannot write to"),
     ]:
         proc = run_cli("serve", "0", "--checkpoint", "falls", *args)
         assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
