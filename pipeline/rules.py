@@ -134,14 +134,19 @@ def file_number(value: object, what: str, where: str) -> float:
         raise UserError(f"{where}: {what} is a number far too large") from None
 
 
+def check_keys(entry: dict, keys: tuple[str, ...], where: str, what: str) -> None:
+    """A table of a rules file holds only `keys` (a rule's, a zone's): a misspelt one is said, not ignored."""
+    unknown = sorted(set(entry) - set(keys))
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}' ({what} has {', '.join(keys[:-1])} and {keys[-1]})")
+
+
 def _rule_from_entry(entry: object, where: str) -> AlertRule:
     if isinstance(entry, str):
         return parse_rule(entry)
     if not isinstance(entry, dict):
         raise UserError(f"{where}: a rule is a string like 'fall>=0.8:1s' or a table with label, prob, seconds, cooldown")
-    unknown = sorted(set(entry) - {"label", "prob", "seconds", "cooldown"})
-    if unknown:
-        raise UserError(f"{where}: unknown key '{unknown[0]}' (a rule has label, prob, seconds and cooldown)")
+    check_keys(entry, ("label", "prob", "seconds", "cooldown"), where, "a rule")
     if not isinstance(entry.get("label"), str):
         raise UserError(f"{where}: a rule needs a label (a string; * for any)")
     values = {key: file_number(entry[key], key, where) for key in ("prob", "seconds") if key in entry}

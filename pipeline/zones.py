@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actionlstm.errors import UserError
-from pipeline.rules import ANY, file_number, read_rules_file
+from pipeline.rules import ANY, check_keys, file_number, read_rules_file
 
 _ZONE = re.compile(r"^(?:(?P<source>[A-Za-z0-9_-]{1,32})/)?(?P<name>[^=/:]+)=(?P<labels>[^:]+):(?P<points>.*)$")
 SYNTAX = "[SOURCE/]NAME=LABEL[,LABEL...]:X,Y X,Y X,Y... (e.g. 'bed=fall:0.1,0.5 0.6,0.5 0.6,0.9 0.1,0.9')"
@@ -118,9 +118,7 @@ def _zone_from_entry(entry: object, where: str) -> Zone:
         return parse_zone(entry)
     if not isinstance(entry, dict):
         raise UserError(f"{where}: a zone is a string like --zone takes or a table with name, labels, points (and source)")
-    unknown = sorted(set(entry) - {"name", "labels", "points", "source"})
-    if unknown:
-        raise UserError(f"{where}: unknown key '{unknown[0]}' (a zone has name, labels, points and source)")
+    check_keys(entry, ("name", "labels", "points", "source"), where, "a zone")
     name, labels, points, source = entry.get("name"), entry.get("labels"), entry.get("points"), entry.get("source")
     if not isinstance(name, str) or not (source is None or isinstance(source, str)):
         raise UserError(f"{where}: a zone's name (and source) are strings")

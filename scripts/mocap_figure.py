@@ -19,14 +19,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from actionlstm.mocap import Camera, list_takes, load_motion, render_take
-from actionlstm.skeleton import LIMBS
+from actionlstm.skeleton import LEFT, LIMBS
 
 CAMERAS = {
     "front (yaw 0, 1.2 m)": Camera(0, 1.2, 3.5),
     "side (yaw 90, 1.2 m)": Camera(90, 1.2, 3.5),
     "high (yaw 30, 2.5 m)": Camera(30, 2.5, 3.0),
 }
-LEFT = {1, 3, 5, 7, 9, 11, 13, 15}
 
 
 def draw(ax, keypoint: np.ndarray, score: np.ndarray, perfect: np.ndarray, camera: Camera) -> None:

@@ -22,9 +22,7 @@ import numpy as np
 from actionlstm.augment import turned as turned_camera
 from actionlstm.mocap import Camera, list_takes, load_motion, render_take
 from actionlstm.preprocess import normalize
-from actionlstm.skeleton import LIMBS
-
-LEFT = {1, 3, 5, 7, 9, 11, 13, 15}
+from actionlstm.skeleton import LEFT, LIMBS
 
 
 def normalised(take, yaw: float, motion) -> np.ndarray:

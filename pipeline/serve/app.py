@@ -36,13 +36,13 @@ from pipeline.serve.clips import ClipRecorder
 from pipeline.serve.guard import Guard, HostCheck
 from pipeline.serve.health import PATH as HEALTH_PATH
 from pipeline.serve.health import health
+from pipeline.serve.history import MAX_ID
 from pipeline.serve.hub import Hub
 from pipeline.serve.metrics import CONTENT_TYPE
 
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 BOUNDARY = "frame"
 MAX_EVENTS = 1000
-MAX_ID = 10**18 - 1  # ids are whole numbers of at most 18 digits (events: milliseconds since 1970 and a count)
 NO_STORE = {"Cache-Control": "no-store"}
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 TAIL_BYTES = 4 << 20  # the end of an events file that is read: its newest few thousand events
-MAX_ID = 10**18 - 1
+MAX_ID = 10**18 - 1  # ids are whole numbers of at most 18 digits (the clock in milliseconds and a count); the API refuses others
 
 
 def recent_events(path: Path, count: int | None = None) -> list[dict]:

@@ -260,7 +260,7 @@ def serve(specs: list[str], recognizer_settings: RecognizerSettings, settings: S
         sources = [SupervisedSource(spec, name, settings.loop, idle_wait, log) for name, spec in named]
         feeds = [SourceFeed(k, s, Timeline(settings.timeline_minutes * 60, settings.min_segment)) for k, s in enumerate(sources)]
         model = {"checkpoint": recognizer.checkpoint.name, "classes": recognizer.class_names, "about": recognizer.classifier.describe()}
-        hub = Hub(feeds, alerts, sinks, snapshots, model, earlier=earlier[-500:])
+        hub = Hub(feeds, alerts, sinks, snapshots, model, earlier=earlier)
         if settings.clips and alerts is not None:
             store = ClipStore(settings.clip_dir, settings.max_clips, settings.max_clip_age)
             clips = ClipRecorder(store, settings.clip_before, settings.clip_after, log)
