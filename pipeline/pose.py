@@ -31,8 +31,9 @@ from actionlstm.paths import cache_root, file_identity
 from pipeline.settings import CONF
 
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
-BACKENDS = ("auto", "torch", "openvino", "onnx")
-_RUNTIME_MODULE = {"openvino": "openvino", "onnx": "onnxruntime"}
+BACKENDS = ("auto", "torch", "openvino", "openvino-int8", "onnx")
+_RUNTIME_MODULE = {"openvino": "openvino", "openvino-int8": "nncf", "onnx": "onnxruntime"}
+_EXTRA = {"openvino": "openvino", "openvino-int8": "int8", "onnx": "onnx"}  # the pip extra that installs each
 # Frames per call when a file is read (`PoseEstimator.file_batch`): enough for the concurrent requests
 # of a few cores, few enough that 8 letterboxed frames (40 MB as float32) stay small.
 FILE_BATCH = 8
@@ -52,23 +53,33 @@ def resolve_pose_model(path: str | None) -> str:
     return DEFAULT_POSE_MODEL
 
 
-def choose_backend(backend: str, device: torch.device, weights: str) -> str:
-    """`auto`: PyTorch on CUDA (FP16), OpenVINO on the CPU when it is installed, else PyTorch."""
+def choose_backend(backend: str, device: torch.device, weights: str, int8: bool = False) -> str:
+    """`auto`: PyTorch on CUDA (FP16), OpenVINO on the CPU when it is installed, else PyTorch; with
+    `int8` (the live stages: `RecognizerSettings`) OpenVINO INT8 when NNCF is installed to make it.
+    Skeletons written to pickles (`extract`, `record`) stay FP32 unless INT8 is asked for by name."""
     if backend not in BACKENDS:
         raise UserError(f"unknown pose backend '{backend}' (choose from {', '.join(BACKENDS)})")
     if backend == "auto":
         exportable = Path(weights).suffix == ".pt" and Path(weights).is_file()
-        return "openvino" if device.type == "cpu" and exportable and importlib.util.find_spec("openvino") else "torch"
+        if device.type != "cpu" or not exportable or not importlib.util.find_spec("openvino"):
+            return "torch"
+        return "openvino-int8" if int8 and importlib.util.find_spec("nncf") else "openvino"
     if backend != "torch":
         if device.type != "cpu":
             raise UserError(f"the {backend} pose backend runs on the CPU; use --device cpu or --pose-backend torch")
         if importlib.util.find_spec(_RUNTIME_MODULE[backend]) is None:
             raise UserError(
-                f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: pip install 'actionlstm[{backend}]'"
+                f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: pip install 'actionlstm[{_EXTRA[backend]}]'"
             )
         if Path(weights).suffix != ".pt" or not Path(weights).is_file():
             raise UserError(f"the {backend} pose backend exports PyTorch weights (.pt), not {weights}")
     return backend
+
+
+def _export_folder(weights: str, imgsz: int) -> Path:
+    source = Path(weights)
+    key = hashlib.sha256(file_identity(source).encode()).hexdigest()[:12]
+    return cache_root() / "pose" / f"{source.stem}-{key}-{imgsz}"
 
 
 def exported_model(weights: str, backend: str, imgsz: int) -> str:
@@ -77,15 +88,17 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
     The export runs in a temporary folder (ultralytics writes beside the weights it loads) and is
     renamed into the cache when complete, so an interrupted export never leaves a broken model.
     """
+    if backend == "openvino-int8":
+        return int8_model(weights, imgsz)
     source = Path(weights)
-    key = hashlib.sha256(file_identity(source).encode()).hexdigest()[:12]
-    folder = cache_root() / "pose" / f"{source.stem}-{key}-{imgsz}"
+    folder = _export_folder(weights, imgsz)
     # ultralytics recognises the format by these names.
     target = folder / (f"{source.stem}.onnx" if backend == "onnx" else f"{source.stem}_openvino_model")
     if target.exists():
         return str(target)
     from ultralytics import YOLO
 
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)  # after the import, which sets it: the exporter's notes go
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
@@ -112,6 +125,42 @@ def exported_model(weights: str, backend: str, imgsz: int) -> str:
     return str(target)
 
 
+def int8_model(weights: str, imgsz: int, videos: list[Path] | None = None, remake: bool = False) -> str:
+    """The INT8 copy of the OpenVINO export (`pipeline.quantize`), made on first use and cached
+    beside it; `remake` makes it again and puts it in the old one's place (`actionlstm quantize-pose`).
+    Calibrated on `videos` (the user's footage) if given, else on generated frames. Made in a
+    temporary folder and renamed when complete, so an interrupted run leaves the old model whole."""
+    from pipeline import quantize
+
+    fp32 = Path(exported_model(weights, "openvino", imgsz))
+    target = fp32.parent / f"{Path(weights).stem}_int8_openvino_model"  # ultralytics knows an OpenVINO folder by its suffix
+    if target.exists() and not remake:
+        return str(target)
+    source = f"{len(videos)} video{'s' if len(videos) > 1 else ''}" if videos else "generated frames"
+    console.err.print(f"quantising {Path(weights).name} to INT8 at {imgsz} px on {source} (once; cached in {fp32.parent})")
+    frames = quantize.video_frames(videos) if videos else quantize.generated_frames()
+    try:
+        with tempfile.TemporaryDirectory(dir=fp32.parent) as tmp:
+            staged = Path(tmp) / target.name
+            staged.mkdir()
+            shutil.copy2(fp32 / "metadata.yaml", staged / "metadata.yaml")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    quantize.quantize_openvino(next(fp32.glob("*.xml")), staged / f"{Path(weights).stem}.xml", frames, imgsz)
+            except (OSError, UserError):
+                raise
+            except Exception as exc:  # NNCF raises many kinds for a model it cannot handle
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise UserError(f"quantising {Path(weights).name} failed: {why}") from None
+            if target.exists():  # replaced whole: the older model moves into the folder that is removed
+                os.replace(target, Path(tmp) / "old")
+            os.replace(staged, target)
+    except OSError as exc:
+        raise UserError(f"cannot write the INT8 pose model into {fp32.parent}: {exc.strerror or exc}") from None
+    return str(target)
+
+
 @dataclass
 class Detections:
     """The people YOLO-pose found in one frame, untracked, in the network's order."""
@@ -126,19 +175,22 @@ class Detections:
 
 
 class PoseEstimator:
-    """YOLO-pose, FP16 on CUDA: one frame in, its `Detections` out.
+    """YOLO-pose, FP16 on CUDA: one frame in, its `Detections` out. `int8` lets `backend="auto"`
+    choose OpenVINO INT8 on the CPU (`choose_backend`).
 
     Detections go down to `conf` 0.1 because ByteTrack's second stage uses the weak ones to keep
     tracks alive through blur and occlusion; the tracker decides which of them are people.
     """
 
-    def __init__(self, model_path: str | None, device: torch.device, imgsz: int = 640, conf: float = CONF, backend: str = "auto"):
+    def __init__(
+        self, model_path: str | None, device: torch.device, imgsz: int = 640, conf: float = CONF, backend: str = "auto", int8: bool = False
+    ):
         from ultralytics import YOLO
 
         logging.getLogger("ultralytics").setLevel(logging.WARNING)  # after the import, which sets it
 
         weights = resolve_pose_model(model_path)
-        self.backend = choose_backend(backend, device, weights)
+        self.backend = choose_backend(backend, device, weights, int8)
         runnable = weights if self.backend == "torch" else exported_model(weights, self.backend, imgsz)
         self.weights = weights
         self.device = device
@@ -152,7 +204,8 @@ class PoseEstimator:
             if getattr(self.model, "task", "pose") != "pose":
                 raise UserError(f"{weights} is a {self.model.task} model, not a pose model")
             self(np.zeros((imgsz, imgsz, 3), np.uint8))  # loads (and compiles) the network now, not on frame 1
-            self._requests = _ConcurrentRequests(self.model.predictor.model.backend, runnable) if self.backend == "openvino" else None
+            openvino = self.backend.startswith("openvino")
+            self._requests = _ConcurrentRequests(self.model.predictor.model.backend, runnable) if openvino else None
         except UserError:
             raise
         except Exception as exc:  # ultralytics raises many kinds for a bad or unreachable file

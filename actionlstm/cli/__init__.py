@@ -5,7 +5,7 @@
     live.py     run, record, timeline
     camera.py   check-camera
     serve.py    serve
-    models.py   models, export
+    models.py   models, export, quantize-pose
     demo.py     demo
 
 Each command parses its options, calls the library (`actionlstm`, `pipeline`) and prints.

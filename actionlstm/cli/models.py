@@ -1,4 +1,4 @@
-"""Commands on models: the built-in ones (`models`), and export to ONNX Runtime or OpenVINO."""
+"""Commands on models: the built-in ones (`models`), export to ONNX Runtime or OpenVINO, the INT8 pose model (`quantize-pose`)."""
 
 import json
 import sys
@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from actionlstm import console
 from actionlstm.builtin import resolve_checkpoint
-from actionlstm.cli.options import JsonOpt, command
+from actionlstm.cli.options import JsonOpt, PoseModelOpt, command
 from actionlstm.errors import UserError
 from actionlstm.paths import check_output_file, check_writable_folder
 
@@ -94,3 +94,27 @@ def export(
         raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
     shown = escape(str(target))
     console.out.print(f"wrote {shown} ({fmt}; {len(clf.class_names)} classes); run it with --checkpoint {shown}", soft_wrap=True)
+
+
+@command
+def quantize_pose(
+    videos: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Your cameras' footage to calibrate on (a few minutes of the rooms, people in them); none: generated frames."),
+    ] = None,
+    pose_model: PoseModelOpt = None,
+    imgsz: Annotated[int, typer.Option("--imgsz", min=32, help="Pose inference size in pixels, as run and serve will use it.")] = 640,
+) -> None:
+    """Make the INT8 pose model (`--pose-backend openvino-int8`, auto's choice for run and serve on the CPU)
+    again, calibrated on your own footage; it replaces the cached one for these weights and size."""
+    import torch
+
+    from pipeline.pose import choose_backend, int8_model, resolve_pose_model
+    from pipeline.sources import check_source
+
+    for video in videos or []:
+        check_source(str(video))
+    weights = resolve_pose_model(pose_model)
+    choose_backend("openvino-int8", torch.device("cpu"), weights)  # nncf missing, or weights it cannot export: one line now
+    made = int8_model(weights, imgsz, list(videos) if videos else None, remake=True)
+    console.out.print(f"wrote {escape(made)}; run and serve use it with --pose-backend auto or openvino-int8 at --imgsz {imgsz}")
