@@ -94,8 +94,10 @@ class VideoOutput(_AtomicOutput):
     """The annotated video. Its size is the first frame's (later frames of another size are resized).
 
     A file source is written at its own frame rate, frame for frame. A live source (`live=True`) is
-    written at the rate measured over its first second and kept to the capture clock, so a 10 s
-    capture plays for 10 s however fast the pipeline ran.
+    written at the camera's rate measured over its first second (from the frames' capture numbers,
+    which count the frames the pipeline dropped or the motion gate held back too) and kept to the
+    capture clock, so a 10 s capture plays for 10 s however fast the pipeline ran, and a run that
+    starts on an empty room (posed twice a second) still records people at the camera's rate.
     """
 
     def __init__(self, path: Path, fps: float, live: bool = False):
@@ -106,15 +108,16 @@ class VideoOutput(_AtomicOutput):
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None  # width, height
         self.frames = 0  # frames written to the file
-        self._held: list[tuple[float, np.ndarray]] = []  # live frames held back while the rate is measured
+        self._held: list[tuple[float, int | None, np.ndarray]] = []  # live frames held back while the rate is measured
         self._start = 0.0  # capture time of the first frame
 
-    def write(self, image: np.ndarray, timestamp: float = 0.0) -> None:
+    def write(self, image: np.ndarray, timestamp: float = 0.0, index: int | None = None) -> None:
+        """One frame; a live one with its capture time and, if known, its capture number."""
         if not self.live:
             self._encode(image, 1)
             return
         if self.writer is None:
-            self._held.append((timestamp, image.copy()))
+            self._held.append((timestamp, index, image.copy()))
             span = timestamp - self._held[0][0]
             if span >= RATE_PROBE_SECONDS or len(self._held) >= RATE_PROBE_FRAMES:
                 self._flush_held()
@@ -127,11 +130,13 @@ class VideoOutput(_AtomicOutput):
         """Fix the live rate from the held frames, then write them to the clock."""
         held, self._held = self._held, []
         span = held[-1][0] - held[0][0]
-        if len(held) > 1 and span > 0:
-            self.fps = float(np.clip(round((len(held) - 1) / span, 1), 1.0, MAX_LIVE_FPS))
+        numbered = all(index is not None for _, index, _ in held)
+        frames = held[-1][1] - held[0][1] if numbered else len(held) - 1
+        if frames > 0 and span > 0:
+            self.fps = float(np.clip(round(frames / span, 1), 1.0, MAX_LIVE_FPS))
         self._start = held[0][0]
-        self._open(held[0][1])
-        for timestamp, image in held:
+        self._open(held[0][2])
+        for timestamp, _, image in held:
             self.write(image, timestamp)
 
     def _open(self, image: np.ndarray) -> None:

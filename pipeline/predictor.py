@@ -27,6 +27,7 @@ import numpy as np
 from actionlstm.background import in_background
 from pipeline.actions import ActionRuntime, LabelProb, LabelState
 from pipeline.buffers import TrackBuffers
+from pipeline.motion import MotionGate
 from pipeline.overlay import Overlay
 from pipeline.pose import Detections, PoseEstimator
 from pipeline.privacy import plain_canvas
@@ -116,6 +117,10 @@ class ActionPipeline:
 
     `private` (privacy mode, `pipeline.privacy`): each result's image is a plain canvas of the
     frame's size with the overlay drawn on it; the camera's frame goes to pose and tracking only.
+
+    `idle_fps` (live sources only; 0 = off): a camera where nothing moves and nobody is in view runs
+    the pose network that many times a second (`pipeline.motion`); the frames held back give no
+    result. `gates[k]` counts source k's frames checked and held back.
     """
 
     def __init__(
@@ -126,6 +131,7 @@ class ActionPipeline:
         overlay: Overlay | None = None,
         note: str = "",
         private: bool = False,
+        idle_fps: float = 0.0,
     ):
         self.pose = pose
         self.tracker = tracker
@@ -133,6 +139,8 @@ class ActionPipeline:
         self.overlay = overlay
         self.note = note
         self.private = private
+        self.idle_fps = idle_fps
+        self.gates: dict[int, MotionGate] = {}
 
     def stream(self, source: FrameSource) -> Iterator[FrameResult]:
         """One result per frame of `source`."""
@@ -146,9 +154,15 @@ class ActionPipeline:
         persons in one pass. A source that ends or drops leaves the others running.
 
         A source may also yield a `Signal`: IDLE (no new frame yet) leaves it out of a step, RESTART
-        gives it a new tracker, buffers and labels from its next frame on (`result.session` counts up)."""
-        lanes = [self._lane(k, source) for k, source in enumerate(sources)]
+        gives it a new tracker, buffers and labels from its next frame on (`result.session` counts up).
+
+        Several live sources are polled (`FrameSource.polled`): a step takes the newest frame of
+        each source that has one, so a slow or silent camera never holds up the others, and every
+        source with a frame (and, with `idle_fps`, a reason for pose) is served in every step."""
+        self.gates = {}
         wait = not all(source.is_live for source in sources)  # files: labels exactly as of their own frame
+        poll = not wait and len(sources) > 1
+        lanes = [self._lane(k, source, source.polled() if poll else None) for k, source in enumerate(sources)]
         fps = math.nan
         last = time.perf_counter()
         # Step t+1 is decoded and run through the pose network while step t is tracked, labelled
@@ -221,7 +235,9 @@ class ActionPipeline:
         if first:
             self.actions.reset()
         labels = self.actions.state if first else LabelState()
-        return _Lane(index, source, iter(source) if frames is None else frames, tracker, buffers, labels, session)
+        gate = self.gates.setdefault(index, MotionGate(self.idle_fps if source.is_live else 0.0))
+        gate.previous = None  # a new session's first frame always goes to pose
+        return _Lane(index, source, iter(source) if frames is None else frames, tracker, buffers, labels, gate, session)
 
     def _detect(self, lanes: list["_Lane"]) -> Iterator["_Step"]:
         """The next frame of every running source and their detections, until every source has ended;
@@ -237,7 +253,7 @@ class ActionPipeline:
                     running.remove(lane)
                 elif frame is Signal.RESTART:
                     running[running.index(lane)] = self._lane(lane.index, lane.source, lane.frames, lane.session + 1)
-                elif frame is not Signal.IDLE:
+                elif frame is not Signal.IDLE and lane.gate.needs_pose(frame.image, frame.timestamp, len(lane.buffers) > 0):
                     frames.append((lane, frame))
             if not frames:
                 if running:  # handed over empty, so the consumer can stop the thread while all are idle
@@ -260,6 +276,7 @@ class _Lane:
     tracker: Tracker
     buffers: TrackBuffers
     labels: LabelState
+    gate: MotionGate
     session: int = 0
 
 

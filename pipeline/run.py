@@ -73,7 +73,7 @@ class SourceRun:
         encode_start = time.perf_counter()
         with interrupts_held():  # the video and the JSONL hold the same frames, however a run is stopped
             if self.video is not None:
-                self.video.write(result.image, result.time)
+                self.video.write(result.image, result.time, result.frame)
             if self.records is not None:
                 self.records.write(result.to_json(keypoints=self.jsonl_keypoints))
             if self.alerts is not None:

@@ -98,6 +98,11 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame | Signal]:
         raise NotImplementedError
 
+    def polled(self) -> Iterator[Frame | Signal]:
+        """The frames as iterating gives them, but never waiting for one: `Signal.IDLE` while no new
+        frame has come (live sources), so a run of several sources can go on with the others."""
+        return iter(self)
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -333,6 +338,16 @@ class LiveSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.newest()) is not None:
             yield frame
+
+    def polled(self) -> Iterator[Frame | Signal]:
+        while True:
+            frame = self.newest(timeout=0.0)
+            if frame is not None:
+                yield frame
+            elif self.ended:
+                return
+            else:
+                yield Signal.IDLE
 
     def _fresh(self) -> bool:
         return self._latest is not None and self._latest.index > self._consumed

@@ -122,6 +122,13 @@ class SupervisedSource(FrameSource):
             self.log(f"source {self.name} ({self.shown}) is back after {outage.end - outage.start:.1f} s")
 
     def __iter__(self) -> Iterator[Frame | Signal]:
+        return self._frames(self.idle_wait)
+
+    def polled(self) -> Iterator[Frame | Signal]:
+        return self._frames(0.0)
+
+    def _frames(self, wait: float) -> Iterator[Frame | Signal]:
+        """Frames, RESTART at each new opening or replay, and IDLE after `wait` seconds without a frame."""
         seen = lap = 0
         while True:
             with self._lock:
@@ -131,11 +138,11 @@ class SupervisedSource(FrameSource):
                 yield Signal.RESTART
                 continue
             if live is None:
-                if self._finished or self._stop.wait(self.idle_wait):
+                if self._finished or self._stop.wait(wait):
                     return
                 yield Signal.IDLE
                 continue
-            frame = live.newest(timeout=self.idle_wait)
+            frame = live.newest(timeout=wait)
             if frame is None:
                 yield Signal.IDLE
                 continue
