@@ -53,7 +53,7 @@ class ActionRecognizer:
             always a file); or a whole `RecognizerSettings`.
         **settings: the other `RecognizerSettings`, by name, as `actionlstm run` takes them: device,
             pose_model, pose_backend, imgsz, conf, tracker, lost_seconds, classifier_backend, stride,
-            smoothing, min_seconds, min_prob (with a `RecognizerSettings`, they replace its own).
+            smoothing, min_seconds, min_prob, idle_fps (with a `RecognizerSettings`, they replace its own).
         draw: annotate `result.image` (skeletons, ids, Top-5 panels).
         note: text for the overlay's header; by default a warning when the checkpoint was trained on
             the generated sample, whose labels are no real actions.
@@ -83,7 +83,7 @@ class ActionRecognizer:
         pose, tracker = s.build()
         if note is None:
             note = SAMPLE_MODEL_NOTE if self.classifier.synthetic else ""
-        self.pipeline = ActionPipeline(pose, tracker, actions, Overlay() if draw else None, note, private)
+        self.pipeline = ActionPipeline(pose, tracker, actions, Overlay() if draw else None, note, private, s.idle_fps)
 
     @property
     def class_names(self) -> list[str]:

@@ -31,8 +31,9 @@ def actionlstm(*args: object) -> str:
     return proc.stdout
 
 
-def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device: str) -> dict:
-    """Run the live pipeline over each video; per-frame top-1 of its main person against the true label."""
+def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device: str, pose_backend: str) -> dict:
+    """Run the live pipeline over each video, with the pose stage `run` builds (INT8 under `auto` on
+    the CPU when nncf is installed); per-frame top-1 of its main person against the true label."""
     from actionlstm.checkpoint import load_checkpoint
     from actionlstm.device import resolve_device
     from pipeline.actions import ActionRuntime
@@ -43,7 +44,8 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
 
     dev = resolve_device(device)
     clf = load_checkpoint(checkpoint, dev)
-    pipeline = ActionPipeline(PoseEstimator(None, dev), Tracker(), ActionRuntime(clf, dev))
+    pose = PoseEstimator(None, dev, backend=pose_backend, int8=True)
+    pipeline = ActionPipeline(pose, Tracker(), ActionRuntime(clf, dev))
     per_video = []
     for path, truth in videos:
         with VideoFileSource(path) as source:
@@ -58,6 +60,7 @@ def live_frame_accuracy(checkpoint: Path, videos: list[tuple[Path, str]], device
         per_video.append({"video": path.name, "truth": truth, "labelled": len(labels), "correct": correct, "frames": len(frames)})
     labelled = sum(v["labelled"] for v in per_video)
     return {
+        "pose_backend": pose.backend,
         "frame_top1": sum(v["correct"] for v in per_video) / max(labelled, 1),
         "labelled_frames": labelled,
         "frames": sum(v["frames"] for v in per_video),
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--out", type=Path, default=Path("runs/own_data_eval"))
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--pose-backend", default="auto", help="of the live run (extraction keeps its own FP32 default)")
     parser.add_argument("--train-args", default="", help="extra `actionlstm train` options, e.g. '--epochs 30'")
     args = parser.parse_args()
 
@@ -100,7 +104,7 @@ def main() -> None:
     video_of = dict(zip(frame_dirs(videoset.videos, videoset.class_names), videoset.videos))
     test_videos = [(video_of[name].path, videoset.class_names[video_of[name].label]) for name in load_pickle(data)["split"]["test1"]]
     started = time.perf_counter()
-    live = live_frame_accuracy(checkpoint, test_videos, args.device)
+    live = live_frame_accuracy(checkpoint, test_videos, args.device, args.pose_backend)
     timings["live_s"] = time.perf_counter() - started
 
     for v in live["videos"]:

@@ -294,16 +294,21 @@ def loso_models(pickle: Path, folder: Path) -> dict[str, Path]:
 
 
 def replay_held_out(
-    data: Path, annotations: dict[str, list[Segment]], models: dict[str, Path], seen: Callable[[Path], Path] = lambda video: video
+    data: Path,
+    annotations: dict[str, list[Segment]],
+    models: dict[str, Path],
+    seen: Callable[[Path], Path] = lambda video: video,
+    pose_backend: str = "auto",
 ) -> dict:
     """Each subject's clips run live through the model trained without them, as `run CLIP --checkpoint
-    falls --alert fall` runs them; `seen(clip)` is the file played: the clip itself, or the clip as
-    another camera would show it (scripts/camera_study.py)."""
+    falls --alert fall` runs them (`pose_backend` auto: INT8 on the CPU where nncf is installed, as
+    `run` does); `seen(clip)` is the file played: the clip itself, or the clip as another camera
+    would show it (scripts/camera_study.py)."""
     from pipeline.recognizer import ActionRecognizer
 
     clips, floor = [], read_floor_times()
     for subject, checkpoint in models.items():
-        rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False)  # one pose stage for all of the subject's clips
+        rec = ActionRecognizer(str(checkpoint), device="cpu", draw=False, pose_backend=pose_backend)  # one pose stage for the subject
         for video in sorted((data / "fall").glob(f"{subject}_*.mp4")) + sorted((data / "adl").glob(f"{subject}_*.mp4")):
             events, share = live_events(rec, seen(video))
             onset = fall_start(annotations.get(video.stem, []))

@@ -131,7 +131,12 @@ SETTING_OPTIONS: dict[str, Any] = {
     "checkpoint": CheckpointOpt,
     "pose_model": PoseModelOpt,
     "pose_backend": Annotated[
-        str, typer.Option("--pose-backend", help="auto (OpenVINO on CPU, PyTorch FP16 on CUDA), torch, openvino or onnx.")
+        str,
+        typer.Option(
+            "--pose-backend",
+            help="auto (OpenVINO on CPU, INT8 for run and serve when nncf is installed; PyTorch FP16 on CUDA), "
+            "torch, openvino, openvino-int8 or onnx.",
+        ),
     ],
     "classifier_backend": Annotated[
         str,
@@ -149,6 +154,15 @@ SETTING_OPTIONS: dict[str, Any] = {
         float | None, typer.Option("--min-seconds", min=0.0, help="Buffered span before a person is classified (default 1 s).")
     ],
     "imgsz": Annotated[int, typer.Option("--imgsz", min=32, help="Pose inference size in pixels; smaller frames are scaled up to it.")],
+    "idle_fps": Annotated[
+        float,
+        typer.Option(
+            "--idle-fps",
+            min=0.0,
+            help="Live sources: pose runs this many times a second while nothing moves and nobody is in view, "
+            "at the full rate otherwise (0 = every frame). Files: every frame.",
+        ),
+    ],
     "conf": Annotated[
         float,
         typer.Option(
