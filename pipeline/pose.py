@@ -13,10 +13,12 @@ file and image size with ultralytics' own exporter and cached (see `exported_mod
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from actionlstm import console
+from actionlstm.atomic import write_json
 from actionlstm.errors import UserError
 from actionlstm.paths import cache_root, file_identity
 from pipeline.settings import CONF
@@ -203,9 +206,13 @@ class PoseEstimator:
             self.model = YOLO(runnable, task="pose")
             if getattr(self.model, "task", "pose") != "pose":
                 raise UserError(f"{weights} is a {self.model.task} model, not a pose model")
+            threads = torch.get_num_threads()  # the process's budget (extraction workers lower it)
             self(np.zeros((imgsz, imgsz, 3), np.uint8))  # loads (and compiles) the network now, not on frame 1
+            # ultralytics' device choice sets torch to the cores less one, which keeps torch's idle threads
+            # from spinning on cores OpenVINO needs; a budget set lower than that stands.
+            torch.set_num_threads(min(threads, torch.get_num_threads()))
             openvino = self.backend.startswith("openvino")
-            self._requests = _ConcurrentRequests(self.model.predictor.model.backend, runnable) if openvino else None
+            self._requests = _ConcurrentRequests(self.model.predictor.model.backend, runnable, threads) if openvino else None
         except UserError:
             raise
         except Exception as exc:  # ultralytics raises many kinds for a bad or unreachable file
@@ -238,29 +245,60 @@ class _ConcurrentRequests:
     keeps doing the letterbox, NMS and scaling while the network runs faster on batches.
 
     One frame runs on ultralytics' own LATENCY-compiled model (all cores on one request: the
-    quickest answer for a live frame). A batch of frames runs on a copy compiled for THROUGHPUT (a
-    stream per core or so), one synchronous request per stream on threads of their own: small
-    networks like yolo11n-pose keep more cores busy that way, about 1.3x the frames per second on 2
-    cores, and the outputs are the same bits. Synchronous requests on threads, not OpenVINO's
-    AsyncInferQueue, which ultralytics stopped using after it hung on some CPUs (ultralytics#25923).
-    The copy uses the process's thread budget (`torch.get_num_threads()`, which extraction workers
-    lower), so worker processes do not oversubscribe the cores, and leaves its threads unpinned: on
-    a machine shared with other work, a thread pinned to a busy core waits (measured about 10%
-    faster unpinned on this project's shared 2-core machine).
+    quickest answer for a live frame). A batch of frames (several cameras', or a file's) runs the
+    faster of two ways on this machine, measured once per model and machine and kept beside the
+    model (`batching.json`): one frame after another on that model, or on a copy compiled for
+    THROUGHPUT (a stream per core or so), one synchronous request per stream on threads of their
+    own. The second ran small networks like yolo11n-pose about 1.3x faster on a 2-core CPU with
+    AVX-512; on this project's later 2-core AVX2 machine it ran them 1.6x slower than the first
+    (`docs/cameras.md`). Both give the same bits as one frame at a time. Synchronous requests on
+    threads, not OpenVINO's AsyncInferQueue, which ultralytics stopped using after it hung on some
+    CPUs (ultralytics#25923). The copy uses the process's thread budget (`threads`: torch's before
+    ultralytics changed it, which extraction workers lower), so worker processes do not oversubscribe
+    the cores, and leaves its threads unpinned: on a machine shared with other work, a thread pinned
+    to a busy core waits.
     """
 
-    def __init__(self, backend, model_folder: str):
+    def __init__(self, backend, model_folder: str, threads: int):
         import openvino as ov
 
         self.backend = backend
         self.latency = backend.ov_compiled_model
-        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": torch.get_num_threads(), "ENABLE_CPU_PINNING": False}
+        core = ov.Core()
+        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False}
         xml = next(Path(model_folder).glob("*.xml"))
-        self.throughput = ov.Core().compile_model(str(xml), "CPU", config)
+        self.throughput = core.compile_model(str(xml), "CPU", config)
         streams = self.throughput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         self.requests = [self.throughput.create_infer_request() for _ in range(streams)]
         self.pool = ThreadPoolExecutor(streams, thread_name_prefix="openvino")
+        machine = f"{core.get_property('CPU', 'FULL_DEVICE_NAME')}, {os.cpu_count()} cores, {threads} threads"
+        self.one_by_one = self._faster_one_by_one(Path(model_folder) / "batching.json", machine)
         backend.ov_compiled_model = self
+
+    def _faster_one_by_one(self, record: Path, machine: str) -> bool:
+        """Whether a batch runs faster one frame after another than on the THROUGHPUT copy: read from
+        `record` when it was measured on this machine, else timed now (twice each way, on blank
+        frames; about a second) and written there."""
+        try:
+            known = json.loads(record.read_text())
+            if known.get("machine") == machine:
+                return bool(known["one_by_one"])
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+        blank = np.zeros((2 * len(self.requests), *list(self.latency.inputs[0].shape)[1:]), np.float32)
+        seconds = {}
+        for way in (self._one_after_another, self._concurrently):
+            way(blank)  # the first call of a compiled model sets itself up
+            start = time.perf_counter()
+            way(blank)
+            way(blank)
+            seconds[way] = time.perf_counter() - start
+        one_by_one = seconds[self._one_after_another] <= seconds[self._concurrently]
+        try:
+            write_json({"machine": machine, "one_by_one": one_by_one}, record)
+        except OSError:
+            pass  # measured again next time
+        return one_by_one
 
     def expect(self, frames: int) -> None:
         """Have ultralytics hand the next call's `frames` frames over as one batch instead of
@@ -270,6 +308,13 @@ class _ConcurrentRequests:
     def __call__(self, images: np.ndarray) -> dict:
         if len(images) == 1:
             return self.latency(images)
+        return self._one_after_another(images) if self.one_by_one else self._concurrently(images)
+
+    def _one_after_another(self, images: np.ndarray) -> dict:
+        outputs = [self.latency(images[i : i + 1]) for i in range(len(images))]
+        return {port: np.concatenate([output[port] for output in outputs]) for port in self.latency.outputs}
+
+    def _concurrently(self, images: np.ndarray) -> dict:
         shares = [range(i, len(images), len(self.requests)) for i in range(len(self.requests))]
         done = self.pool.map(lambda request, rows: [(i, _infer(request, images[i : i + 1])) for i in rows], self.requests, shares)
         outputs = dict(pair for share in done for pair in share)

@@ -108,7 +108,7 @@ def test_polled_sources_never_wait_for_a_silent_camera(trained_checkpoint, pose_
             if time.monotonic() - start > 3.5:
                 break
     assert counts[1] <= 5
-    assert counts[0] >= 15, counts  # about 35 frames came in 3.5 s; in turn, fewer than 5 would have been taken
+    assert counts[0] >= 10, counts  # 35 frames came in 3.5 s; read in turn, no more than the slow camera's 4 or 5
 
 
 def test_auto_chooses_int8_for_the_live_stages_only():
