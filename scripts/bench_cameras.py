@@ -53,7 +53,7 @@ LEVERS = {
     "all": {"pose_backend": "openvino-int8", "imgsz": 320, "idle_fps": 2.0, "polled": True},
 }
 BUSY = ["videos/basketball_2people.mp4", "falls/adl/S1_ADL_10.mp4", "falls/adl/S3_ADL_07.mp4", "actions/A1/PS7A1P1T1.avi"]
-EMPTY_FROM = ["videos/basketball_2people.mp4", "falls/adl/S1_ADL_16.mp4", "falls/adl/S3_ADL_19.mp4", "falls/fall/S2_Fall_12.mp4"]
+EMPTY_FROM = ["videos/basketball_2people.mp4", "falls/adl/S3_ADL_19.mp4", "falls/fall/S2_Fall_12.mp4", "falls/fall/S2_Fall_13.mp4"]
 WALK_IN_FROM = "falls/adl/S1_ADL_10.mp4"
 WALK_IN_AFTER = 4.0  # seconds of empty scene before the people of the walk-in clip appear
 
