@@ -36,7 +36,7 @@ from pipeline.settings import CONF
 DEFAULT_POSE_MODEL = "yolo11n-pose.pt"
 BACKENDS = ("auto", "torch", "openvino", "openvino-int8", "onnx")
 _RUNTIME_MODULE = {"openvino": "openvino", "openvino-int8": "nncf", "onnx": "onnxruntime"}
-_EXTRA = {"openvino": "openvino", "openvino-int8": "int8", "onnx": "onnx"}  # the pip extra that installs each
+_INSTALL = {"openvino": "pip install openvino", "openvino-int8": "pip install nncf", "onnx": "pip install 'actionlstm[onnx]'"}
 # Frames per call when a file is read (`PoseEstimator.file_batch`): enough for the concurrent requests
 # of a few cores, few enough that 8 letterboxed frames (40 MB as float32) stay small.
 FILE_BATCH = 8
@@ -58,7 +58,7 @@ def resolve_pose_model(path: str | None) -> str:
 
 def choose_backend(backend: str, device: torch.device, weights: str, int8: bool = False) -> str:
     """`auto`: PyTorch on CUDA (FP16), OpenVINO on the CPU when it is installed, else PyTorch; with
-    `int8` (the live stages: `RecognizerSettings`) OpenVINO INT8 when NNCF is installed to make it.
+    `int8` (the live stages: `RecognizerSettings`) OpenVINO INT8, where NNCF is there to make it.
     Skeletons written to pickles (`extract`, `record`) stay FP32 unless INT8 is asked for by name."""
     if backend not in BACKENDS:
         raise UserError(f"unknown pose backend '{backend}' (choose from {', '.join(BACKENDS)})")
@@ -71,9 +71,7 @@ def choose_backend(backend: str, device: torch.device, weights: str, int8: bool 
         if device.type != "cpu":
             raise UserError(f"the {backend} pose backend runs on the CPU; use --device cpu or --pose-backend torch")
         if importlib.util.find_spec(_RUNTIME_MODULE[backend]) is None:
-            raise UserError(
-                f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: pip install 'actionlstm[{_EXTRA[backend]}]'"
-            )
+            raise UserError(f"the {backend} pose backend needs the '{_RUNTIME_MODULE[backend]}' package: {_INSTALL[backend]}")
         if Path(weights).suffix != ".pt" or not Path(weights).is_file():
             raise UserError(f"the {backend} pose backend exports PyTorch weights (.pt), not {weights}")
     return backend

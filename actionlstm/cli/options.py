@@ -134,7 +134,7 @@ SETTING_OPTIONS: dict[str, Any] = {
         str,
         typer.Option(
             "--pose-backend",
-            help="auto (OpenVINO on CPU, INT8 for run and serve when nncf is installed; PyTorch FP16 on CUDA), "
+            help="auto (OpenVINO on CPU, INT8 for run and serve, FP32 for extract and record; PyTorch FP16 on CUDA), "
             "torch, openvino, openvino-int8 or onnx.",
         ),
     ],
