@@ -35,7 +35,8 @@ def floor_time(clip: str) -> float:
 
 @pytest.fixture(scope="module")
 def checked(_session_cache) -> dict:
-    """`check-camera ADL FALL --checkpoint falls --pose-backend openvino --json`, run once (the pose model exported once for the session)."""
+    """`check-camera ADL FALL --checkpoint falls --pose-backend openvino --json`, run once (the pose model
+    exported once for the session)."""
     if not (ADL.exists() and FALL.exists()):
         pytest.skip("the GMDCSA24 clips in ../shared/data/falls are not there")
     with pytest.MonkeyPatch.context() as patch, one_thread():  # module fixtures run before the per-test private cache is set
