@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from actionlstm.builtin import builtin_path
+from pipeline.outputs import VideoOutput
 from pipeline.pose import PoseEstimator
 from pipeline.recognizer import ActionRecognizer
 from pipeline.sources import LiveSource, VideoFileSource
@@ -70,11 +71,12 @@ def read(path: Path, width: int) -> tuple[list[np.ndarray], float]:
 
 
 def write(path: Path, frames: list[np.ndarray], fps: float) -> str:
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    """`frames` as a video `run` would write (MJPG for .avi)."""
+    video = VideoOutput(path, fps)
     for frame in frames:
-        writer.write(frame)
-    writer.release()
+        video.write(frame)
+    video.close()
+    video.publish()
     return str(path)
 
 
