@@ -248,8 +248,8 @@ class _ConcurrentRequests:
     model (`batching.json`): one frame after another on that model, or on a copy compiled for
     THROUGHPUT (a stream per core or so), one synchronous request per stream on threads of their
     own. The second ran small networks like yolo11n-pose about 1.3x faster on a 2-core CPU with
-    AVX-512; on this project's later 2-core AVX2 machine it ran them 1.6x slower than the first
-    (`docs/cameras.md`). Both give the same bits as one frame at a time. Synchronous requests on
+    AVX-512; on this project's later 2-core AVX2 machine, with the copy on one thread, 1.6x slower
+    than the first (`docs/cameras.md`). Both give the same bits as one frame at a time. Synchronous requests on
     threads, not OpenVINO's AsyncInferQueue, which ultralytics stopped using after it hung on some
     CPUs (ultralytics#25923). The copy uses the process's thread budget (`threads`: torch's before
     ultralytics changed it, which extraction workers lower), so worker processes do not oversubscribe

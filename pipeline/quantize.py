@@ -1,7 +1,7 @@
 """INT8 YOLO-pose for OpenVINO: NNCF post-training quantisation of the FP32 export.
 
 On CPUs the network is most of a frame's cost (`pipeline.pose`); its INT8 copy runs yolo11n-pose
-about 1.2x faster on this project's 2-core machine (no VNNI) and more where the CPU has VNNI or
+about 1.4x faster on this project's 2-core machine (no VNNI; 1.46x in batches of four) and more where the CPU has VNNI or
 AMX, with keypoints within about 1% of a person's height of FP32's (`scripts/int8_agreement.py`).
 
 Quantisation needs frames that look like what the camera will show, to set each layer's range.
